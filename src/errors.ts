@@ -1,0 +1,151 @@
+/**
+ * The one error type of pairlink. Every failure the user can meet carries a
+ * code; ERROR_TABLE maps it to the exit code of SPEC.md and a one-line hint.
+ * Only src/cli/ prints errors or sets the exit code.
+ */
+
+export type ErrorCode =
+	| "internal"
+	| "usage"
+	| "connect-failed"
+	| "timeout"
+	| "protocol"
+	| "frame-too-large"
+	| "not-trusted"
+	| "no-certificate"
+	| "fingerprint-changed"
+	| "wrong-code"
+	| "code-expired"
+	| "code-used"
+	| "no-code"
+	| "pairing-busy"
+	| "unknown-device"
+	| "ambiguous-device"
+	| "state-corrupt"
+	| "refused"
+	| "not-found"
+	| "exists"
+	| "permission"
+	| "invalid-path"
+	| "integrity"
+	| "disk-full"
+	| "interrupted";
+
+export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
+
+export const EXIT = {
+	ok: 0,
+	internal: 1,
+	usage: 2,
+	connection: 3,
+	auth: 4,
+	refused: 5,
+	transfer: 6,
+} as const satisfies Record<string, ExitCode>;
+
+interface ErrorInfo {
+	exit: ExitCode;
+	hint: string;
+}
+
+// `satisfies Record<ErrorCode, …>` makes tsc reject a code without an entry.
+export const ERROR_TABLE = {
+	internal: {
+		exit: EXIT.internal,
+		hint: "This is a bug in pairlink; run again with --debug and report it.",
+	},
+	usage: { exit: EXIT.usage, hint: "See --help for the command's usage." },
+	"connect-failed": {
+		exit: EXIT.connection,
+		hint: "Check the address and that `pairlink serve` runs there.",
+	},
+	timeout: {
+		exit: EXIT.connection,
+		hint: "The peer did not answer in time; check the network and try again.",
+	},
+	protocol: {
+		exit: EXIT.connection,
+		hint: "The peer spoke an unexpected protocol; are both sides running pairlink of the same version?",
+	},
+	"frame-too-large": {
+		exit: EXIT.connection,
+		hint: "The peer sent an oversized frame; are both sides running pairlink?",
+	},
+	"not-trusted": {
+		exit: EXIT.auth,
+		hint: "Pair first: run `pairlink code` (or `serve`) on the server and `pairlink pair HOST` here.",
+	},
+	"no-certificate": {
+		exit: EXIT.auth,
+		hint: "The peer presented no certificate; it is not a pairlink device.",
+	},
+	"fingerprint-changed": {
+		exit: EXIT.auth,
+		hint: "If the device was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
+	},
+	"wrong-code": { exit: EXIT.auth, hint: "Check the code shown by the server and try again." },
+	"code-expired": {
+		exit: EXIT.auth,
+		hint: "Create a new code with `pairlink code` on the server.",
+	},
+	"code-used": { exit: EXIT.auth, hint: "Create a new code with `pairlink code` on the server." },
+	"no-code": {
+		exit: EXIT.auth,
+		hint: "The server has no pending pairing code; run `pairlink code` there.",
+	},
+	"pairing-busy": {
+		exit: EXIT.auth,
+		hint: "Another device is pairing right now; try again in a moment.",
+	},
+	"unknown-device": {
+		exit: EXIT.usage,
+		hint: "See `pairlink devices list` for the trusted devices.",
+	},
+	"ambiguous-device": { exit: EXIT.usage, hint: "Give more of the name or fingerprint." },
+	"state-corrupt": {
+		exit: EXIT.internal,
+		hint: "A file in the state directory is damaged; move it away to reset it.",
+	},
+	refused: { exit: EXIT.refused, hint: "The server refused the operation." },
+	"not-found": { exit: EXIT.refused, hint: "Check the path with `pairlink ls`." },
+	exists: {
+		exit: EXIT.refused,
+		hint: "Pass --overwrite (and run the server with --allow-overwrite) to replace it.",
+	},
+	permission: { exit: EXIT.refused, hint: "The server does not allow this operation." },
+	"invalid-path": { exit: EXIT.refused, hint: "Use a relative path inside the shared directory." },
+	integrity: {
+		exit: EXIT.transfer,
+		hint: "The data did not match its SHA-256; run the command again to retry.",
+	},
+	"disk-full": {
+		exit: EXIT.transfer,
+		hint: "Free some space and run the command again; it resumes.",
+	},
+	interrupted: {
+		exit: EXIT.transfer,
+		hint: "Run the same command again; it resumes from the verified part.",
+	},
+} as const satisfies Record<ErrorCode, ErrorInfo>;
+
+export class PairlinkError extends Error {
+	override readonly name = "PairlinkError";
+	readonly code: ErrorCode;
+
+	constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+		super(message, options);
+		this.code = code;
+	}
+
+	get exitCode(): ExitCode {
+		return ERROR_TABLE[this.code].exit;
+	}
+
+	get hint(): string {
+		return ERROR_TABLE[this.code].hint;
+	}
+}
+
+export function isPairlinkError(e: unknown): e is PairlinkError {
+	return e instanceof PairlinkError;
+}
