@@ -1,0 +1,22 @@
+/**
+ * The abstract duplex the session layer talks through. transport/'s
+ * FrameSocket implements it over TLS; tests implement it in memory.
+ */
+import type { PairlinkError } from "../errors.ts";
+import type { Message } from "./messages.ts";
+import type { WireErrorCode } from "./wire-errors.ts";
+
+export interface Channel {
+	send(message: Message, stream?: number): Promise<void>;
+	sendData(stream: number, bytes: Uint8Array): Promise<void>;
+	/** Tell the peer a wire code, then close; `error` is what this side reports. */
+	fail(error: PairlinkError, wire?: WireErrorCode): void;
+	/** Orderly close once everything sent so far is flushed. */
+	close(): void;
+}
+
+export interface PeerInfo {
+	name: string;
+	fingerprint: string;
+	address: string;
+}

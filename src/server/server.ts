@@ -1,0 +1,247 @@
+/**
+ * `pairlink serve` without the terminal: listens, pins every peer against
+ * the trust store, runs the handshake, and hands trusted connections to a
+ * session (or, with a pending code, to pairing).
+ */
+import { PairlinkError } from "../errors.ts";
+import type { PeerInfo } from "../protocol/channel.ts";
+import type { Frame } from "../protocol/frame.ts";
+import { FrameType } from "../protocol/frame.ts";
+import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
+import { decodeMessage, type Message } from "../protocol/messages.ts";
+import {
+	type HandshakeAction,
+	type ServerAccess,
+	type ServerState,
+	serverStep,
+} from "../session/handshake.ts";
+import { ServerSession } from "../session/server-session.ts";
+import type { TrustStore } from "../store/trust-store.ts";
+import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
+import { listenTls } from "../transport/listen.ts";
+import type { Credentials } from "../transport/tls-options.ts";
+
+export type ServerEvent =
+	| { event: "listening"; host: string; port: number; fingerprint: string }
+	| { event: "connected"; name: string; fingerprint: string; address: string }
+	| { event: "disconnected"; name: string; fingerprint: string; address: string; reason?: string }
+	| { event: "refused"; address: string; reason: string; fingerprint?: string }
+	| { event: "stopped" };
+
+export interface ServerIdentity extends Credentials {
+	name: string;
+	fingerprint: string;
+}
+
+export interface ServerOptions {
+	hostname: string;
+	port: number;
+	identity: ServerIdentity;
+	trust: TrustStore;
+	timeouts?: Timeouts;
+	maxClients?: number;
+	onEvent?(event: ServerEvent): void;
+}
+
+export interface RunningServer {
+	readonly hostname: string;
+	readonly port: number;
+	/** Connections that completed the handshake and are still open. */
+	readonly activeConnections: number;
+	stop(): void;
+}
+
+export const DEFAULT_MAX_CLIENTS = 32;
+
+export function startServer(opts: ServerOptions): RunningServer {
+	const emit = opts.onEvent ?? (() => undefined);
+	const maxClients = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
+	const open = new Set<ServerConnection>();
+	let established = 0;
+	const listener = listenTls({
+		hostname: opts.hostname,
+		port: opts.port,
+		credentials: opts.identity,
+		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
+		onConnection(socket) {
+			// Every unauthenticated connection holds a slot too, so a flood of
+			// half-open handshakes cannot exhaust the process.
+			if (open.size >= maxClients * 2) {
+				socket.fail(new PairlinkError("connect-failed", "too many connections"), "busy");
+				emit({ event: "refused", address: socket.remoteAddress, reason: "too many connections" });
+				return;
+			}
+			const conn = new ServerConnection(socket, opts, emit, {
+				admit: () => established < maxClients,
+				onEstablished: () => established++,
+				onClosed: (wasEstablished) => {
+					open.delete(conn);
+					if (wasEstablished) established--;
+				},
+			});
+			open.add(conn);
+		},
+	});
+	return {
+		hostname: listener.hostname,
+		port: listener.port,
+		get activeConnections() {
+			return established;
+		},
+		stop() {
+			listener.stop(true);
+			emit({ event: "stopped" });
+		},
+	};
+}
+
+interface Slots {
+	admit(): boolean;
+	onEstablished(): void;
+	onClosed(wasEstablished: boolean): void;
+}
+
+class ServerConnection {
+	private state: ServerState = { phase: "tls" };
+	private session: ServerSession | undefined;
+	private peer: PeerInfo | undefined;
+	/** Frames that arrive while the trust store is being read. */
+	private held: Frame[] | undefined;
+
+	constructor(
+		private readonly socket: FrameSocket,
+		private readonly opts: ServerOptions,
+		private readonly emit: (e: ServerEvent) => void,
+		private readonly slots: Slots,
+	) {
+		socket.attach({
+			onHandshake: (info) => void this.onHandshake(info),
+			onFrame: (frame) => this.onFrame(frame),
+			onClose: (error) => this.onClose(error),
+		});
+	}
+
+	private async onHandshake(info: TlsInfo): Promise<void> {
+		this.held = [];
+		this.peer = { name: "", fingerprint: info.peerFingerprint ?? "", address: info.remoteAddress };
+		let access: ServerAccess = "untrusted";
+		if (info.peerFingerprint) {
+			// Re-read on every connection: `pairlink devices remove` in another
+			// process must revoke the device for the very next connection.
+			await this.opts.trust.reload();
+			const device = this.opts.trust.findByFingerprint(info.peerFingerprint);
+			if (device) {
+				access = "trusted";
+				this.peer.name = device.name;
+			}
+		}
+		if (this.socket.closed) return;
+		this.apply(
+			serverStep(
+				this.state,
+				{ type: "tls", tlsVersion: info.tlsVersion, peerFingerprint: info.peerFingerprint, access },
+				this.opts.identity.name,
+			),
+		);
+		const held = this.held;
+		this.held = undefined;
+		for (const frame of held) this.onFrame(frame);
+	}
+
+	private onFrame(frame: Frame): void {
+		if (this.held) {
+			this.held.push(frame);
+			return;
+		}
+		if (this.state.phase === "ready") {
+			if (frame.type === FrameType.data) this.session?.onData();
+			else this.withMessage(frame, (m) => this.session?.onMessage(m));
+			return;
+		}
+		if (frame.type === FrameType.data) {
+			this.apply(serverStep(this.state, { type: "data" }, this.opts.identity.name));
+			return;
+		}
+		this.withMessage(frame, (message) =>
+			this.apply(serverStep(this.state, { type: "message", message }, this.opts.identity.name)),
+		);
+	}
+
+	private withMessage(frame: Frame, use: (m: Message) => void): void {
+		let message: Message;
+		try {
+			message = decodeMessage(frame.payload);
+		} catch (e) {
+			this.fail(e as PairlinkError);
+			return;
+		}
+		use(message);
+	}
+
+	private apply(step: { state: ServerState; actions: HandshakeAction[] }): void {
+		this.state = step.state;
+		for (const action of step.actions) {
+			switch (action.type) {
+				case "send":
+					void this.socket.send(action.message).catch(() => undefined);
+					break;
+				case "fail":
+					this.fail(action.error, action.wire);
+					break;
+				case "established":
+					this.establish(action.peerFingerprint);
+					break;
+			}
+		}
+	}
+
+	private establish(fingerprint: string): void {
+		if (!this.slots.admit()) {
+			this.fail(new PairlinkError("connect-failed", "too many clients"), "busy");
+			return;
+		}
+		this.slots.onEstablished();
+		this.socket.markEstablished();
+		this.session = new ServerSession(this.socket);
+		const peer = this.peer as PeerInfo;
+		this.emit({ event: "connected", name: peer.name, fingerprint, address: peer.address });
+		void this.opts.trust.touch(fingerprint, peer.address).catch(() => undefined);
+	}
+
+	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {
+		if (this.state.phase !== "ready" || !this.session) {
+			this.emit({
+				event: "refused",
+				address: this.socket.remoteAddress,
+				reason: error.message,
+				...(this.peer?.fingerprint ? { fingerprint: this.peer.fingerprint } : {}),
+			});
+		}
+		this.state = { phase: "closed" };
+		this.socket.fail(error, wire);
+	}
+
+	private onClose(error: PairlinkError | undefined): void {
+		const wasEstablished = this.session !== undefined;
+		if (wasEstablished && this.peer) {
+			this.emit({
+				event: "disconnected",
+				name: this.peer.name,
+				fingerprint: this.peer.fingerprint,
+				address: this.peer.address,
+				...(error ? { reason: error.message } : {}),
+			});
+		}
+		if (this.state.phase === "tls" || this.state.phase === "hello") {
+			// Gone before HELLO: a port scan, a failed TLS handshake, or a client
+			// that did not trust us and hung up without a word.
+			this.emit({
+				event: "refused",
+				address: this.socket.remoteAddress,
+				reason: error?.message ?? "the peer closed the connection before its HELLO",
+				...(this.peer?.fingerprint ? { fingerprint: this.peer.fingerprint } : {}),
+			});
+		}
+		this.slots.onClosed(wasEstablished);
+	}
+}

@@ -1,0 +1,63 @@
+/**
+ * The client's pin decision: made from its own trust store as soon as TLS
+ * shows the server's certificate, before the client sends a single byte.
+ */
+import { formatFingerprint } from "../crypto/fingerprint.ts";
+import { PairlinkError } from "../errors.ts";
+import type { ClientDecision } from "./handshake.ts";
+
+export interface KnownDevice {
+	name: string;
+	fingerprint: string;
+}
+
+export interface PinInput {
+	peerFingerprint: string;
+	/** What the user typed as HOST, for messages. */
+	host: string;
+	/** The trusted device whose certificate this is, if any. */
+	trusted: KnownDevice | undefined;
+	/** The device the user named as HOST (`connect laptop`), if they named one. */
+	named: KnownDevice | undefined;
+	/** A trusted device last reached at this very address, if any. */
+	lastAtAddress: KnownDevice | undefined;
+	/** A pairing code is at hand (environment, stdin or prompt). */
+	canPair: boolean;
+	/** The user asked to pair (`pairlink pair`), even with a trusted server. */
+	wantPair: boolean;
+}
+
+export function decidePin(p: PinInput): ClientDecision {
+	if (p.named && p.named.fingerprint !== p.peerFingerprint) {
+		return { ok: false, error: changed(p.named, p.host, p.peerFingerprint) };
+	}
+	if (p.wantPair) {
+		return p.canPair
+			? { ok: true, mode: "pair" }
+			: {
+					ok: false,
+					error: new PairlinkError("usage", "Pairing needs the code shown by the server"),
+				};
+	}
+	if (p.trusted) return { ok: true, mode: "session" };
+	// A code authenticates the server by itself (the PAKE), so a reinstalled
+	// device may be paired again; without one, a new certificate at a known
+	// address is exactly what an impersonator would present.
+	if (p.canPair) return { ok: true, mode: "pair" };
+	if (p.lastAtAddress)
+		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
+	return {
+		ok: false,
+		error: new PairlinkError(
+			"not-trusted",
+			`This device has not paired with ${p.host} (certificate ${formatFingerprint(p.peerFingerprint)})`,
+		),
+	};
+}
+
+function changed(device: KnownDevice, host: string, seen: string): PairlinkError {
+	return new PairlinkError(
+		"fingerprint-changed",
+		`WARNING: THE IDENTITY OF ${device.name.toUpperCase()} HAS CHANGED! ${host} presented certificate ${formatFingerprint(seen)}, but ${device.name} is trusted as ${formatFingerprint(device.fingerprint)}. Someone may be impersonating it; refusing to connect`,
+	);
+}
