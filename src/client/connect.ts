@@ -1,6 +1,7 @@
 /**
  * Open a pinned, handshaken connection to a server: dial TLS, decide on the
- * server's certificate before sending anything, exchange HELLO.
+ * server's certificate before sending anything, exchange HELLO, and pair
+ * first when the server is new and a code is at hand.
  */
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
@@ -8,16 +9,17 @@ import { type Frame, FrameType } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
 import { ClientSession } from "../session/client-session.ts";
+import { type ClientState, clientStep, type HandshakeAction } from "../session/handshake.ts";
 import {
-	type ClientState,
-	clientStep,
-	type HandshakeAction,
-	type Mode,
-} from "../session/handshake.ts";
+	type InitiatorEvent,
+	type InitiatorState,
+	initiatorStep,
+	type PairingAction,
+} from "../session/pairing.ts";
 import { decidePin } from "../session/pin.ts";
-import type { TrustStore } from "../store/trust-store.ts";
+import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import { dialTls } from "../transport/dial.ts";
-import type { FrameSocket } from "../transport/frame-socket.ts";
+import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import type { Credentials } from "../transport/tls-options.ts";
 import { formatAddress, type Target } from "./target.ts";
 
@@ -31,18 +33,23 @@ export interface ConnectOptions {
 	identity: ClientIdentity;
 	trust: TrustStore;
 	timeouts?: Timeouts;
-	/** A pairing code is at hand. */
-	canPair?: boolean;
+	/**
+	 * Where the pairing code comes from, asked only when pairing is needed
+	 * (so a prompt appears only for a server we do not know yet). Absent:
+	 * no code is at hand.
+	 */
+	code?: () => Promise<string>;
 	/** Pair even when the server is already trusted (`pairlink pair`). */
 	wantPair?: boolean;
+	/** Save the server under this name instead of the one it announces. */
+	saveAs?: string;
 }
 
 export interface Connection {
 	readonly peer: PeerInfo;
-	readonly mode: Mode;
-	readonly socket: FrameSocket;
-	/** Set in session mode. */
-	readonly session: ClientSession | undefined;
+	/** This connection paired the two devices before its session began. */
+	readonly paired: boolean;
+	readonly session: ClientSession;
 	/** Resolves when the connection is gone, with the reason if it was not an orderly close. */
 	readonly closed: Promise<PairlinkError | undefined>;
 	close(): void;
@@ -56,118 +63,202 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
 		credentials: opts.identity,
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
 	});
-	const address = formatAddress(target.hostname, target.port);
-	const fp = tls.peerFingerprint;
-	const trusted = fp ? opts.trust.findByFingerprint(fp) : undefined;
-	const lastAtAddress = opts.trust.list().find((d) => d.address === address);
-	const decision = fp
-		? decidePin({
-				peerFingerprint: fp,
-				host: target.display,
-				trusted,
-				named: target.named,
-				lastAtAddress,
-				canPair: opts.canPair ?? false,
-				wantPair: opts.wantPair ?? false,
-			})
-		: {
-				ok: false as const,
-				error: new PairlinkError("no-certificate", "the server presented no certificate"),
-			};
+	return new ClientConnection(opts, socket, tls).established;
+}
 
-	return new Promise<Connection>((resolve, reject) => {
-		let state: ClientState = { phase: "tls" };
-		let session: ClientSession | undefined;
-		let settled = false;
-		let helloSent = false;
-		let resolveClosed: (e: PairlinkError | undefined) => void = () => undefined;
-		const closed = new Promise<PairlinkError | undefined>((r) => {
-			resolveClosed = r;
+class ClientConnection {
+	readonly established: Promise<Connection>;
+	private resolve!: (c: Connection) => void;
+	private reject!: (e: PairlinkError) => void;
+	private settled = false;
+	private state: ClientState = { phase: "tls" };
+	private pairing: { state: InitiatorState; queue: Promise<void> } | undefined;
+	private session: ClientSession | undefined;
+	private helloSent = false;
+	private peer: PeerInfo;
+	private paired = false;
+	private resolveClosed!: (e: PairlinkError | undefined) => void;
+	private readonly closed = new Promise<PairlinkError | undefined>((r) => {
+		this.resolveClosed = r;
+	});
+
+	constructor(
+		private readonly opts: ConnectOptions,
+		private readonly socket: FrameSocket,
+		private readonly tls: TlsInfo,
+	) {
+		this.established = new Promise<Connection>((resolve, reject) => {
+			this.resolve = resolve;
+			this.reject = reject;
 		});
-
-		const apply = (step: { state: ClientState; actions: HandshakeAction[] }) => {
-			state = step.state;
-			for (const action of step.actions) {
-				if (action.type === "send") {
-					helloSent = true;
-					void socket.send(action.message).catch(() => undefined);
-				} else if (action.type === "fail") {
-					// Before our HELLO the server has had no byte from us, and gets none.
-					if (helloSent) socket.fail(action.error);
-					else socket.abort(action.error);
-					if (!settled) {
-						settled = true;
-						reject(action.error);
-					}
-				} else {
-					socket.markEstablished();
-					if (action.mode === "session") session = new ClientSession(socket);
-					void opts.trust.touch(action.peerFingerprint, address).catch(() => undefined);
-					settled = true;
-					resolve({
-						peer: {
-							name: trusted?.name ?? action.peerName,
-							fingerprint: action.peerFingerprint,
-							address,
-						},
-						mode: action.mode,
-						socket,
-						session,
-						closed,
-						close: () => socket.close(),
-					});
-				}
-			}
-		};
-
-		const onMessage = (message: Message) => {
-			if (state.phase === "ready") session?.onMessage(message);
-			else apply(clientStep(state, { type: "message", message }, opts.identity.name));
-		};
-
+		const address = formatAddress(opts.target.hostname, opts.target.port);
+		const fp = tls.peerFingerprint;
+		const trusted = fp ? opts.trust.findByFingerprint(fp) : undefined;
+		this.peer = { name: trusted?.name ?? "", fingerprint: fp ?? "", address };
 		socket.attach({
 			onHandshake: () => undefined,
-			onFrame: (frame: Frame) => {
-				if (frame.type === FrameType.data) {
-					if (state.phase === "ready") session?.onData();
-					else apply(clientStep(state, { type: "data" }, opts.identity.name));
-					return;
-				}
-				let message: Message;
-				try {
-					message = decodeMessage(frame.payload);
-				} catch (e) {
-					apply({
-						state: { phase: "closed" },
-						actions: [{ type: "fail", error: e as PairlinkError }],
-					});
-					return;
-				}
-				onMessage(message);
-			},
-			onClose: (error) => {
-				const reason =
-					error ??
-					(state.phase === "ready"
-						? undefined
-						: new PairlinkError(
-								"connect-failed",
-								`${target.display} closed the connection during the handshake`,
-							));
-				session?.onClose(reason);
-				resolveClosed(reason);
-				if (!settled) {
-					settled = true;
-					reject(reason);
-				}
-			},
+			onFrame: (frame) => this.onFrame(frame),
+			onClose: (error) => this.onClose(error),
 		});
-		apply(
+		const decision = fp
+			? decidePin({
+					peerFingerprint: fp,
+					host: opts.target.display,
+					trusted,
+					named: opts.target.named,
+					lastAtAddress: opts.trust.list().find((d) => d.address === address),
+					canPair: opts.code !== undefined,
+					wantPair: opts.wantPair ?? false,
+				})
+			: {
+					ok: false as const,
+					error: new PairlinkError("no-certificate", "the server presented no certificate"),
+				};
+		this.apply(
 			clientStep(
-				state,
+				this.state,
 				{ type: "tls", tlsVersion: tls.tlsVersion, peerFingerprint: fp, decision },
 				opts.identity.name,
 			),
 		);
-	});
+	}
+
+	private onFrame(frame: Frame): void {
+		if (frame.type === FrameType.data) {
+			if (this.pairing) this.pairingEvent({ type: "data" });
+			else if (this.session) this.session.onData();
+			else this.apply(clientStep(this.state, { type: "data" }, this.opts.identity.name));
+			return;
+		}
+		let message: Message;
+		try {
+			message = decodeMessage(frame.payload);
+		} catch (e) {
+			this.fail(e as PairlinkError);
+			return;
+		}
+		if (this.pairing) this.pairingEvent({ type: "message", message });
+		else if (this.session) this.session.onMessage(message);
+		else this.apply(clientStep(this.state, { type: "message", message }, this.opts.identity.name));
+	}
+
+	private apply(step: { state: ClientState; actions: HandshakeAction[] }): void {
+		this.state = step.state;
+		for (const action of step.actions) {
+			if (action.type === "send") {
+				this.helloSent = true;
+				void this.socket.send(action.message).catch(() => undefined);
+			} else if (action.type === "fail") {
+				this.fail(action.error);
+			} else if (action.mode === "session") {
+				this.peer.name ||= action.peerName;
+				this.startSession();
+			} else {
+				this.startPairing();
+			}
+		}
+	}
+
+	private startPairing(): void {
+		const getCode = this.opts.code;
+		if (!getCode) {
+			this.fail(new PairlinkError("internal", "pairing started without a code"));
+			return;
+		}
+		const run = { state: { phase: "idle" } as InitiatorState, queue: Promise.resolve() };
+		this.pairing = run;
+		run.queue = getCode().then(
+			(code) => this.pairingEvent({ type: "start", code }),
+			(e) => this.fail(e instanceof PairlinkError ? e : new PairlinkError("usage", String(e))),
+		);
+	}
+
+	private pairingEvent(event: InitiatorEvent): void {
+		const run = this.pairing;
+		if (!run) return;
+		run.queue = run.queue.then(async () => {
+			if (this.pairing !== run || this.socket.closed) return;
+			const step = initiatorStep(run.state, event, {
+				ownName: this.opts.identity.name,
+				binding: {
+					initiatorFingerprint: this.opts.identity.fingerprint,
+					responderFingerprint: this.peer.fingerprint,
+					sid: this.tls.exporter,
+				},
+			});
+			run.state = step.state;
+			for (const action of step.actions) await this.pairingAction(action);
+		});
+	}
+
+	private async pairingAction(action: PairingAction): Promise<void> {
+		switch (action.type) {
+			case "send":
+				await this.socket.send(action.message).catch(() => undefined);
+				return;
+			case "fail":
+				this.fail(action.error, action.wire);
+				return;
+			case "trust": {
+				const saved = await this.opts.trust.add({
+					name: this.opts.saveAs ?? sanitizeDeviceName(action.name),
+					fingerprint: this.peer.fingerprint,
+					address: this.peer.address,
+				});
+				this.peer.name = saved.name;
+				this.pairingEvent({ type: "trusted" });
+				return;
+			}
+			case "paired":
+				this.pairing = undefined;
+				this.paired = true;
+				this.startSession();
+				return;
+			case "admit":
+				return; // the responder's action; never produced for the initiator
+		}
+	}
+
+	private startSession(): void {
+		this.socket.markEstablished();
+		const session = new ClientSession(this.socket);
+		this.session = session;
+		void this.opts.trust.touch(this.peer.fingerprint, this.peer.address).catch(() => undefined);
+		this.settled = true;
+		this.resolve({
+			peer: this.peer,
+			paired: this.paired,
+			session,
+			closed: this.closed,
+			close: () => this.socket.close(),
+		});
+	}
+
+	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {
+		this.pairing = undefined;
+		// Before our HELLO the server has had no byte from us, and gets none.
+		if (this.helloSent) this.socket.fail(error, wire);
+		else this.socket.abort(error);
+		if (!this.settled) {
+			this.settled = true;
+			this.reject(error);
+		}
+	}
+
+	private onClose(error: PairlinkError | undefined): void {
+		const reason =
+			error ??
+			(this.session
+				? undefined
+				: new PairlinkError(
+						"connect-failed",
+						`${this.opts.target.display} closed the connection during the handshake`,
+					));
+		this.session?.onClose(reason);
+		this.resolveClosed(reason);
+		if (!this.settled) {
+			this.settled = true;
+			this.reject(reason ?? new PairlinkError("interrupted", "the connection closed"));
+		}
+	}
 }

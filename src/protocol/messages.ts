@@ -35,6 +35,11 @@ export const MessageSchema = v.variant("t", [
 	}),
 	v.strictObject({ t: v.literal("ping"), nonce: Nonce }),
 	v.strictObject({ t: v.literal("pong"), nonce: Nonce }),
+	// Pairing (CPace): A = the client typing the code, B = the server showing it.
+	v.strictObject({ t: v.literal("pake1"), ya: Hex32, name: DeviceNameSchema }),
+	v.strictObject({ t: v.literal("pake2"), yb: Hex32, name: DeviceNameSchema, tb: Hex64 }),
+	v.strictObject({ t: v.literal("pake3"), ta: Hex64 }),
+	v.strictObject({ t: v.literal("paired") }),
 	v.strictObject({
 		t: v.literal("error"),
 		code: v.picklist(WIRE_ERROR_CODES),

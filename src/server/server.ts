@@ -9,23 +9,26 @@ import type { Frame } from "../protocol/frame.ts";
 import { FrameType } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
+import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
 import {
-	type HandshakeAction,
-	type ServerAccess,
-	type ServerState,
-	serverStep,
-} from "../session/handshake.ts";
+	type PairingAction,
+	type ResponderEvent,
+	type ResponderState,
+	responderStep,
+} from "../session/pairing.ts";
 import { ServerSession } from "../session/server-session.ts";
-import type { TrustStore } from "../store/trust-store.ts";
+import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
 import type { Credentials } from "../transport/tls-options.ts";
+import type { PairingGate } from "./pairing-gate.ts";
 
 export type ServerEvent =
 	| { event: "listening"; host: string; port: number; fingerprint: string }
 	| { event: "connected"; name: string; fingerprint: string; address: string }
 	| { event: "disconnected"; name: string; fingerprint: string; address: string; reason?: string }
 	| { event: "refused"; address: string; reason: string; fingerprint?: string }
+	| { event: "paired"; name: string; fingerprint: string; address: string }
 	| { event: "stopped" };
 
 export interface ServerIdentity extends Credentials {
@@ -38,6 +41,8 @@ export interface ServerOptions {
 	port: number;
 	identity: ServerIdentity;
 	trust: TrustStore;
+	/** Absent: pairing is off (`--no-pair`). */
+	pairing?: PairingGate;
 	timeouts?: Timeouts;
 	maxClients?: number;
 	onEvent?(event: ServerEvent): void;
@@ -101,10 +106,19 @@ interface Slots {
 	onClosed(wasEstablished: boolean): void;
 }
 
+interface PairingRun {
+	state: ResponderState;
+	/** Pairing events are handled one at a time: some actions wait for I/O. */
+	queue: Promise<void>;
+	admitted: boolean;
+}
+
 class ServerConnection {
 	private state: ServerState = { phase: "tls" };
 	private session: ServerSession | undefined;
+	private pairing: PairingRun | undefined;
 	private peer: PeerInfo | undefined;
+	private tls: TlsInfo | undefined;
 	/** Frames that arrive while the trust store is being read. */
 	private held: Frame[] | undefined;
 
@@ -123,23 +137,36 @@ class ServerConnection {
 
 	private async onHandshake(info: TlsInfo): Promise<void> {
 		this.held = [];
+		this.tls = info;
 		this.peer = { name: "", fingerprint: info.peerFingerprint ?? "", address: info.remoteAddress };
-		let access: ServerAccess = "untrusted";
-		if (info.peerFingerprint) {
-			// Re-read on every connection: `pairlink devices remove` in another
-			// process must revoke the device for the very next connection.
-			await this.opts.trust.reload();
-			const device = this.opts.trust.findByFingerprint(info.peerFingerprint);
-			if (device) {
-				access = "trusted";
-				this.peer.name = device.name;
+		let trusted = false;
+		let pairingOpen = false;
+		try {
+			if (info.peerFingerprint) {
+				// Re-read on every connection: `pairlink devices remove` in another
+				// process must revoke the device for the very next connection.
+				await this.opts.trust.reload();
+				const device = this.opts.trust.findByFingerprint(info.peerFingerprint);
+				if (device) {
+					trusted = true;
+					this.peer.name = device.name;
+				}
+				pairingOpen = (await this.opts.pairing?.isOpen()) ?? false;
 			}
+		} catch (e) {
+			this.fail(e instanceof PairlinkError ? e : new PairlinkError("internal", String(e)));
+			return;
 		}
 		if (this.socket.closed) return;
 		this.apply(
 			serverStep(
 				this.state,
-				{ type: "tls", tlsVersion: info.tlsVersion, peerFingerprint: info.peerFingerprint, access },
+				{
+					type: "tls",
+					tlsVersion: info.tlsVersion,
+					peerFingerprint: info.peerFingerprint,
+					access: { trusted, pairingOpen },
+				},
 				this.opts.identity.name,
 			),
 		);
@@ -153,8 +180,13 @@ class ServerConnection {
 			this.held.push(frame);
 			return;
 		}
-		if (this.state.phase === "ready") {
-			if (frame.type === FrameType.data) this.session?.onData();
+		if (this.pairing) {
+			if (frame.type === FrameType.data) this.pairingEvent({ type: "data" });
+			else this.withMessage(frame, (message) => this.pairingEvent({ type: "message", message }));
+			return;
+		}
+		if (this.session) {
+			if (frame.type === FrameType.data) this.session.onData();
 			else this.withMessage(frame, (m) => this.session?.onMessage(m));
 			return;
 		}
@@ -189,27 +221,101 @@ class ServerConnection {
 					this.fail(action.error, action.wire);
 					break;
 				case "established":
-					this.establish(action.peerFingerprint);
+					if (action.mode === "session") this.startSession();
+					// Pairing stays under the handshake timeout: a run cannot hold the one pairing slot for long.
+					else
+						this.pairing = {
+							state: { phase: "await-pake1" },
+							queue: Promise.resolve(),
+							admitted: false,
+						};
 					break;
 			}
 		}
 	}
 
-	private establish(fingerprint: string): void {
+	private pairingEvent(event: ResponderEvent): void {
+		const run = this.pairing;
+		if (!run) return;
+		run.queue = run.queue.then(async () => {
+			if (this.pairing !== run || this.socket.closed) return;
+			const tls = this.tls as TlsInfo;
+			const step = responderStep(run.state, event, {
+				ownName: this.opts.identity.name,
+				binding: {
+					initiatorFingerprint: tls.peerFingerprint as string,
+					responderFingerprint: this.opts.identity.fingerprint,
+					sid: tls.exporter,
+				},
+			});
+			run.state = step.state;
+			for (const action of step.actions) await this.pairingAction(run, action);
+		});
+	}
+
+	private async pairingAction(run: PairingRun, action: PairingAction): Promise<void> {
+		const peer = this.peer as PeerInfo;
+		switch (action.type) {
+			case "send":
+				await this.socket.send(action.message).catch(() => undefined);
+				return;
+			case "fail":
+				this.fail(action.error, action.wire);
+				return;
+			case "admit":
+				try {
+					const code = await (this.opts.pairing as PairingGate).admit();
+					run.admitted = true;
+					this.pairingEvent({ type: "admitted", code });
+				} catch (e) {
+					this.pairingEvent({ type: "refused", error: e as PairlinkError });
+				}
+				return;
+			case "trust": {
+				const saved = await this.opts.trust.add({
+					name: sanitizeDeviceName(action.name),
+					fingerprint: peer.fingerprint,
+					address: peer.address,
+				});
+				peer.name = saved.name;
+				this.pairingEvent({ type: "trusted" });
+				return;
+			}
+			case "paired":
+				this.pairing = undefined;
+				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
+				this.emit({
+					event: "paired",
+					name: peer.name,
+					fingerprint: peer.fingerprint,
+					address: peer.address,
+				});
+				// The client is trusted now: the same connection carries on as a session.
+				this.startSession();
+				return;
+		}
+	}
+
+	private startSession(): void {
 		if (!this.slots.admit()) {
 			this.fail(new PairlinkError("connect-failed", "too many clients"), "busy");
 			return;
 		}
+		const peer = this.peer as PeerInfo;
 		this.slots.onEstablished();
 		this.socket.markEstablished();
 		this.session = new ServerSession(this.socket);
-		const peer = this.peer as PeerInfo;
-		this.emit({ event: "connected", name: peer.name, fingerprint, address: peer.address });
-		void this.opts.trust.touch(fingerprint, peer.address).catch(() => undefined);
+		this.emit({
+			event: "connected",
+			name: peer.name,
+			fingerprint: peer.fingerprint,
+			address: peer.address,
+		});
+		void this.opts.trust.touch(peer.fingerprint, peer.address).catch(() => undefined);
 	}
 
 	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {
-		if (this.state.phase !== "ready" || !this.session) {
+		if (!this.session) {
 			this.emit({
 				event: "refused",
 				address: this.socket.remoteAddress,
@@ -218,7 +324,15 @@ class ServerConnection {
 			});
 		}
 		this.state = { phase: "closed" };
+		this.endPairing();
 		this.socket.fail(error, wire);
+	}
+
+	private endPairing(): void {
+		const run = this.pairing;
+		this.pairing = undefined;
+		if (run?.admitted)
+			void this.opts.pairing?.release({ pairedWith: undefined }).catch(() => undefined);
 	}
 
 	private onClose(error: PairlinkError | undefined): void {
@@ -232,16 +346,25 @@ class ServerConnection {
 				...(error ? { reason: error.message } : {}),
 			});
 		}
-		if (this.state.phase === "tls" || this.state.phase === "hello") {
-			// Gone before HELLO: a port scan, a failed TLS handshake, or a client
-			// that did not trust us and hung up without a word.
+		if (
+			this.state.phase === "tls" ||
+			this.state.phase === "hello" ||
+			(this.pairing && !this.session)
+		) {
+			// Gone before HELLO or mid-pairing: a port scan, a failed TLS handshake,
+			// a client that did not trust us, or an abandoned pairing run.
 			this.emit({
 				event: "refused",
 				address: this.socket.remoteAddress,
-				reason: error?.message ?? "the peer closed the connection before its HELLO",
+				reason:
+					error?.message ??
+					(this.pairing
+						? "the peer abandoned pairing"
+						: "the peer closed the connection before its HELLO"),
 				...(this.peer?.fingerprint ? { fingerprint: this.peer.fingerprint } : {}),
 			});
 		}
+		this.endPairing();
 		this.slots.onClosed(wasEstablished);
 	}
 }

@@ -30,11 +30,16 @@ interface Step<S> {
 // ---------------------------------------------------------------- server
 
 /** What the server's trust store and pending code say about a peer. */
-export type ServerAccess = "trusted" | "pairing" | "untrusted";
+export interface ServerAccess {
+	/** The peer's certificate is in the trust store. */
+	trusted: boolean;
+	/** A pairing code is pending, so a pairing run may start. */
+	pairingOpen: boolean;
+}
 
 export type ServerState =
 	| { phase: "tls" }
-	| { phase: "hello"; peerFingerprint: string; access: "trusted" | "pairing" }
+	| { phase: "hello"; peerFingerprint: string; access: ServerAccess }
 	| { phase: "ready"; mode: Mode; peerFingerprint: string; peerName: string }
 	| { phase: "closed" };
 
@@ -59,7 +64,7 @@ export function serverStep(
 			return fail(new PairlinkError("protocol", "frame before the TLS handshake"));
 		const tlsError = checkTls(event.tlsVersion, event.peerFingerprint);
 		if (tlsError) return fail(tlsError, "not-trusted");
-		if (event.access === "untrusted") {
+		if (!event.access.trusted && !event.access.pairingOpen) {
 			return fail(new PairlinkError("not-trusted", "refused an untrusted device"), "not-trusted");
 		}
 		return {
@@ -83,14 +88,13 @@ export function serverStep(
 				"version",
 			);
 		}
-		if (hello.mode === "session" && state.access !== "trusted") {
+		if (hello.mode === "session" && !state.access.trusted) {
 			return fail(
 				new PairlinkError("not-trusted", "refused a session from an unpaired device"),
 				"not-trusted",
 			);
 		}
-		if (hello.mode === "pair" && state.access !== "pairing") {
-			// A trusted device may pair again only while a code is pending.
+		if (hello.mode === "pair" && !state.access.pairingOpen) {
 			return fail(new PairlinkError("no-code", "refused pairing: no code is pending"), "no-code");
 		}
 		return {

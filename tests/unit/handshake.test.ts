@@ -12,14 +12,20 @@ import {
 } from "../../src/session/handshake.ts";
 
 const FP = "ab".repeat(32);
+const ACCESS = {
+	trusted: { trusted: true, pairingOpen: false },
+	pairing: { trusted: false, pairingOpen: true },
+	untrusted: { trusted: false, pairingOpen: false },
+	"trusted+pairing": { trusted: true, pairingOpen: true },
+} as const;
 const tls = (
-	access: "trusted" | "pairing" | "untrusted",
+	access: keyof typeof ACCESS,
 	over: Partial<Extract<ServerEvent, { type: "tls" }>> = {},
 ): ServerEvent => ({
 	type: "tls",
 	tlsVersion: "TLSv1.3",
 	peerFingerprint: FP,
-	access,
+	access: ACCESS[access],
 	...over,
 });
 const msg = (message: Message): ServerEvent & ClientEvent => ({ type: "message", message });
@@ -96,6 +102,17 @@ describe("server handshake", () => {
 
 	test("pairing access admits only pair mode", () => {
 		expect(runServer([tls("pairing"), msg(hello("pair"))]).kinds).toEqual(["send", "established"]);
+	});
+
+	test("a trusted device may pair again while a code is pending, or open a session", () => {
+		expect(runServer([tls("trusted+pairing"), msg(hello("pair"))]).kinds).toEqual([
+			"send",
+			"established",
+		]);
+		expect(runServer([tls("trusted+pairing"), msg(hello("session"))]).kinds).toEqual([
+			"send",
+			"established",
+		]);
 	});
 
 	test("nothing happens after close, whatever arrives", () => {

@@ -1,0 +1,23 @@
+import { defineCommand } from "citty";
+import { VERSION } from "../../version.ts";
+
+// Subcommands load lazily: `--version` and `--help` of one command do not
+// pay for X.509, the PAKE or the socket code of the others.
+export const rootCommand = defineCommand({
+	meta: {
+		name: "pairlink",
+		version: VERSION,
+		description:
+			"Pair two devices once with a short code, then move files between them over pinned TLS 1.3",
+	},
+	args: {
+		debug: { type: "boolean", description: "Show stack traces on errors" },
+	},
+	subCommands: {
+		code: () => import("./code.ts").then((m) => m.codeCommand),
+		serve: () => import("./serve.ts").then((m) => m.serveCommand),
+		pair: () => import("./pair.ts").then((m) => m.pairCommand),
+		devices: () => import("./devices.ts").then((m) => m.devicesCommand),
+		id: () => import("./id.ts").then((m) => m.idCommand),
+	},
+});

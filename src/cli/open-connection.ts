@@ -1,0 +1,27 @@
+/** What every client command does first: find the server, pin it, pair if needed. */
+import { type Connection, connect } from "../client/connect.ts";
+import { resolveTarget } from "../client/target.ts";
+import { validateDeviceName } from "../store/trust-store.ts";
+import { codeSource } from "./code-input.ts";
+import { deviceIdentity, trustStore } from "./context.ts";
+
+export interface OpenOptions {
+	codeStdin?: boolean;
+	wantPair?: boolean;
+	saveAs?: string | undefined;
+}
+
+export async function openConnection(host: string, opts: OpenOptions = {}): Promise<Connection> {
+	const saveAs = opts.saveAs === undefined ? undefined : validateDeviceName(opts.saveAs);
+	const [identity, trust] = await Promise.all([deviceIdentity(), trustStore()]);
+	const target = resolveTarget(host, (name) => trust.findByName(name));
+	const code = codeSource({ codeStdin: opts.codeStdin ?? false });
+	return connect({
+		target,
+		identity,
+		trust,
+		...(code ? { code } : {}),
+		...(opts.wantPair ? { wantPair: true } : {}),
+		...(saveAs ? { saveAs } : {}),
+	});
+}

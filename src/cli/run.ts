@@ -1,0 +1,176 @@
+/**
+ * The CLI's outer shell: picks the command, enforces strict arguments, runs
+ * it, and turns every error into one sentence on stderr and an exit code.
+ * citty's runMain exits 1 on every error and prints usage to stdout, so it
+ * is not used; runCommand does the execution and we map the rest.
+ */
+import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { ERROR_TABLE, EXIT, type ExitCode, isPairlinkError, PairlinkError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { rootCommand } from "./commands/root.ts";
+import { logger, safe } from "./terminal.ts";
+
+export type AnyCommand = CommandDef<ArgsDef> & {
+	/** The last positional argument takes any number of values (get REMOTE...). */
+	variadic?: boolean;
+};
+
+interface Resolved {
+	cmd: AnyCommand;
+	parent: AnyCommand | undefined;
+	rest: string[];
+}
+
+export async function runCli(argv: string[], root = rootCommand as AnyCommand): Promise<ExitCode> {
+	const debug = argv.includes("--debug");
+	const args = argv.filter((a) => a !== "--debug");
+	let resolved: Resolved | undefined;
+	try {
+		const ddash = args.indexOf("--");
+		const flags = ddash === -1 ? args : args.slice(0, ddash);
+		resolved = { cmd: root, parent: undefined, rest: args };
+		resolved = await resolve(root, args);
+		if (flags.includes("--help") || flags.includes("-h")) {
+			process.stdout.write(`${await usageFor(resolved, process.stdout)}\n`);
+			return EXIT.ok;
+		}
+		if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+			process.stdout.write(`pairlink ${VERSION}\n`);
+			return EXIT.ok;
+		}
+		await checkStrict(resolved);
+		await runCommand(root, { rawArgs: args });
+		return EXIT.ok;
+	} catch (e) {
+		return await report(e, debug, resolved);
+	}
+}
+
+async function report(
+	e: unknown,
+	debug: boolean,
+	resolved: Resolved | undefined,
+): Promise<ExitCode> {
+	const usage = isUsageError(e);
+	if (usage && resolved) {
+		process.stderr.write(`${await usageFor(resolved, process.stderr)}\n\n`);
+	}
+	if (isPairlinkError(e)) {
+		logger.error(`${sentence(safe(e.message))} ${e.hint}`);
+	} else if (usage) {
+		logger.error(`${sentence(stripAnsi((e as Error).message))} ${ERROR_TABLE.usage.hint}`);
+	} else {
+		logger.error(
+			`Unexpected error: ${String((e as Error)?.message ?? e)}. ${ERROR_TABLE.internal.hint}`,
+		);
+	}
+	if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+	if (isPairlinkError(e)) return e.exitCode;
+	return usage ? EXIT.usage : EXIT.internal;
+}
+
+function isUsageError(e: unknown): boolean {
+	if (isPairlinkError(e)) return e.code === "usage";
+	return e instanceof Error && e.name === "CLIError";
+}
+
+const usageError = (message: string) => new PairlinkError("usage", message);
+
+async function resolve(root: AnyCommand, args: string[]): Promise<Resolved> {
+	let cmd = root;
+	let parent: AnyCommand | undefined;
+	let rest = args;
+	for (;;) {
+		const subs = await value(cmd.subCommands);
+		if (!subs) break;
+		const defs = (await value(cmd.args)) ?? {};
+		const index = firstPositional(rest, defs);
+		const name = index === -1 ? undefined : rest[index];
+		if (name === undefined) break;
+		const sub = subs[name];
+		if (!sub) {
+			if (cmd.run) break;
+			throw usageError(`Unknown command "${safe(name)}"`);
+		}
+		parent = cmd;
+		cmd = (await value(sub)) as AnyCommand;
+		rest = rest.slice(index + 1);
+	}
+	return { cmd, parent, rest };
+}
+
+/** citty ignores unknown flags and surplus arguments; a typo must not be silently dropped. */
+async function checkStrict({ cmd, rest }: Resolved): Promise<void> {
+	const defs = (await value(cmd.args)) ?? {};
+	const known = new Map<string, boolean>(); // flag -> takes a value
+	for (const [name, def] of Object.entries(defs)) {
+		if (def.type === "positional") continue;
+		const takesValue = def.type === "string" || def.type === "enum";
+		for (const n of [name, kebab(name)]) {
+			known.set(`--${n}`, takesValue);
+			if (def.type === "boolean") known.set(`--no-${n}`, false);
+		}
+		const aliases = "alias" in def && def.alias ? [def.alias].flat() : [];
+		for (const a of aliases) known.set(a.length === 1 ? `-${a}` : `--${a}`, takesValue);
+	}
+	const positionals = Object.values(defs).filter((d) => d.type === "positional").length;
+	let seen = 0;
+	for (let i = 0; i < rest.length; i++) {
+		const token = rest[i] as string;
+		if (token === "--") {
+			seen += rest.length - i - 1;
+			break;
+		}
+		if (token.startsWith("-") && token !== "-") {
+			const flag = token.split("=", 1)[0] as string;
+			const takesValue = known.get(flag);
+			if (takesValue === undefined) throw usageError(`Unknown option "${safe(flag)}"`);
+			if (takesValue && !token.includes("=")) {
+				if (i + 1 >= rest.length) throw usageError(`Option "${flag}" needs a value`);
+				i++;
+			}
+			continue;
+		}
+		seen++;
+	}
+	if (seen > positionals && !cmd.variadic) {
+		throw usageError(`Too many arguments (expected at most ${positionals})`);
+	}
+}
+
+function firstPositional(args: string[], defs: ArgsDef): number {
+	for (let i = 0; i < args.length; i++) {
+		const a = args[i] as string;
+		if (a === "--") return -1;
+		if (a.startsWith("-")) {
+			const name = a.replace(/^-{1,2}/, "");
+			const def = Object.entries(defs).find(
+				([k, d]) =>
+					k === name ||
+					kebab(k) === name ||
+					[("alias" in d && d.alias) || []].flat().includes(name),
+			);
+			if (def && (def[1].type === "string" || def[1].type === "enum") && !a.includes("=")) i++;
+			continue;
+		}
+		return i;
+	}
+	return -1;
+}
+
+async function value<T>(
+	v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined,
+): Promise<T | undefined> {
+	return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
+}
+
+/** citty colours its usage text whatever the stream; plain text for pipes and NO_COLOR. */
+async function usageFor(r: Resolved, stream: NodeJS.WriteStream): Promise<string> {
+	const text = await renderUsage(r.cmd, r.parent);
+	return stream.isTTY && !process.env.NO_COLOR ? text : stripAnsi(text);
+}
+
+const sentence = (s: string) => (/[.!?]$/.test(s) ? s : `${s}.`);
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping colour codes
+const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");

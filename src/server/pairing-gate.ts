@@ -1,0 +1,55 @@
+/**
+ * The server's side of "may a pairing run start now?": a pending,
+ * unexpired code in the state directory, and no other run under way.
+ * The code file is read on every question, so `pairlink code` in another
+ * process opens pairing for a server that is already running.
+ */
+import { PairlinkError } from "../errors.ts";
+import {
+	loadPendingCode,
+	markUsed,
+	pendingCodeStatus,
+	recordAttempt,
+} from "../store/pending-code.ts";
+
+export interface PairingGate {
+	/** A run could start now (a usable code is pending). */
+	isOpen(): Promise<boolean>;
+	/** Count one attempt and hand out the code for this run; throws when no run may start. */
+	admit(): Promise<string>;
+	/** The run that `admit` started is over. */
+	release(outcome: { pairedWith: string | undefined }): Promise<void>;
+}
+
+export function stateDirPairingGate(
+	stateDir: string,
+	now: () => Date = () => new Date(),
+): PairingGate {
+	let running: string | undefined;
+	return {
+		async isOpen() {
+			const pending = await loadPendingCode(stateDir);
+			return pending !== undefined && pendingCodeStatus(pending, now()) === "pending";
+		},
+		async admit() {
+			if (running !== undefined) {
+				throw new PairlinkError("pairing-busy", "another device is pairing right now");
+			}
+			// Claimed before the await, so two PAKE1s arriving together cannot both start.
+			running = "";
+			try {
+				const record = await recordAttempt(stateDir, { now });
+				running = record.code;
+				return record.code;
+			} catch (e) {
+				running = undefined;
+				throw e;
+			}
+		},
+		async release({ pairedWith }) {
+			const code = running;
+			running = undefined;
+			if (pairedWith !== undefined && code) await markUsed(stateDir, code);
+		},
+	};
+}

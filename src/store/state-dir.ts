@@ -1,0 +1,292 @@
+/**
+ * The state directory and the primitives every store file goes through.
+ *
+ * Rules (SPEC "Files"): directory mode 0700, every file 0600, every write
+ * atomic. Files are only ever created through a fresh temp file opened with
+ * O_CREAT|O_EXCL and mode 0600, so no state file is world-readable even for
+ * an instant, and a crash leaves either the old or the new content — never a
+ * truncated file.
+ *
+ * POSIX modes are not meaningful on Windows (%APPDATA% is protected by
+ * per-user ACLs); mode handling is skipped there.
+ */
+
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { chmod, type FileHandle, link, mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import path from "node:path";
+import { PairlinkError } from "../errors";
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+/** State files are tiny; anything this large is not ours and must not be slurped. */
+export const MAX_STATE_FILE_BYTES = 16 * 1024 * 1024;
+
+const isWindows = process.platform === "win32";
+// Not in Node's fs.constants typings.
+const STICKY_BIT = 0o1000;
+
+/**
+ * Where this device keeps its state. Pure: a function of its inputs only, so
+ * every platform's rule can be tested anywhere. Empty variables count as
+ * unset; a relative $XDG_CONFIG_HOME is ignored, as the XDG spec requires.
+ * $PAIRLINK_HOME is returned as given (a relative one is relative to the
+ * working directory, which is what a user typing it expects).
+ */
+export function resolveStateDir(
+	env: Record<string, string | undefined>,
+	platform: NodeJS.Platform | string,
+	homedir: string,
+): string {
+	const set = (name: string): string | undefined => {
+		const v = env[name];
+		return v === undefined || v === "" ? undefined : v;
+	};
+	const home = set("PAIRLINK_HOME");
+	if (home !== undefined) return home;
+
+	if (platform === "win32") {
+		const appData = set("APPDATA");
+		if (appData !== undefined) return path.win32.join(appData, "pairlink");
+		if (homedir !== "") return path.win32.join(homedir, "AppData", "Roaming", "pairlink");
+	} else {
+		const xdg = set("XDG_CONFIG_HOME");
+		if (xdg !== undefined && path.posix.isAbsolute(xdg)) return path.posix.join(xdg, "pairlink");
+		if (homedir !== "") return path.posix.join(homedir, ".config", "pairlink");
+	}
+	throw new PairlinkError(
+		"usage",
+		"Cannot find a home directory for pairlink's state; set PAIRLINK_HOME to a directory of your own.",
+	);
+}
+
+/**
+ * Creates the state directory (and missing parents) with mode 0700. An
+ * existing directory that we own is tightened to 0700 if group or others have
+ * any access: it holds a private key. A directory owned by another user, or a
+ * shared sticky directory such as /tmp, is refused rather than chmod-ed —
+ * $PAIRLINK_HOME=/tmp must not lock everybody out of /tmp, and writing
+ * root-owned files into a user's directory (sudo with $HOME kept) would break
+ * that user's pairlink.
+ */
+export async function ensureStateDir(dir: string): Promise<void> {
+	try {
+		await mkdir(dir, { recursive: true, mode: DIR_MODE });
+	} catch (e) {
+		if (errnoCode(e) !== "EEXIST") {
+			throw new PairlinkError(
+				"state-corrupt",
+				`Cannot create the state directory ${dir}: ${describe(e)}.`,
+				{
+					cause: e,
+				},
+			);
+		}
+	}
+	const st = await stat(dir).catch((e: unknown) => {
+		throw new PairlinkError(
+			"state-corrupt",
+			`Cannot read the state directory ${dir}: ${describe(e)}.`,
+			{
+				cause: e,
+			},
+		);
+	});
+	if (!st.isDirectory()) {
+		throw new PairlinkError(
+			"state-corrupt",
+			`The state directory ${dir} exists but is not a directory.`,
+		);
+	}
+	if (isWindows) return;
+
+	const uid = process.getuid?.();
+	if (uid !== undefined && st.uid !== uid) {
+		throw new PairlinkError(
+			"usage",
+			`The state directory ${dir} belongs to another user; set PAIRLINK_HOME to a directory of your own.`,
+		);
+	}
+	if (st.mode & STICKY_BIT) {
+		throw new PairlinkError(
+			"usage",
+			`The state directory ${dir} is a shared directory; set PAIRLINK_HOME to a directory of your own.`,
+		);
+	}
+	if ((st.mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE);
+}
+
+/** Test seam: runs after the temp file is written and synced, before it is put in place. */
+export interface AtomicWriteHooks {
+	beforeCommit?: (tempPath: string) => void | Promise<void>;
+}
+
+/**
+ * Replaces `file` with `data` atomically: temp file in the same directory
+ * (O_CREAT|O_EXCL, 0600), write, fsync, rename over the target, fsync the
+ * directory. On any failure the temp file is removed and the target is left
+ * exactly as it was.
+ */
+export async function writeFileAtomic(
+	file: string,
+	data: string | Uint8Array,
+	hooks: AtomicWriteHooks = {},
+): Promise<void> {
+	const temp = await writeTemp(file, data);
+	try {
+		await hooks.beforeCommit?.(temp);
+		await rename(temp, file);
+	} catch (e) {
+		await removeQuietly(temp);
+		throw e;
+	}
+	await syncDir(path.dirname(file));
+}
+
+/**
+ * Creates `file` with `data` only if it does not exist yet, atomically: the
+ * complete temp file is hard-linked to the final name, which fails if another
+ * process got there first. Returns false (and writes nothing) in that case,
+ * so concurrent creators agree on the first writer's content instead of the
+ * last one's. Filesystems without hard links fall back to check-then-rename.
+ */
+export async function createFileExclusive(
+	file: string,
+	data: string | Uint8Array,
+	hooks: AtomicWriteHooks = {},
+): Promise<boolean> {
+	const temp = await writeTemp(file, data);
+	try {
+		await hooks.beforeCommit?.(temp);
+		try {
+			await link(temp, file);
+		} catch (e) {
+			const code = errnoCode(e);
+			if (code === "EEXIST") return false;
+			// FAT/exFAT, some network and FUSE filesystems: no hard links.
+			if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS")
+				throw e;
+			if (await exists(file)) return false;
+			await rename(temp, file);
+		}
+	} finally {
+		await removeQuietly(temp);
+	}
+	await syncDir(path.dirname(file));
+	return true;
+}
+
+/**
+ * Reads and validates a JSON state file. Undefined when the file does not
+ * exist; PairlinkError "state-corrupt" naming the file when it cannot be
+ * read, is not JSON, or `validate` throws (its message is included).
+ */
+export async function readJsonFile<T>(
+	file: string,
+	validate: (value: unknown) => T,
+): Promise<T | undefined> {
+	let text: string;
+	try {
+		const fh = await open(file, "r");
+		try {
+			const { size } = await fh.stat();
+			if (size > MAX_STATE_FILE_BYTES) {
+				throw new PairlinkError(
+					"state-corrupt",
+					`${file} is too large (${size} bytes) to be a pairlink state file.`,
+				);
+			}
+			text = await fh.readFile({ encoding: "utf8" });
+		} finally {
+			await fh.close();
+		}
+	} catch (e) {
+		if (errnoCode(e) === "ENOENT") return undefined;
+		if (e instanceof PairlinkError) throw e;
+		throw new PairlinkError("state-corrupt", `Cannot read ${file}: ${describe(e)}.`, { cause: e });
+	}
+	let value: unknown;
+	try {
+		value = JSON.parse(text);
+	} catch (e) {
+		throw new PairlinkError("state-corrupt", `${file} is not valid JSON.`, { cause: e });
+	}
+	try {
+		return validate(value);
+	} catch (e) {
+		throw new PairlinkError("state-corrupt", `${file} is invalid: ${describe(e)}.`, { cause: e });
+	}
+}
+
+/** Deletes a state file; a file that is already gone is fine. */
+export async function removeFile(file: string): Promise<void> {
+	try {
+		await unlink(file);
+	} catch (e) {
+		if (errnoCode(e) !== "ENOENT") throw e;
+	}
+	await syncDir(path.dirname(file));
+}
+
+/** `error.code` of a Node system error, if any. */
+export function errnoCode(e: unknown): string | undefined {
+	if (typeof e === "object" && e !== null && "code" in e && typeof e.code === "string")
+		return e.code;
+	return undefined;
+}
+
+async function writeTemp(file: string, data: string | Uint8Array): Promise<string> {
+	const temp = path.join(
+		path.dirname(file),
+		`.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
+	);
+	let fh: FileHandle | undefined;
+	try {
+		// O_EXCL: never reuse (or follow a symlink planted at) an existing name.
+		fh = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, FILE_MODE);
+		// The umask can only remove bits; this makes the mode exactly 0600.
+		if (!isWindows) await fh.chmod(FILE_MODE);
+		await fh.writeFile(data);
+		await fh.sync();
+		await fh.close();
+		fh = undefined;
+		return temp;
+	} catch (e) {
+		if (fh !== undefined) await fh.close().catch(() => {});
+		if (errnoCode(e) !== "EEXIST") await removeQuietly(temp);
+		throw e;
+	}
+}
+
+// Without this a crash right after rename can lose the rename on ext4/xfs.
+async function syncDir(dir: string): Promise<void> {
+	if (isWindows) return;
+	let fh: FileHandle | undefined;
+	try {
+		fh = await open(dir, "r");
+		await fh.sync();
+	} catch {
+		// Best effort: some filesystems refuse fsync on directories.
+	} finally {
+		await fh?.close().catch(() => {});
+	}
+}
+
+async function removeQuietly(file: string): Promise<void> {
+	await unlink(file).catch(() => {});
+}
+
+async function exists(file: string): Promise<boolean> {
+	try {
+		await stat(file);
+		return true;
+	} catch (e) {
+		if (errnoCode(e) === "ENOENT") return false;
+		throw e;
+	}
+}
+
+function describe(e: unknown): string {
+	if (e instanceof Error) return e.message.replace(/\.$/, "");
+	return String(e);
+}
