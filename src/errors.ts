@@ -27,6 +27,8 @@ export type ErrorCode =
 	| "exists"
 	| "permission"
 	| "invalid-path"
+	| "is-directory"
+	| "not-empty"
 	| "integrity"
 	| "disk-full"
 	| "interrupted";
@@ -110,10 +112,15 @@ export const ERROR_TABLE = {
 	"not-found": { exit: EXIT.refused, hint: "Check the path with `pairlink ls`." },
 	exists: {
 		exit: EXIT.refused,
-		hint: "Pass --overwrite (and run the server with --allow-overwrite) to replace it.",
+		hint: "Pass --overwrite to replace it (uploads also need the server's --allow-overwrite).",
 	},
-	permission: { exit: EXIT.refused, hint: "The server does not allow this operation." },
+	permission: {
+		exit: EXIT.refused,
+		hint: "Check the file permissions, or what the server allows.",
+	},
 	"invalid-path": { exit: EXIT.refused, hint: "Use a relative path inside the shared directory." },
+	"is-directory": { exit: EXIT.refused, hint: "Use -r for directories." },
+	"not-empty": { exit: EXIT.refused, hint: "Use -r to remove a directory and everything in it." },
 	integrity: {
 		exit: EXIT.transfer,
 		hint: "The data did not match its SHA-256; run the command again to retry.",

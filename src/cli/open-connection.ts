@@ -25,3 +25,18 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		...(saveAs ? { saveAs } : {}),
 	});
 }
+
+/** Open, run `use`, and close cleanly whatever happens. */
+export async function withSession<T>(
+	host: string,
+	opts: OpenOptions,
+	use: (conn: Connection) => Promise<T>,
+): Promise<T> {
+	const conn = await openConnection(host, opts);
+	try {
+		return await use(conn);
+	} finally {
+		conn.close();
+		await Promise.race([conn.closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+	}
+}

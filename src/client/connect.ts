@@ -126,7 +126,7 @@ class ClientConnection {
 	private onFrame(frame: Frame): void {
 		if (frame.type === FrameType.data) {
 			if (this.pairing) this.pairingEvent({ type: "data" });
-			else if (this.session) this.session.onData();
+			else if (this.session) this.session.onData(frame.stream, frame.payload);
 			else this.apply(clientStep(this.state, { type: "data" }, this.opts.identity.name));
 			return;
 		}

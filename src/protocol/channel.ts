@@ -13,6 +13,9 @@ export interface Channel {
 	fail(error: PairlinkError, wire?: WireErrorCode): void;
 	/** Orderly close once everything sent so far is flushed. */
 	close(): void;
+	/** Stop reading from the peer (the receiver is behind); resume() undoes it. */
+	pause(): void;
+	resume(): void;
 }
 
 export interface PeerInfo {

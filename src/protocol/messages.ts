@@ -25,6 +25,21 @@ export const Hex32 = Hex(32);
 export const Hex64 = Hex(64);
 
 const Nonce = v.pipe(v.string(), v.maxLength(64));
+const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff));
+const Size = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+/** Paths are checked by fs/safe-path.ts; the schema only bounds them. */
+const WirePath = v.pipe(v.string(), v.maxLength(4096));
+const Sha256 = Hex32;
+
+export const EntrySchema = v.strictObject({
+	name: v.pipe(v.string(), v.maxLength(1024)),
+	type: v.picklist(["file", "dir", "symlink"]),
+	size: Size,
+	mtime: v.pipe(v.number(), v.integer()),
+});
+export const WalkEntrySchema = v.strictObject({ ...EntrySchema.entries, path: WirePath });
+/** Entries per listing message: the control-frame cap bounds the bytes as well. */
+export const MAX_ENTRIES_PER_MESSAGE = 128;
 
 export const MessageSchema = v.variant("t", [
 	v.strictObject({
@@ -40,10 +55,62 @@ export const MessageSchema = v.variant("t", [
 	v.strictObject({ t: v.literal("pake2"), yb: Hex32, name: DeviceNameSchema, tb: Hex64 }),
 	v.strictObject({ t: v.literal("pake3"), ta: Hex64 }),
 	v.strictObject({ t: v.literal("paired") }),
+	// Requests: client -> server. Every request carries an id; answers repeat it.
+	v.strictObject({ t: v.literal("list"), id: Id, path: WirePath }),
+	v.strictObject({ t: v.literal("stat"), id: Id, path: WirePath }),
+	v.strictObject({ t: v.literal("walk"), id: Id, path: WirePath }),
+	v.strictObject({ t: v.literal("mkdir"), id: Id, path: WirePath, parents: v.boolean() }),
+	v.strictObject({ t: v.literal("rm"), id: Id, path: WirePath, recursive: v.boolean() }),
+	/** Download; `offset`/`prefix` offer verified partial data the client already holds. */
+	v.strictObject({
+		t: v.literal("get"),
+		id: Id,
+		path: WirePath,
+		offset: Size,
+		prefix: v.optional(Sha256),
+	}),
+	/** The client verified a download: the server may log it as done. */
+	v.strictObject({ t: v.literal("ack"), id: Id }),
+	/** Upload; answered by put-ready, then the client sends put-start, data frames and put-end. */
+	v.strictObject({
+		t: v.literal("put"),
+		id: Id,
+		path: WirePath,
+		size: Size,
+		overwrite: v.boolean(),
+	}),
+	v.strictObject({ t: v.literal("put-start"), id: Id, offset: Size }),
+	v.strictObject({ t: v.literal("put-end"), id: Id, sha256: Sha256 }),
+	// Answers: server -> client.
+	v.strictObject({ t: v.literal("ok"), id: Id }),
+	v.strictObject({
+		t: v.literal("entries"),
+		id: Id,
+		entries: v.pipe(v.array(EntrySchema), v.maxLength(MAX_ENTRIES_PER_MESSAGE)),
+		done: v.boolean(),
+	}),
+	v.strictObject({
+		t: v.literal("walk-entries"),
+		id: Id,
+		entries: v.pipe(v.array(WalkEntrySchema), v.maxLength(MAX_ENTRIES_PER_MESSAGE)),
+		done: v.boolean(),
+	}),
+	v.strictObject({ t: v.literal("stat-ok"), id: Id, entry: EntrySchema }),
+	/** Start of a download: data frames on stream `id` follow from `offset`, then file-end. */
+	v.strictObject({
+		t: v.literal("file"),
+		id: Id,
+		size: Size,
+		mtime: v.pipe(v.number(), v.integer()),
+		offset: Size,
+	}),
+	v.strictObject({ t: v.literal("file-end"), id: Id, sha256: Sha256 }),
+	v.strictObject({ t: v.literal("put-ready"), id: Id, offset: Size, prefix: v.optional(Sha256) }),
+	v.strictObject({ t: v.literal("put-ok"), id: Id, sha256: Sha256 }),
 	v.strictObject({
 		t: v.literal("error"),
 		code: v.picklist(WIRE_ERROR_CODES),
-		id: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+		id: v.optional(Id),
 	}),
 ]);
 

@@ -15,6 +15,19 @@ export const WIRE_ERROR_CODES = [
 	"busy",
 	"timeout",
 	"internal",
+	// Refusals of file operations.
+	"not-found",
+	"exists",
+	"overwrite-forbidden",
+	"read-only",
+	"delete-forbidden",
+	"permission",
+	"invalid-path",
+	"is-directory",
+	"not-empty",
+	"integrity",
+	"disk-full",
+	"io",
 ] as const;
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
@@ -39,6 +52,34 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 	busy: { code: "connect-failed", message: "The server has too many connections right now." },
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },
 	internal: { code: "internal", message: "The peer hit an internal error." },
+	"not-found": { code: "not-found", message: "No such file or directory on the server." },
+	exists: {
+		code: "exists",
+		message: "It already exists on the server; pass --overwrite to replace it.",
+	},
+	"overwrite-forbidden": {
+		code: "permission",
+		message:
+			"The server does not allow replacing files; run its `pairlink serve` with --allow-overwrite.",
+	},
+	"read-only": { code: "permission", message: "The server is read-only (serve --read-only)." },
+	"delete-forbidden": {
+		code: "permission",
+		message: "The server does not allow deleting; run its `pairlink serve` with --allow-delete.",
+	},
+	permission: { code: "permission", message: "The server has no permission for that path." },
+	"invalid-path": {
+		code: "invalid-path",
+		message: "The server refused the path as unsafe or outside the shared directory.",
+	},
+	"is-directory": { code: "is-directory", message: "That is a directory on the server." },
+	"not-empty": { code: "not-empty", message: "The directory on the server is not empty." },
+	integrity: {
+		code: "integrity",
+		message: "The server received data whose SHA-256 did not match.",
+	},
+	"disk-full": { code: "disk-full", message: "The server has no space left." },
+	io: { code: "refused", message: "The server could not complete the operation." },
 };
 
 export function errorFromWire(code: WireErrorCode): PairlinkError {
@@ -64,6 +105,18 @@ export function wireCodeFor(e: unknown): WireErrorCode {
 		case "code-expired":
 		case "code-used":
 			return "code-expired";
+		case "not-found":
+		case "exists":
+		case "permission":
+		case "invalid-path":
+		case "integrity":
+		case "disk-full":
+		case "is-directory":
+		case "not-empty":
+			return e.code;
+		case "refused":
+		case "interrupted":
+			return "io";
 		default:
 			return "internal";
 	}

@@ -4,6 +4,7 @@
  * session (or, with a pending code, to pairing).
  */
 import { PairlinkError } from "../errors.ts";
+import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
 import { FrameType } from "../protocol/frame.ts";
@@ -16,6 +17,7 @@ import {
 	type ResponderState,
 	responderStep,
 } from "../session/pairing.ts";
+import type { ServePolicy } from "../session/policy.ts";
 import { ServerSession } from "../session/server-session.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
@@ -29,6 +31,16 @@ export type ServerEvent =
 	| { event: "disconnected"; name: string; fingerprint: string; address: string; reason?: string }
 	| { event: "refused"; address: string; reason: string; fingerprint?: string }
 	| { event: "paired"; name: string; fingerprint: string; address: string }
+	| {
+			event: "transfer";
+			op: "get" | "put";
+			path: string;
+			bytes: number;
+			sha256: string;
+			resumedFrom: number;
+			device: string;
+			fingerprint: string;
+	  }
 	| { event: "stopped" };
 
 export interface ServerIdentity extends Credentials {
@@ -41,6 +53,9 @@ export interface ServerOptions {
 	port: number;
 	identity: ServerIdentity;
 	trust: TrustStore;
+	/** The shared directory every remote path is confined to. */
+	root: SandboxRoot;
+	policy: ServePolicy;
 	/** Absent: pairing is off (`--no-pair`). */
 	pairing?: PairingGate;
 	timeouts?: Timeouts;
@@ -186,7 +201,7 @@ class ServerConnection {
 			return;
 		}
 		if (this.session) {
-			if (frame.type === FrameType.data) this.session.onData();
+			if (frame.type === FrameType.data) this.session.onData(frame.stream, frame.payload);
 			else this.withMessage(frame, (m) => this.session?.onMessage(m));
 			return;
 		}
@@ -304,7 +319,13 @@ class ServerConnection {
 		const peer = this.peer as PeerInfo;
 		this.slots.onEstablished();
 		this.socket.markEstablished();
-		this.session = new ServerSession(this.socket);
+		this.session = new ServerSession(this.socket, {
+			root: this.opts.root,
+			policy: this.opts.policy,
+			peer,
+			onTransfer: (t) =>
+				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
+		});
 		this.emit({
 			event: "connected",
 			name: peer.name,
@@ -337,6 +358,7 @@ class ServerConnection {
 
 	private onClose(error: PairlinkError | undefined): void {
 		const wasEstablished = this.session !== undefined;
+		void this.session?.onClose();
 		if (wasEstablished && this.peer) {
 			this.emit({
 				event: "disconnected",

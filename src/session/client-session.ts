@@ -1,36 +1,304 @@
 /**
- * The client's view of an established session: requests out, answers
- * matched back to the caller that is waiting for them.
+ * The client's side of an established session: requests out with ids,
+ * answers and data frames routed back to the operation waiting for them.
+ * Every name a server sends back is checked by the same rules the server
+ * applies to ours, and every download lands through a verified part file.
  */
+import { open } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
+import { PartFile, readChunks } from "../fs/part-file.ts";
+import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
+import { checkName, parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
-import type { Message } from "../protocol/messages.ts";
+import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
 
+export interface TransferResult {
+	bytes: number;
+	sha256: string;
+	/** Bytes of verified partial data that were not sent again. */
+	resumedFrom: number;
+}
+
+export interface TransferOptions {
+	overwrite: boolean;
+	/** Called with the bytes of this file done so far (including resumed ones). */
+	onProgress?(done: number, total: number): void;
+}
+
+/** One request in flight: the answers and data frames that carry its id. */
+interface Exchange {
+	onMessage(message: Message): void;
+	onData?(payload: Uint8Array): void;
+	fail(error: PairlinkError): void;
+}
+
+/** Download bytes buffered ahead of the disk before the socket is paused. */
+const PAUSE_ABOVE = 16 * 1024 * 1024;
+const RESUME_BELOW = 4 * 1024 * 1024;
+
 export class ClientSession {
-	private readonly pings = new Map<string, (endedAt: number) => void>();
-	private readonly failers = new Set<(e: PairlinkError) => void>();
+	private readonly exchanges = new Map<number, Exchange>();
+	private readonly pings = new Map<
+		string,
+		{ resolve(endedAt: number): void; reject(e: PairlinkError): void }
+	>();
 	private closedWith: PairlinkError | undefined;
-	private nextNonce = 0;
+	private nextId = 1;
+	private buffered = 0;
+	private paused = false;
 
 	constructor(
 		private readonly channel: Channel,
 		private readonly now: () => number = () => performance.now(),
 	) {}
 
+	get closed(): boolean {
+		return this.closedWith !== undefined;
+	}
+
 	/** Round trip through the server; resolves with the time it took in ms. */
 	ping(): Promise<number> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
-		const nonce = String(this.nextNonce++);
+		const nonce = String(this.nextId++);
 		const started = this.now();
 		return new Promise<number>((resolve, reject) => {
-			this.failers.add(reject);
-			this.pings.set(nonce, (endedAt) => {
-				this.failers.delete(reject);
-				resolve(endedAt);
-			});
+			this.pings.set(nonce, { resolve: (end) => resolve(end - started), reject });
 			this.channel.send({ t: "ping", nonce }).catch(reject);
-		}).then((end) => end - started);
+		});
+	}
+
+	list(path: string): Promise<Entry[]> {
+		const entries: Entry[] = [];
+		return this.request<Entry[]>(
+			(id) => ({ t: "list", id, path }),
+			(m, resolve) => {
+				if (m.t !== "entries") return false;
+				for (const e of m.entries) {
+					checkName(e.name);
+					entries.push(e);
+				}
+				if (m.done) resolve(entries);
+				return true;
+			},
+		);
+	}
+
+	stat(path: string): Promise<Entry> {
+		return this.request<Entry>(
+			(id) => ({ t: "stat", id, path }),
+			(m, resolve) => {
+				if (m.t !== "stat-ok") return false;
+				resolve(m.entry);
+				return true;
+			},
+		);
+	}
+
+	/** Everything below a remote directory; every path is checked before anyone uses it. */
+	walk(path: string): Promise<WalkEntry[]> {
+		const entries: WalkEntry[] = [];
+		return this.request<WalkEntry[]>(
+			(id) => ({ t: "walk", id, path }),
+			(m, resolve) => {
+				if (m.t !== "walk-entries") return false;
+				for (const e of m.entries) {
+					parseWirePath(e.path);
+					checkName(e.name);
+					entries.push(e);
+				}
+				if (m.done) resolve(entries);
+				return true;
+			},
+		);
+	}
+
+	mkdir(path: string, parents = false): Promise<void> {
+		return this.request<void>((id) => ({ t: "mkdir", id, path, parents }), okOnly);
+	}
+
+	rm(path: string, recursive: boolean): Promise<void> {
+		return this.request<void>((id) => ({ t: "rm", id, path, recursive }), okOnly);
+	}
+
+	/**
+	 * Download `remotePath` into `dest` (a path inside the `local` root). A part
+	 * file left by an interrupted attempt is offered for resume; nothing
+	 * appears at the final name unless size and SHA-256 match.
+	 */
+	async download(
+		remotePath: string,
+		local: SandboxRoot,
+		dest: string,
+		opts: TransferOptions,
+	): Promise<TransferResult> {
+		const part = await PartFile.open(local, dest, opts.overwrite);
+		let size = 0;
+		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
+		let incoming = 0;
+		let chain = Promise.resolve();
+		let failure: PairlinkError | undefined;
+		const fail = (e: unknown) => {
+			failure ??= e instanceof PairlinkError ? e : fsError(e, dest);
+		};
+		try {
+			const result = await this.request<TransferResult>(
+				(id) => ({
+					t: "get",
+					id,
+					path: remotePath,
+					offset: part.resumable,
+					...(part.prefixSha256 ? { prefix: part.prefixSha256 } : {}),
+				}),
+				(m, resolve, reject, id) => {
+					if (m.t === "file") {
+						size = m.size;
+						const start = m.offset;
+						if (start !== 0 && start !== part.resumable) {
+							reject(
+								new PairlinkError(
+									"protocol",
+									"the server resumed at an offset this device did not offer",
+								),
+							);
+							return true;
+						}
+						incoming = start;
+						chain = chain.then(() => part.startAt(start)).catch(fail);
+						opts.onProgress?.(start, size);
+						return true;
+					}
+					if (m.t === "file-end") {
+						chain = chain.then(async () => {
+							if (failure) return reject(failure);
+							try {
+								const sha256 = await part.commit({ size, sha256: m.sha256 }, opts.overwrite);
+								void this.channel.send({ t: "ack", id }).catch(() => undefined);
+								resolve({
+									bytes: size,
+									sha256,
+									resumedFrom: part.resumable === 0 ? 0 : Math.min(part.resumable, size),
+								});
+							} catch (e) {
+								reject(e instanceof PairlinkError ? e : fsError(e, dest));
+							}
+						});
+						return true;
+					}
+					return false;
+				},
+				(payload, reject) => {
+					// A server that sends more than it announced (or data before "file") is lying: stop at once.
+					incoming += payload.length;
+					if (incoming > size) {
+						fail(new PairlinkError("integrity", "the server sent more data than it announced"));
+						reject(failure as PairlinkError);
+						return;
+					}
+					this.hold(payload.length);
+					chain = chain
+						.then(async () => {
+							if (failure) return;
+							await part.write(payload);
+							opts.onProgress?.(part.received, size);
+						})
+						.catch((e) => {
+							fail(e);
+							reject(failure as PairlinkError);
+						})
+						.finally(() => this.release(payload.length));
+				},
+			);
+			return result;
+		} catch (e) {
+			await chain.catch(() => undefined);
+			const error = e instanceof PairlinkError ? e : fsError(e, dest);
+			// Known-bad data is not kept; anything else stays resumable.
+			if (error.code === "integrity" || part.received === 0) await part.discard();
+			else await part.keep();
+			throw error;
+		}
+	}
+
+	/** Upload a local file; resumes from a verified part file the server kept. */
+	async upload(
+		localPath: string,
+		remotePath: string,
+		opts: TransferOptions,
+	): Promise<TransferResult> {
+		let fh: Awaited<ReturnType<typeof open>>;
+		try {
+			fh = await open(localPath, "r");
+		} catch (e) {
+			throw fsError(e, JSON.stringify(localPath));
+		}
+		try {
+			const { size } = await fh.stat();
+			// Small files go out without waiting for put-ready: no round trip per file.
+			const eager = size <= MAX_DATA_PAYLOAD;
+			let aborted: PairlinkError | undefined;
+			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
+			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
+				ready = r;
+			});
+			let id = 0;
+			const result = this.request<TransferResult>(
+				(n) => {
+					id = n;
+					return { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
+				},
+				(m, resolve) => {
+					if (m.t === "put-ready") {
+						ready(m);
+						return true;
+					}
+					if (m.t === "put-ok") {
+						resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
+						return true;
+					}
+					return false;
+				},
+			);
+			result.catch((e) => {
+				aborted = e;
+			});
+			let start = 0;
+			let hasher = new Bun.CryptoHasher("sha256");
+			if (!eager) {
+				const r = await Promise.race([readyP, result.then(() => undefined)]);
+				if (!r) return await result;
+				if (r.offset > 0 && r.offset <= size && r.prefix) {
+					const h = new Bun.CryptoHasher("sha256");
+					for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
+					if (h.copy().digest("hex") === r.prefix) {
+						start = r.offset;
+						hasher = h;
+					}
+				}
+			}
+			await this.channel.send({ t: "put-start", id, offset: start });
+			opts.onProgress?.(start, size);
+			let done = start;
+			for await (const chunk of readChunks(fh, start, size)) {
+				if (aborted) break;
+				hasher.update(chunk);
+				await this.channel.sendData(id, chunk);
+				done += chunk.length;
+				opts.onProgress?.(done, size);
+			}
+			if (!aborted) {
+				const sha256 = hasher.digest("hex");
+				await this.channel.send({ t: "put-end", id, sha256 });
+				const r = await result;
+				if (r.sha256 !== sha256)
+					throw new PairlinkError("integrity", "the server stored data with another SHA-256");
+				return { ...r, resumedFrom: start };
+			}
+			return await result;
+		} finally {
+			await fh.close().catch(() => undefined);
+		}
 	}
 
 	onMessage(message: Message): void {
@@ -43,30 +311,127 @@ export class ClientSession {
 				return;
 			}
 			this.pings.delete(message.nonce);
-			done(this.now());
+			done.resolve(this.now());
 			return;
 		}
-		if (message.t === "error") {
+		if (message.t === "error" && message.id === undefined) {
 			const e = errorFromWire(message.code);
 			this.channel.fail(e);
 			this.onClose(e);
 			return;
 		}
-		this.channel.fail(
-			new PairlinkError("protocol", `unexpected "${message.t}" message from the server`),
-		);
+		const id = "id" in message ? message.id : undefined;
+		const exchange = id === undefined ? undefined : this.exchanges.get(id);
+		if (!exchange) {
+			this.channel.fail(
+				new PairlinkError("protocol", `the server sent "${message.t}" for no request in flight`),
+			);
+			return;
+		}
+		if (message.t === "error") {
+			exchange.fail(errorFromWire(message.code));
+			return;
+		}
+		exchange.onMessage(message);
 	}
 
-	onData(): void {
-		this.channel.fail(new PairlinkError("protocol", "unexpected data frame from the server"));
+	onData(stream: number, payload: Uint8Array): void {
+		const exchange = this.exchanges.get(stream);
+		if (!exchange?.onData) {
+			this.channel.fail(
+				new PairlinkError("protocol", "the server sent data for no download in flight"),
+			);
+			return;
+		}
+		exchange.onData(payload);
 	}
 
 	/** Every waiting caller learns why the connection ended. */
 	onClose(error: PairlinkError | undefined): void {
 		if (this.closedWith) return;
 		this.closedWith = error ?? new PairlinkError("interrupted", "the server closed the connection");
-		for (const fail of this.failers) fail(this.closedWith);
-		this.failers.clear();
+		for (const exchange of [...this.exchanges.values()]) exchange.fail(this.closedWith);
+		for (const ping of this.pings.values()) ping.reject(this.closedWith);
+		this.exchanges.clear();
 		this.pings.clear();
 	}
+
+	// ---- plumbing
+
+	private request<T>(
+		build: (id: number) => Message,
+		onAnswer: (
+			m: Message,
+			resolve: (v: T) => void,
+			reject: (e: PairlinkError) => void,
+			id: number,
+		) => boolean,
+		onData?: (payload: Uint8Array, reject: (e: PairlinkError) => void) => void,
+	): Promise<T> {
+		if (this.closedWith) return Promise.reject(this.closedWith);
+		const id = this.nextId++;
+		return this.exchange<T>(
+			id,
+			(resolve, reject) => ({
+				onMessage: (m) => {
+					if (!onAnswer(m, resolve, reject, id)) {
+						reject(new PairlinkError("protocol", `unexpected "${m.t}" answer from the server`));
+					}
+				},
+				...(onData ? { onData: (p: Uint8Array) => onData(p, reject) } : {}),
+				fail: reject,
+			}),
+			build(id),
+		);
+	}
+
+	private exchange<T>(
+		id: number,
+		make: (resolve: (v: T) => void, reject: (e: PairlinkError) => void) => Exchange,
+		first: Message,
+	): Promise<T> {
+		return new Promise<T>((resolve, reject) => {
+			const done = () => this.exchanges.delete(id);
+			const exchange = make(
+				(v) => {
+					done();
+					resolve(v);
+				},
+				(e) => {
+					done();
+					reject(e);
+				},
+			);
+			this.exchanges.set(id, exchange);
+			this.channel
+				.send(first)
+				.catch((e) =>
+					exchange.fail(
+						e instanceof PairlinkError ? e : new PairlinkError("interrupted", String(e)),
+					),
+				);
+		});
+	}
+
+	private hold(n: number): void {
+		this.buffered += n;
+		if (!this.paused && this.buffered > PAUSE_ABOVE) {
+			this.paused = true;
+			this.channel.pause();
+		}
+	}
+
+	private release(n: number): void {
+		this.buffered -= n;
+		if (this.paused && this.buffered < RESUME_BELOW) {
+			this.paused = false;
+			this.channel.resume();
+		}
+	}
+}
+
+function okOnly(m: Message, resolve: (v: undefined) => void): boolean {
+	if (m.t !== "ok") return false;
+	resolve(undefined);
+	return true;
 }

@@ -1,18 +1,121 @@
 /**
- * What a trusted client may ask once the handshake is over. Operations
- * (list, get, put…) plug in here; the transport never sees their meaning.
+ * What a trusted client may ask once the handshake is over: list, stat,
+ * walk, get, put, mkdir, rm. Every path goes through the sandbox root and
+ * the policy; every refusal goes back as a small wire code with the
+ * request's id. The transport never sees what the frames mean.
  */
+import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import type { Channel } from "../protocol/channel.ts";
-import type { Message } from "../protocol/messages.ts";
+import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
+import { fsError, type SandboxRoot } from "../fs/root.ts";
+import type { Channel, PeerInfo } from "../protocol/channel.ts";
+import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
+import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
+
+export interface TransferEvent {
+	op: "get" | "put";
+	path: string;
+	bytes: number;
+	sha256: string;
+	resumedFrom: number;
+}
+
+export interface ServerSessionDeps {
+	root: SandboxRoot;
+	policy: ServePolicy;
+	peer: PeerInfo;
+	onTransfer?(event: TransferEvent): void;
+}
+
+/** Downloads read and sent at once per connection; more wait their turn. */
+const CONCURRENT_GETS = 4;
+/** Upload bytes buffered ahead of the disk before the socket is paused. */
+const PAUSE_ABOVE = 16 * 1024 * 1024;
+const RESUME_BELOW = 4 * 1024 * 1024;
+const MAX_REMEMBERED_REFUSALS = 4096;
+
+/** A refusal that carries the exact wire code to send. */
+class Refusal extends PairlinkError {
+	constructor(
+		readonly wire: WireErrorCode,
+		message: string,
+	) {
+		super("refused", message);
+	}
+}
+
+interface Upload {
+	path: string;
+	size: number;
+	overwrite: boolean;
+	part: PartFile | undefined;
+	started: boolean;
+	resumedFrom: number;
+	/** Writes happen in arrival order, one after another. */
+	chain: Promise<void>;
+	failed: boolean;
+}
+
+interface Download {
+	path: string;
+	bytes: number;
+	sha256: string;
+	resumedFrom: number;
+}
 
 export class ServerSession {
-	constructor(private readonly channel: Channel) {}
+	private readonly uploads = new Map<number, Upload>();
+	/** Uploads refused before the client heard of it: their remaining frames are dropped, not errors. */
+	private readonly refusedUploads = new Set<number>();
+	private readonly awaitingAck = new Map<number, Download>();
+	private readonly getQueue: (() => Promise<void>)[] = [];
+	private activeGets = 0;
+	private buffered = 0;
+	private paused = false;
+	private closed = false;
+	private readonly openFiles = new Set<FileHandle>();
+
+	constructor(
+		private readonly channel: Channel,
+		private readonly deps: ServerSessionDeps,
+	) {}
 
 	onMessage(message: Message): void {
+		if (this.closed) return;
 		switch (message.t) {
 			case "ping":
-				void this.channel.send({ t: "pong", nonce: message.nonce }).catch(() => undefined);
+				this.send({ t: "pong", nonce: message.nonce });
+				return;
+			case "list":
+				this.run(message.id, () => this.list(message));
+				return;
+			case "stat":
+				this.run(message.id, () => this.stat(message));
+				return;
+			case "walk":
+				this.run(message.id, () => this.walk(message));
+				return;
+			case "mkdir":
+				this.run(message.id, () => this.mkdir(message));
+				return;
+			case "rm":
+				this.run(message.id, () => this.rm(message));
+				return;
+			case "get":
+				this.enqueueGet(message);
+				return;
+			case "ack":
+				this.ack(message.id);
+				return;
+			case "put":
+				this.put(message);
+				return;
+			case "put-start":
+				this.putStart(message);
+				return;
+			case "put-end":
+				this.putEnd(message);
 				return;
 			default:
 				this.channel.fail(
@@ -21,7 +124,297 @@ export class ServerSession {
 		}
 	}
 
-	onData(): void {
-		this.channel.fail(new PairlinkError("protocol", "unexpected data frame from the client"));
+	onData(stream: number, payload: Uint8Array): void {
+		if (this.closed) return;
+		const upload = this.uploads.get(stream);
+		if (!upload?.started) {
+			if (!this.refusedUploads.has(stream)) {
+				this.channel.fail(
+					new PairlinkError("protocol", "data for a stream that is not an upload in progress"),
+				);
+			}
+			return;
+		}
+		if (upload.failed) return; // already refused; the client stops sending
+		this.buffered += payload.length;
+		if (!this.paused && this.buffered > PAUSE_ABOVE) {
+			this.paused = true;
+			this.channel.pause();
+		}
+		upload.chain = upload.chain.then(async () => {
+			try {
+				if (!upload.failed) {
+					if ((upload.part as PartFile).received + payload.length > upload.size) {
+						throw new Refusal("integrity", "more data than announced");
+					}
+					await (upload.part as PartFile).write(payload);
+				}
+			} finally {
+				this.buffered -= payload.length;
+				if (this.paused && this.buffered < RESUME_BELOW) {
+					this.paused = false;
+					this.channel.resume();
+				}
+			}
+		});
+		upload.chain = upload.chain.catch((e) => this.failUpload(stream, upload, e));
+	}
+
+	/** The connection is gone: keep partial uploads for resume, close open files. */
+	async onClose(): Promise<void> {
+		this.closed = true;
+		this.getQueue.length = 0;
+		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
+		for (const upload of this.uploads.values()) {
+			await upload.chain.catch(() => undefined);
+			await upload.part?.keep();
+		}
+		this.uploads.clear();
+	}
+
+	// ---- handlers
+
+	private async list(m: MessageOf<"list">): Promise<void> {
+		this.check({ op: "list", path: m.path });
+		const entries = await this.deps.root.list(m.path);
+		for (let i = 0; i < entries.length || i === 0; i += MAX_ENTRIES_PER_MESSAGE) {
+			const batch = entries.slice(i, i + MAX_ENTRIES_PER_MESSAGE);
+			await this.channel.send({
+				t: "entries",
+				id: m.id,
+				entries: batch,
+				done: i + MAX_ENTRIES_PER_MESSAGE >= entries.length,
+			});
+		}
+	}
+
+	private async stat(m: MessageOf<"stat">): Promise<void> {
+		this.check({ op: "stat", path: m.path });
+		await this.channel.send({ t: "stat-ok", id: m.id, entry: await this.deps.root.stat(m.path) });
+	}
+
+	private async walk(m: MessageOf<"walk">): Promise<void> {
+		this.check({ op: "walk", path: m.path });
+		let batch: MessageOf<"walk-entries">["entries"] = [];
+		for await (const entry of this.deps.root.walk(m.path)) {
+			if (this.closed) return;
+			batch.push(entry);
+			if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
+				await this.channel.send({ t: "walk-entries", id: m.id, entries: batch, done: false });
+				batch = [];
+			}
+		}
+		await this.channel.send({ t: "walk-entries", id: m.id, entries: batch, done: true });
+	}
+
+	private async mkdir(m: MessageOf<"mkdir">): Promise<void> {
+		this.check({ op: "mkdir", path: m.path });
+		await this.deps.root.mkdir(m.path, m.parents);
+		await this.channel.send({ t: "ok", id: m.id });
+	}
+
+	private async rm(m: MessageOf<"rm">): Promise<void> {
+		this.check({ op: "rm", path: m.path });
+		await this.deps.root.remove(m.path, m.recursive);
+		await this.channel.send({ t: "ok", id: m.id });
+	}
+
+	private enqueueGet(m: MessageOf<"get">): void {
+		this.getQueue.push(() => this.get(m));
+		this.pumpGets();
+	}
+
+	private pumpGets(): void {
+		while (this.activeGets < CONCURRENT_GETS && !this.closed) {
+			const next = this.getQueue.shift();
+			if (!next) return;
+			this.activeGets++;
+			void next().finally(() => {
+				this.activeGets--;
+				this.pumpGets();
+			});
+		}
+	}
+
+	private async get(m: MessageOf<"get">): Promise<void> {
+		await this.guard(m.id, async () => {
+			this.check({ op: "get", path: m.path });
+			const file = await this.deps.root.openRead(m.path);
+			this.openFiles.add(file.fh);
+			try {
+				let offset = 0;
+				let h = new Bun.CryptoHasher("sha256");
+				if (m.offset > 0 && m.offset <= file.size && m.prefix) {
+					// Resume only from bytes the client proves it holds: the same prefix hash.
+					const prefix = new Bun.CryptoHasher("sha256");
+					for await (const c of readChunks(file.fh, 0, m.offset)) prefix.update(c);
+					if (prefix.copy().digest("hex") === m.prefix) {
+						offset = m.offset;
+						h = prefix;
+					}
+				}
+				await this.channel.send({
+					t: "file",
+					id: m.id,
+					size: file.size,
+					mtime: file.mtime,
+					offset,
+				});
+				for await (const chunk of readChunks(file.fh, offset, file.size)) {
+					if (this.closed) return;
+					h.update(chunk);
+					await this.channel.sendData(m.id, chunk);
+				}
+				const sha256 = h.digest("hex");
+				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
+				await this.channel.send({ t: "file-end", id: m.id, sha256 });
+			} finally {
+				this.openFiles.delete(file.fh);
+				await file.fh.close().catch(() => undefined);
+			}
+		});
+	}
+
+	private ack(id: number): void {
+		const done = this.awaitingAck.get(id);
+		if (!done) {
+			this.channel.fail(new PairlinkError("protocol", "ack for a download that was not sent"));
+			return;
+		}
+		this.awaitingAck.delete(id);
+		this.deps.onTransfer?.({ op: "get", ...done });
+	}
+
+	/**
+	 * Registered at once and driven through one promise chain, so a client may
+	 * send put-start, data and put-end without waiting for put-ready (small
+	 * files: no round trip per file).
+	 */
+	private put(m: MessageOf<"put">): void {
+		if (this.uploads.has(m.id)) {
+			this.channel.fail(new PairlinkError("protocol", "request id reused"));
+			return;
+		}
+		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
+		const upload: Upload = {
+			path: m.path,
+			size: m.size,
+			overwrite,
+			part: undefined,
+			started: false,
+			resumedFrom: 0,
+			chain: Promise.resolve(),
+			failed: false,
+		};
+		this.uploads.set(m.id, upload);
+		upload.chain = (async () => {
+			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
+			try {
+				upload.part = await Part.open(this.deps.root, m.path, overwrite);
+			} catch (e) {
+				if (e instanceof PairlinkError && e.code === "exists") {
+					throw new Refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
+				}
+				throw e;
+			}
+			// A part file longer than the announced size cannot be a prefix of it.
+			const offset = upload.part.resumable <= m.size ? upload.part.resumable : 0;
+			this.send({
+				t: "put-ready",
+				id: m.id,
+				offset,
+				...(offset > 0 && upload.part.prefixSha256 ? { prefix: upload.part.prefixSha256 } : {}),
+			});
+		})().catch((e) => this.failUpload(m.id, upload, e));
+	}
+
+	private putStart(m: MessageOf<"put-start">): void {
+		const upload = this.uploads.get(m.id);
+		if (!upload || upload.started) {
+			if (!this.refusedUploads.has(m.id))
+				this.channel.fail(new PairlinkError("protocol", "put-start without put"));
+			return;
+		}
+		upload.started = true;
+		upload.resumedFrom = m.offset;
+		upload.chain = upload.chain
+			.then(() => (upload.failed ? undefined : (upload.part as PartFile).startAt(m.offset)))
+			.catch((e) => this.failUpload(m.id, upload, e));
+	}
+
+	private putEnd(m: MessageOf<"put-end">): void {
+		const upload = this.uploads.get(m.id);
+		if (!upload?.started) {
+			if (!this.refusedUploads.has(m.id))
+				this.channel.fail(new PairlinkError("protocol", "put-end without an upload"));
+			this.refusedUploads.delete(m.id);
+			return;
+		}
+		upload.chain = upload.chain.then(async () => {
+			if (upload.failed) return;
+			this.uploads.delete(m.id);
+			try {
+				const sha256 = await (upload.part as PartFile).commit(
+					{ size: upload.size, sha256: m.sha256 },
+					upload.overwrite,
+				);
+				this.send({ t: "put-ok", id: m.id, sha256 });
+				this.deps.onTransfer?.({
+					op: "put",
+					path: upload.path,
+					bytes: upload.size,
+					sha256,
+					resumedFrom: upload.resumedFrom,
+				});
+			} catch (e) {
+				this.refuse(m.id, e);
+			}
+		});
+	}
+
+	private async failUpload(id: number, upload: Upload, e: unknown): Promise<void> {
+		if (upload.failed) return;
+		upload.failed = true;
+		this.uploads.delete(id);
+		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
+		this.refusedUploads.add(id);
+		this.refuse(id, e);
+		// Bad data is not worth resuming from; a full disk or a broken pipe is.
+		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
+			await upload.part?.keep();
+		else await upload.part?.discard();
+	}
+
+	// ---- plumbing
+
+	private check(op: Parameters<typeof allowed>[2]): void {
+		const refusal = allowed(this.deps.policy, this.deps.peer, op);
+		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
+	}
+
+	private run(id: number, handler: () => Promise<void>): void {
+		void this.guard(id, handler);
+	}
+
+	private async guard(id: number, handler: () => Promise<void>): Promise<void> {
+		try {
+			await handler();
+		} catch (e) {
+			this.refuse(id, e);
+		}
+	}
+
+	private refuse(id: number, e: unknown): void {
+		if (this.closed) return;
+		const error = e instanceof PairlinkError ? e : fsError(e, "the file");
+		if (error.code === "protocol") {
+			this.channel.fail(error);
+			return;
+		}
+		this.send({ t: "error", id, code: error instanceof Refusal ? error.wire : wireCodeFor(error) });
+	}
+
+	private send(message: Message): void {
+		void this.channel.send(message).catch(() => undefined);
 	}
 }

@@ -1,9 +1,11 @@
 /** Test devices: each a PAIRLINK_HOME of its own in a temp dir, as SPEC.md promises. */
+import { mkdtempSync, realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConnectOptions, connect } from "../../src/client/connect.ts";
 import type { Target } from "../../src/client/target.ts";
+import { SandboxRoot } from "../../src/fs/root.ts";
 import {
 	type RunningServer,
 	type ServerEvent,
@@ -63,6 +65,15 @@ export interface TestServer {
 	target(): Target;
 }
 
+export const OPEN_POLICY = { readOnly: false, allowOverwrite: false, allowDelete: false };
+
+/** A fresh shared directory (removed with the other temp dirs). */
+export function tempRoot(): SandboxRoot {
+	const dir = realpathSync(mkdtempSync(join(tmpdir(), "pairlink-root-")));
+	homes.push(dir);
+	return SandboxRoot.fromRealPath(dir);
+}
+
 export function serve(dev: TestDevice, opts: Partial<ServerOptions> = {}): TestServer {
 	const events: ServerEvent[] = [];
 	const waiters: { match: (e: ServerEvent) => boolean; resolve: (e: ServerEvent) => void }[] = [];
@@ -71,6 +82,8 @@ export function serve(dev: TestDevice, opts: Partial<ServerOptions> = {}): TestS
 		port: 0,
 		identity: dev.identity,
 		trust: dev.trust,
+		root: opts.root ?? tempRoot(),
+		policy: OPEN_POLICY,
 		...opts,
 		onEvent(e) {
 			events.push(e);

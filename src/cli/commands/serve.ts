@@ -5,6 +5,7 @@ import { defineCommand } from "citty";
 import { formatAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { PairlinkError } from "../../errors.ts";
+import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
 import { DEFAULT_MAX_CLIENTS, type ServerEvent, startServer } from "../../server/server.ts";
 import { loadPendingCode, pendingCodeStatus } from "../../store/pending-code.ts";
@@ -44,6 +45,12 @@ export const serveCommand = defineCommand({
 			type: "string",
 			description: "Name to announce to peers (default: this device's name)",
 		},
+		"read-only": { type: "boolean", description: "Refuse uploads, mkdir and rm" },
+		"allow-overwrite": {
+			type: "boolean",
+			description: "Let clients replace existing files (they must also pass --overwrite)",
+		},
+		"allow-delete": { type: "boolean", description: "Let clients remove files and directories" },
 		"no-pair": { type: "boolean", description: "Do not accept pairing, even with a pending code" },
 		"max-clients": {
 			type: "string",
@@ -54,9 +61,11 @@ export const serveCommand = defineCommand({
 		...jsonArg,
 	},
 	async run({ args }) {
-		const root = resolve(args.dir ?? ".");
-		const info = await stat(root).catch(() => undefined);
-		if (!info?.isDirectory()) throw new PairlinkError("usage", `${root} is not a directory`);
+		const dir = resolve(args.dir ?? ".");
+		const info = await stat(dir).catch(() => undefined);
+		if (!info?.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
+		const sandbox = await SandboxRoot.open(dir);
+		const root = sandbox.dir;
 		const port = wholeNumber(args.port, "--port", 0, 65535);
 		const maxClients = wholeNumber(args["max-clients"], "--max-clients", 1, 10_000);
 		const noPair = args["no-pair"] === true;
@@ -88,6 +97,12 @@ export const serveCommand = defineCommand({
 			port,
 			identity: { ...identity, name },
 			trust,
+			root: sandbox,
+			policy: {
+				readOnly: args["read-only"] === true,
+				allowOverwrite: args["allow-overwrite"] === true,
+				allowDelete: args["allow-delete"] === true,
+			},
 			...(noPair ? {} : { pairing: stateDirPairingGate(stateDir()) }),
 			maxClients,
 			onEvent: (e) => (json ? outJson(e) : printEvent(e)),
@@ -141,6 +156,11 @@ function printEvent(e: ServerEvent): void {
 			return;
 		case "refused":
 			out(`refused       ${safe(e.address)}: ${safe(e.reason)}`);
+			return;
+		case "transfer":
+			out(
+				`${e.op === "get" ? "sent    " : "received"}      ${safe(e.path)} (${e.bytes} bytes${e.resumedFrom ? `, resumed from ${e.resumedFrom}` : ""}) ${e.op === "get" ? "to" : "from"} ${safe(e.device)}`,
+			);
 			return;
 		case "stopped":
 			out("stopped");

@@ -1,0 +1,110 @@
+/**
+ * Build standalone pairlink executables with `bun build --compile`.
+ *
+ *   bun scripts/build-binaries.ts --host          dist/pairlink for this machine
+ *   bun scripts/build-binaries.ts --all           every target in TARGETS
+ *   bun scripts/build-binaries.ts --target NAME   one target (e.g. linux-arm64)
+ *
+ * Writes dist/SHA256SUMS (sha256sum -c format) for what it built. The
+ * autoload flags are off: a compiled binary must not read .env or
+ * bunfig.toml from whatever directory a user runs it in.
+ */
+import { mkdir, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { version } from "../package.json" with { type: "json" };
+
+interface Target {
+	name: string;
+	bunTarget: Bun.Build.CompileTarget;
+	exe: boolean;
+}
+
+export const TARGETS: readonly Target[] = [
+	{ name: "linux-x64", bunTarget: "bun-linux-x64-baseline", exe: false },
+	{ name: "linux-arm64", bunTarget: "bun-linux-arm64", exe: false },
+	{ name: "linux-x64-musl", bunTarget: "bun-linux-x64-musl", exe: false },
+	{ name: "darwin-x64", bunTarget: "bun-darwin-x64", exe: false },
+	{ name: "darwin-arm64", bunTarget: "bun-darwin-arm64", exe: false },
+	{ name: "windows-x64", bunTarget: "bun-windows-x64", exe: true },
+];
+
+const ROOT = join(import.meta.dir, "..");
+const DIST = join(ROOT, "dist");
+const ENTRY = join(ROOT, "src", "main.ts");
+
+async function build(
+	outfile: string,
+	target: Bun.Build.CompileTarget | undefined,
+): Promise<string> {
+	const result = await Bun.build({
+		entrypoints: [ENTRY],
+		compile: {
+			outfile,
+			autoloadDotenv: false,
+			autoloadBunfig: false,
+			...(target ? { target } : {}),
+		},
+		minify: true,
+		sourcemap: "none",
+		define: { "process.env.NODE_ENV": JSON.stringify("production") },
+	});
+	if (!result.success) {
+		for (const log of result.logs) console.error(log);
+		throw new Error(`build of ${basename(outfile)} failed`);
+	}
+	const info = await stat(outfile).catch(() => undefined);
+	if (!info || info.size === 0) throw new Error(`build of ${basename(outfile)} produced no file`);
+	return outfile;
+}
+
+async function sha256(file: string): Promise<string> {
+	const hasher = new Bun.CryptoHasher("sha256");
+	const reader = Bun.file(file).stream().getReader();
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		hasher.update(value);
+	}
+	return hasher.digest("hex");
+}
+
+async function main(argv: string[]): Promise<void> {
+	const usage = "usage: bun scripts/build-binaries.ts --host | --all | --target NAME";
+	let outputs: string[];
+	await mkdir(DIST, { recursive: true });
+	if (argv[0] === "--host" && argv.length === 1) {
+		outputs = [
+			await build(
+				join(DIST, process.platform === "win32" ? "pairlink.exe" : "pairlink"),
+				undefined,
+			),
+		];
+	} else if (argv[0] === "--all" && argv.length === 1) {
+		outputs = [];
+		for (const t of TARGETS) outputs.push(await build(join(DIST, artifactName(t)), t.bunTarget));
+	} else if (argv[0] === "--target" && argv.length === 2) {
+		const t = TARGETS.find((x) => x.name === argv[1]);
+		if (!t)
+			throw new Error(
+				`unknown target ${argv[1]}; one of: ${TARGETS.map((x) => x.name).join(", ")}`,
+			);
+		outputs = [await build(join(DIST, artifactName(t)), t.bunTarget)];
+	} else {
+		throw new Error(usage);
+	}
+	const lines = await Promise.all(outputs.map(async (f) => `${await sha256(f)}  ${basename(f)}`));
+	await Bun.write(join(DIST, "SHA256SUMS"), `${lines.join("\n")}\n`);
+	for (const f of outputs)
+		console.log(`built ${f} (pairlink ${version}, ${((await stat(f)).size / 1e6).toFixed(1)} MB)`);
+}
+
+export function artifactName(t: Target): string {
+	return `pairlink-${t.name}${t.exe ? ".exe" : ""}`;
+}
+
+if (import.meta.main) {
+	await main(process.argv.slice(2)).catch((e: Error) => {
+		console.error(e.message);
+		process.exit(1);
+	});
+}

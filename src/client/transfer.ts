@@ -1,0 +1,260 @@
+/**
+ * Many-file transfers on top of the session's single-file operations:
+ * expand directories, create them on the receiving side, then move files
+ * several at a time over the one connection (requests are pipelined, so
+ * small files do not wait a round trip each).
+ */
+import { lstat, mkdir, readdir, realpath } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { PairlinkError } from "../errors.ts";
+import { errno, fsError, SandboxRoot } from "../fs/root.ts";
+import { checkName, joinWirePath, parseWirePath } from "../fs/safe-path.ts";
+import type { ClientSession, TransferResult } from "../session/client-session.ts";
+
+export interface FileDone extends TransferResult {
+	/** Path as the user knows it: remote path for get, local path for put. */
+	path: string;
+}
+
+export interface TransferHooks {
+	onFile?(done: FileDone): void;
+	/** Total bytes done so far across all files, and the total planned (grows as directories are expanded). */
+	onProgress?(done: number, total: number): void;
+	/** A file or directory that was skipped (e.g. a symlink), with why. */
+	onSkip?(path: string, why: string): void;
+}
+
+export interface Summary {
+	files: number;
+	bytes: number;
+	seconds: number;
+}
+
+/** Files moved at once over one connection. */
+export const PARALLEL_FILES = 8;
+
+interface Job {
+	label: string;
+	size: number;
+	run(onProgress: (done: number) => void): Promise<TransferResult>;
+}
+
+/** Run jobs with bounded concurrency; the first failure is rethrown after the rest finish. */
+async function runJobs(jobs: Job[], hooks: TransferHooks, started: number): Promise<Summary> {
+	let total = jobs.reduce((n, j) => n + j.size, 0);
+	const progress = new Map<Job, number>();
+	let doneBytes = 0;
+	let files = 0;
+	const errors: PairlinkError[] = [];
+	let next = 0;
+	const report = () =>
+		hooks.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0), total);
+	async function worker() {
+		for (;;) {
+			const job = jobs[next++];
+			if (!job) return;
+			try {
+				const r = await job.run((d) => {
+					progress.set(job, d);
+					report();
+				});
+				progress.delete(job);
+				doneBytes += r.bytes;
+				total += r.bytes - job.size;
+				files++;
+				hooks.onFile?.({ path: job.label, ...r });
+				report();
+			} catch (e) {
+				progress.delete(job);
+				errors.push(e instanceof PairlinkError ? e : new PairlinkError("internal", String(e)));
+				if (errors[0]?.code === "interrupted") return; // the connection is gone
+			}
+		}
+	}
+	await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, jobs.length) }, worker));
+	const first = errors[0];
+	if (first) {
+		if (jobs.length === 1) throw first;
+		throw new PairlinkError(
+			first.code,
+			`${errors.length} of ${jobs.length} files failed; the first: ${first.message}`,
+		);
+	}
+	return { files, bytes: doneBytes, seconds: (performance.now() - started) / 1000 };
+}
+
+export interface GetOptions {
+	recursive: boolean;
+	overwrite: boolean;
+	/** -o DEST; default: the current directory. */
+	dest: string | undefined;
+}
+
+/** Download remote files (and, with -r, directories) into a local destination. */
+export async function getFiles(
+	session: ClientSession,
+	remotes: string[],
+	opts: GetOptions,
+	hooks: TransferHooks = {},
+): Promise<Summary> {
+	const started = performance.now();
+	const destAbs = resolve(opts.dest ?? ".");
+	const destInfo = await lstat(destAbs).catch((e) =>
+		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, destAbs)),
+	);
+	const destIsDir = destInfo?.isDirectory() ?? false;
+	if (remotes.length > 1 && !destIsDir) {
+		throw new PairlinkError(
+			"usage",
+			`${opts.dest ?? "."} must be an existing directory when getting several files`,
+		);
+	}
+	const jobs: Job[] = [];
+	for (const remote of remotes) {
+		const remoteParts = parseWirePath(normalizeRemote(remote));
+		const entry = await session.stat(joinWirePath(remoteParts));
+		const name = remoteParts.at(-1);
+		if (entry.type === "dir") {
+			if (!opts.recursive)
+				throw new PairlinkError("is-directory", `${JSON.stringify(remote)} is a directory`);
+			// Into DEST/<name> (or DEST itself when it does not exist yet and one directory is copied).
+			const top = destIsDir ? join(destAbs, name ?? "") : destAbs;
+			await mkdir(top, { recursive: true }).catch((e) => Promise.reject(fsError(e, top)));
+			const root = await SandboxRoot.open(top);
+			const entries = await session.walk(joinWirePath(remoteParts));
+			for (const e of entries) {
+				if (e.type === "dir") await root.mkdir(e.path, true);
+				else if (e.type === "file") {
+					const from = joinWirePath([...remoteParts, ...parseWirePath(e.path)]);
+					jobs.push({
+						label: from,
+						size: e.size,
+						run: (p) =>
+							session.download(from, root, e.path, {
+								overwrite: opts.overwrite,
+								onProgress: (d) => p(d),
+							}),
+					});
+				} else
+					hooks.onSkip?.(joinWirePath([...remoteParts, e.path]), "symbolic links are not copied");
+			}
+		} else if (entry.type === "file") {
+			if (!name)
+				throw new PairlinkError("is-directory", "the shared directory itself is a directory");
+			const target = destIsDir ? join(destAbs, name) : destAbs;
+			const root = await SandboxRoot.open(resolve(target, ".."));
+			const local = basename(target);
+			const from = joinWirePath(remoteParts);
+			jobs.push({
+				label: from,
+				size: entry.size,
+				run: (p) =>
+					session.download(from, root, local, {
+						overwrite: opts.overwrite,
+						onProgress: (d) => p(d),
+					}),
+			});
+		} else {
+			throw new PairlinkError(
+				"refused",
+				`${JSON.stringify(remote)} is a symbolic link; pairlink does not copy links`,
+			);
+		}
+	}
+	return runJobs(jobs, hooks, started);
+}
+
+export interface PutOptions {
+	recursive: boolean;
+	overwrite: boolean;
+	/** --to REMOTE_DIR; default: the shared directory's top. */
+	to: string | undefined;
+}
+
+/** Upload local files (and, with -r, directories) into a remote directory. */
+export async function putFiles(
+	session: ClientSession,
+	locals: string[],
+	opts: PutOptions,
+	hooks: TransferHooks = {},
+): Promise<Summary> {
+	const started = performance.now();
+	const toParts = parseWirePath(normalizeRemote(opts.to ?? ""));
+	const jobs: Job[] = [];
+	for (const local of locals) {
+		const abs = resolve(local);
+		const info = await lstat(abs).catch((e) => Promise.reject(fsError(e, JSON.stringify(local))));
+		const name = basename(await realpath(abs).catch(() => abs));
+		checkName(name);
+		const remoteBase = [...toParts, name];
+		if (info.isDirectory()) {
+			if (!opts.recursive)
+				throw new PairlinkError("is-directory", `${JSON.stringify(local)} is a directory`);
+			await session.mkdir(joinWirePath(remoteBase), true);
+			for await (const item of walkLocal(abs, hooks)) {
+				const remote = joinWirePath([...remoteBase, ...item.rel]);
+				if (item.dir) await session.mkdir(remote, true);
+				else {
+					jobs.push({
+						label: item.abs,
+						size: item.size,
+						run: (p) =>
+							session.upload(item.abs, remote, {
+								overwrite: opts.overwrite,
+								onProgress: (d) => p(d),
+							}),
+					});
+				}
+			}
+		} else if (info.isFile()) {
+			const remote = joinWirePath(remoteBase);
+			jobs.push({
+				label: local,
+				size: info.size,
+				run: (p) =>
+					session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d) => p(d) }),
+			});
+		} else {
+			throw new PairlinkError(
+				"refused",
+				`${JSON.stringify(local)} is not a regular file or directory`,
+			);
+		}
+	}
+	return runJobs(jobs, hooks, started);
+}
+
+/** A local tree, depth first, directories before their contents; symlinks are skipped. */
+async function* walkLocal(
+	top: string,
+	hooks: TransferHooks,
+): AsyncGenerator<{ abs: string; rel: string[]; dir: boolean; size: number }> {
+	const stack: { abs: string; rel: string[] }[] = [{ abs: top, rel: [] }];
+	while (stack.length > 0) {
+		const d = stack.pop() as { abs: string; rel: string[] };
+		const names = (await readdir(d.abs).catch((e) => Promise.reject(fsError(e, d.abs)))).sort();
+		const subdirs: { abs: string; rel: string[] }[] = [];
+		for (const name of names) {
+			const abs = join(d.abs, name);
+			try {
+				checkName(name);
+			} catch (e) {
+				hooks.onSkip?.(abs, (e as Error).message);
+				continue;
+			}
+			const s = await lstat(abs);
+			const rel = [...d.rel, name];
+			if (s.isDirectory()) {
+				yield { abs, rel, dir: true, size: 0 };
+				subdirs.push({ abs, rel });
+			} else if (s.isFile()) yield { abs, rel, dir: false, size: s.size };
+			else hooks.onSkip?.(abs, "not a regular file or directory (symbolic links are not copied)");
+		}
+		stack.push(...subdirs.reverse());
+	}
+}
+
+/** Users type "/docs/a.txt" or "docs/"; the wire wants "docs/a.txt". */
+export function normalizeRemote(p: string): string {
+	return p.replace(/^\/+/, "").replace(/\/+$/, "");
+}

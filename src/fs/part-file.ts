@@ -1,0 +1,192 @@
+/**
+ * Receiving a file: bytes go to `.<name>.pairlink-part` beside the target,
+ * are hashed as they arrive, and reach the final name only after size and
+ * SHA-256 match the sender's — by an atomic rename (overwrite) or a hard
+ * link that fails if the name exists (no overwrite). A part file that
+ * survives an interruption is the resume point for the next attempt.
+ */
+import { constants } from "node:fs";
+import { type FileHandle, link, lstat, open, rename, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { PairlinkError } from "../errors.ts";
+import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { display, errno, fsError, partName, type SandboxRoot } from "./root.ts";
+
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+export class PartFile {
+	private offset: number;
+	private closed = false;
+
+	private constructor(
+		private readonly fh: FileHandle,
+		readonly partPath: string,
+		readonly finalPath: string,
+		private readonly label: string,
+		/** Bytes already in the part file from an earlier attempt. */
+		readonly resumable: number,
+		/** SHA-256 (hex) of those bytes; undefined when there are none. */
+		readonly prefixSha256: string | undefined,
+		private hasher: Bun.CryptoHasher,
+	) {
+		this.offset = resumable;
+	}
+
+	/**
+	 * Prepare to receive `wirePath` inside `root`. Refuses when the final name
+	 * exists and `overwrite` is false, is a directory, or is a symlink.
+	 */
+	static async open(root: SandboxRoot, wirePath: string, overwrite: boolean): Promise<PartFile> {
+		const { abs, parts } = await root.locate(wirePath);
+		const label = display(parts);
+		if (parts.length === 0)
+			throw new PairlinkError("refused", "cannot write over the shared directory itself");
+		await checkTarget(abs, label, overwrite);
+		const partPath = join(dirname(abs), partName(parts.at(-1) as string));
+		let fh: FileHandle;
+		try {
+			const existing = await lstat(partPath).catch((e) =>
+				errno(e) === "ENOENT" ? undefined : Promise.reject(e),
+			);
+			if (existing && !existing.isFile()) {
+				throw new PairlinkError(
+					"invalid-path",
+					`${label} has an unfinished transfer that is not a regular file`,
+				);
+			}
+			fh = await open(partPath, constants.O_RDWR | constants.O_CREAT | O_NOFOLLOW, 0o644);
+		} catch (e) {
+			throw fsError(e, label);
+		}
+		const size = (await fh.stat()).size;
+		// Hash what an earlier attempt left, so the sender can check it against its own prefix.
+		const hasher = new Bun.CryptoHasher("sha256");
+		if (size > 0) await hashRange(fh, 0, size, (chunk) => hasher.update(chunk));
+		const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
+		return new PartFile(fh, partPath, abs, label, size, prefix, hasher);
+	}
+
+	/** Continue after the kept prefix (`resumable`), or start over from 0. */
+	async startAt(offset: number): Promise<void> {
+		if (offset === this.resumable) return;
+		if (offset !== 0) throw new PairlinkError("protocol", `cannot resume at ${offset}`);
+		await this.fh.truncate(0);
+		this.hasher = new Bun.CryptoHasher("sha256");
+		this.offset = 0;
+	}
+
+	get received(): number {
+		return this.offset;
+	}
+
+	async write(chunk: Uint8Array): Promise<void> {
+		this.hasher.update(chunk);
+		let written = 0;
+		try {
+			while (written < chunk.length) {
+				const r = await this.fh.write(
+					chunk,
+					written,
+					chunk.length - written,
+					this.offset + written,
+				);
+				written += r.bytesWritten;
+			}
+		} catch (e) {
+			throw fsError(e, this.label);
+		} finally {
+			this.offset += written;
+		}
+	}
+
+	/**
+	 * Verify and move into place. On a mismatch the part file is deleted (its
+	 * content is known bad) and nothing appears at the final name.
+	 */
+	async commit(expected: { size: number; sha256: string }, overwrite: boolean): Promise<string> {
+		const actual = this.hasher.digest("hex");
+		if (this.offset !== expected.size || actual !== expected.sha256) {
+			await this.discard();
+			throw new PairlinkError(
+				"integrity",
+				this.offset !== expected.size
+					? `${this.label}: received ${this.offset} bytes, the sender announced ${expected.size}`
+					: `${this.label}: SHA-256 mismatch, the data was corrupted in transit`,
+			);
+		}
+		try {
+			await this.fh.sync();
+			await this.close();
+			if (overwrite) {
+				await checkTarget(this.finalPath, this.label, true);
+				await rename(this.partPath, this.finalPath);
+			} else {
+				// link() fails if the name exists: no window in which a file that
+				// appeared meanwhile could be replaced.
+				await link(this.partPath, this.finalPath);
+				await unlink(this.partPath);
+			}
+		} catch (e) {
+			throw fsError(e, this.label);
+		}
+		return actual;
+	}
+
+	/** Close and keep the part file: the next attempt resumes from it. */
+	async keep(): Promise<void> {
+		await this.close();
+	}
+
+	async discard(): Promise<void> {
+		await this.close();
+		await unlink(this.partPath).catch(() => undefined);
+	}
+
+	private async close(): Promise<void> {
+		if (this.closed) return;
+		this.closed = true;
+		await this.fh.close().catch(() => undefined);
+	}
+}
+
+async function checkTarget(abs: string, label: string, overwrite: boolean): Promise<void> {
+	const s = await lstat(abs).catch((e) =>
+		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, label)),
+	);
+	if (!s) return;
+	if (s.isSymbolicLink())
+		throw new PairlinkError(
+			"invalid-path",
+			`${label} is a symbolic link; pairlink never writes through one`,
+		);
+	if (s.isDirectory()) throw new PairlinkError("is-directory", `${label} is a directory`);
+	if (!overwrite) throw new PairlinkError("exists", `${label} already exists`);
+}
+
+/** Feed bytes [start, end) of a file to `use`, one chunk of at most 1 MiB at a time. */
+export async function hashRange(
+	fh: FileHandle,
+	start: number,
+	end: number,
+	use: (chunk: Uint8Array) => void,
+): Promise<void> {
+	for await (const chunk of readChunks(fh, start, end)) use(chunk);
+}
+
+/** Read [start, end) in chunks of at most MAX_DATA_PAYLOAD; each chunk is a fresh buffer the caller may keep. */
+export async function* readChunks(
+	fh: FileHandle,
+	start: number,
+	end: number,
+): AsyncGenerator<Uint8Array> {
+	let pos = start;
+	while (pos < end) {
+		const want = Math.min(MAX_DATA_PAYLOAD, end - pos);
+		const buf = new Uint8Array(want);
+		const { bytesRead } = await fh.read(buf, 0, want, pos);
+		if (bytesRead === 0)
+			throw new PairlinkError("interrupted", "the file shrank while it was being read");
+		pos += bytesRead;
+		yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+	}
+}

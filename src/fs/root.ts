@@ -1,0 +1,283 @@
+/**
+ * A directory that remote names are confined to. Every path is parsed by
+ * safe-path first; then the real path of its parent must still lie inside
+ * the root (a symlinked directory cannot lead out), and a final component
+ * that is a symlink is followed only when its target stays inside too.
+ * Writes never go through a symlink.
+ */
+import { constants, type Stats } from "node:fs";
+import { lstat, mkdir, open, readdir, realpath, rm, stat } from "node:fs/promises";
+import { isAbsolute, join, relative } from "node:path";
+import { PairlinkError } from "../errors.ts";
+import { checkName, PART_SUFFIX, parseWirePath } from "./safe-path.ts";
+
+export type EntryType = "file" | "dir" | "symlink";
+
+export interface Entry {
+	name: string;
+	type: EntryType;
+	size: number;
+	/** Milliseconds since the epoch. */
+	mtime: number;
+}
+
+export interface WalkEntry extends Entry {
+	/** Wire path relative to the walked directory. */
+	path: string;
+}
+
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+export function errno(e: unknown): string | undefined {
+	return typeof e === "object" && e !== null && "code" in e
+		? String((e as { code: unknown }).code)
+		: undefined;
+}
+
+/** Map a file-system failure to what the user is told; `what` names the path for people. */
+export function fsError(e: unknown, what: string): PairlinkError {
+	if (e instanceof PairlinkError) return e;
+	switch (errno(e)) {
+		case "ENOENT":
+			return new PairlinkError("not-found", `${what} does not exist`);
+		case "EEXIST":
+		case "ENOTEMPTY":
+			return errno(e) === "ENOTEMPTY"
+				? new PairlinkError("not-empty", `${what} is not empty`)
+				: new PairlinkError("exists", `${what} already exists`);
+		case "EACCES":
+		case "EPERM":
+		case "EROFS":
+			return new PairlinkError("permission", `no permission for ${what}`);
+		case "ENOSPC":
+		case "EDQUOT":
+		case "EFBIG":
+			return new PairlinkError("disk-full", `no space left for ${what}`);
+		case "ENOTDIR":
+			return new PairlinkError("not-found", `a parent of ${what} is not a directory`);
+		case "EISDIR":
+			return new PairlinkError("is-directory", `${what} is a directory`);
+		case "ELOOP":
+			return new PairlinkError("invalid-path", `${what} is a symbolic link`);
+		default:
+			return new PairlinkError(
+				"internal",
+				`file-system error on ${what}: ${(e as Error)?.message ?? String(e)}`,
+			);
+	}
+}
+
+export function entryFromStats(name: string, s: Stats): Entry {
+	return {
+		name,
+		type: s.isSymbolicLink() ? "symlink" : s.isDirectory() ? "dir" : "file",
+		size: s.isFile() ? s.size : 0,
+		mtime: Math.round(s.mtimeMs),
+	};
+}
+
+export function partName(name: string): string {
+	return `.${name}${PART_SUFFIX}`;
+}
+
+export class SandboxRoot {
+	private constructor(readonly dir: string) {}
+
+	/** `dir` must exist; its real path becomes the boundary. */
+	static async open(dir: string): Promise<SandboxRoot> {
+		let real: string;
+		try {
+			real = await realpath(dir);
+		} catch (e) {
+			throw fsError(e, dir);
+		}
+		const s = await stat(real);
+		if (!s.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
+		return new SandboxRoot(real);
+	}
+
+	/** For a directory whose real path is already known (tests, callers that resolved it). */
+	static fromRealPath(realDir: string): SandboxRoot {
+		return new SandboxRoot(realDir);
+	}
+
+	contains(abs: string): boolean {
+		const rel = relative(this.dir, abs);
+		return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+	}
+
+	/**
+	 * The absolute path for a wire path, with its parent's real path checked
+	 * to lie inside the root. The final component itself is not resolved.
+	 */
+	async locate(wirePath: string): Promise<{ abs: string; parts: string[] }> {
+		const parts = parseWirePath(wirePath);
+		if (parts.length === 0) return { abs: this.dir, parts };
+		const parentParts = parts.slice(0, -1);
+		let parentReal: string;
+		try {
+			parentReal = await realpath(join(this.dir, ...parentParts));
+		} catch (e) {
+			throw fsError(e, display(parentParts));
+		}
+		if (!this.contains(parentReal)) {
+			throw new PairlinkError(
+				"invalid-path",
+				`${display(parentParts)} leads outside the shared directory`,
+			);
+		}
+		return { abs: join(parentReal, parts.at(-1) as string), parts };
+	}
+
+	/** Like locate, but a final symlink is followed if (and only if) its target stays inside. */
+	async resolveExisting(wirePath: string): Promise<{ abs: string; stats: Stats; parts: string[] }> {
+		const { abs, parts } = await this.locate(wirePath);
+		let real: string;
+		try {
+			real = await realpath(abs);
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+		if (!this.contains(real))
+			throw new PairlinkError(
+				"invalid-path",
+				`${display(parts)} leads outside the shared directory`,
+			);
+		return { abs: real, stats: await stat(real), parts };
+	}
+
+	async stat(wirePath: string): Promise<Entry> {
+		const { abs, parts } = await this.locate(wirePath);
+		try {
+			return entryFromStats(parts.at(-1) ?? "", await lstat(abs));
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+	}
+
+	/** Entries of a directory, sorted by name; unfinished transfers and unaddressable names are left out. */
+	async list(wirePath: string): Promise<Entry[]> {
+		const { abs, stats, parts } = await this.resolveExisting(wirePath);
+		if (!stats.isDirectory())
+			return [entryFromStats(parts.at(-1) ?? "", await lstat((await this.locate(wirePath)).abs))];
+		let names: string[];
+		try {
+			names = await readdir(abs);
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+		const entries: Entry[] = [];
+		for (const name of names.sort()) {
+			if (!addressable(name)) continue;
+			try {
+				entries.push(entryFromStats(name, await lstat(join(abs, name))));
+			} catch {
+				// Vanished between readdir and lstat: not an error for a listing.
+			}
+		}
+		return entries;
+	}
+
+	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
+	async *walk(wirePath: string): AsyncGenerator<WalkEntry> {
+		const { abs, stats, parts } = await this.resolveExisting(wirePath);
+		if (!stats.isDirectory()) {
+			yield { ...entryFromStats(parts.at(-1) ?? "", stats), path: parts.at(-1) ?? "" };
+			return;
+		}
+		const stack: { abs: string; rel: string }[] = [{ abs, rel: "" }];
+		while (stack.length > 0) {
+			const dir = stack.pop() as { abs: string; rel: string };
+			let names: string[];
+			try {
+				names = (await readdir(dir.abs)).sort();
+			} catch (e) {
+				throw fsError(e, dir.rel || display(parts));
+			}
+			const subdirs: { abs: string; rel: string }[] = [];
+			for (const name of names) {
+				if (!addressable(name)) continue;
+				const childAbs = join(dir.abs, name);
+				const rel = dir.rel ? `${dir.rel}/${name}` : name;
+				let s: Stats;
+				try {
+					s = await lstat(childAbs);
+				} catch {
+					continue;
+				}
+				yield { ...entryFromStats(name, s), path: rel };
+				if (s.isDirectory()) subdirs.push({ abs: childAbs, rel });
+			}
+			stack.push(...subdirs.reverse());
+		}
+	}
+
+	/** Open a regular file for reading without following a symlink that leads out. */
+	async openRead(wirePath: string) {
+		const { abs, stats, parts } = await this.resolveExisting(wirePath);
+		if (!stats.isFile()) {
+			if (stats.isDirectory())
+				throw new PairlinkError("is-directory", `${display(parts)} is a directory`);
+			throw new PairlinkError("refused", `${display(parts)} is not a regular file`);
+		}
+		try {
+			const fh = await open(abs, constants.O_RDONLY | O_NOFOLLOW);
+			const s = await fh.stat();
+			return { fh, size: s.size, mtime: Math.round(s.mtimeMs), abs };
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+	}
+
+	async mkdir(wirePath: string, parents: boolean): Promise<void> {
+		const { abs, parts } = await this.locate(wirePath);
+		if (parts.length === 0)
+			throw new PairlinkError("exists", "the shared directory already exists");
+		try {
+			await mkdir(abs, { recursive: false });
+		} catch (e) {
+			if (parents && errno(e) === "EEXIST") {
+				const s = await lstat(abs);
+				if (s.isDirectory()) return;
+			}
+			throw fsError(e, display(parts));
+		}
+	}
+
+	async remove(wirePath: string, recursive: boolean): Promise<void> {
+		const { abs, parts } = await this.locate(wirePath);
+		if (parts.length === 0)
+			throw new PairlinkError("permission", "the shared directory itself cannot be removed");
+		let s: Stats;
+		try {
+			s = await lstat(abs);
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+		if (s.isDirectory() && !recursive) {
+			const names = await readdir(abs);
+			if (names.length > 0)
+				throw new PairlinkError("not-empty", `${display(parts)} is a directory that is not empty`);
+		}
+		try {
+			// lstat above: a symlink is removed as a link, never followed.
+			await rm(abs, { recursive: s.isDirectory(), force: false });
+		} catch (e) {
+			throw fsError(e, display(parts));
+		}
+	}
+}
+
+/** Names a peer can address: the wire rules hold and it is not an unfinished transfer. */
+function addressable(name: string): boolean {
+	try {
+		checkName(name);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+export function display(parts: readonly string[]): string {
+	return parts.length === 0 ? "the shared directory" : JSON.stringify(parts.join("/"));
+}

@@ -1,0 +1,122 @@
+import { describe, expect, test } from "bun:test";
+import { PairlinkError } from "../../src/errors.ts";
+import {
+	checkName,
+	MAX_NAME_BYTES,
+	MAX_PATH_BYTES,
+	parseWirePath,
+} from "../../src/fs/safe-path.ts";
+
+/** The traversal corpus every layer is tested against (server and client side). */
+export const HOSTILE_PATHS: readonly string[] = [
+	"../x",
+	"..",
+	"a/../../x",
+	"a/..",
+	"./x",
+	"a/./b",
+	"/etc/passwd",
+	"//server/share",
+	"a\\..\\x",
+	"..\\x",
+	"C:x",
+	"C:\\Windows",
+	"c:/x",
+	"CON",
+	"con",
+	"nul.txt",
+	"NUL",
+	"COM1",
+	"lpt9.log",
+	"aux.tar.gz",
+	"a/PRN/b",
+	"a\u0000b",
+	"a\nb",
+	"a\rb",
+	"\u001b[31mred",
+	"tab\there",
+	"del\u007f",
+	"c1\u0085",
+	"a//b",
+	"a/",
+	"/",
+	"x".repeat(MAX_NAME_BYTES + 1),
+	`${"a/".repeat(2100)}a`,
+	"\uff0e\uff0e/x",
+	"\u2025/x",
+	"a/\uff0f/b",
+	"a\uff3cb",
+	"\ud800",
+	"rtl\u202eexe.txt",
+	"line\u2028sep",
+	"trailing.",
+	"trailing ",
+	"file.pairlink-part",
+	"a/.b.pairlink-part",
+	"star*",
+	'quote"',
+	"pipe|",
+	"q?",
+	"lt<",
+];
+
+describe("parseWirePath", () => {
+	test("accepts ordinary relative paths", () => {
+		expect(parseWirePath("")).toEqual([]);
+		expect(parseWirePath(".")).toEqual([]);
+		expect(parseWirePath("a")).toEqual(["a"]);
+		expect(parseWirePath("dir/sub/file.txt")).toEqual(["dir", "sub", "file.txt"]);
+		expect(parseWirePath(".hidden/..dots/x..y")).toEqual([".hidden", "..dots", "x..y"]);
+		expect(parseWirePath("ünïcødé/日本語/emoji 🎉.txt")).toEqual([
+			"ünïcødé",
+			"日本語",
+			"emoji 🎉.txt",
+		]);
+		expect(parseWirePath("console/contest/nullable/com10")).toEqual([
+			"console",
+			"contest",
+			"nullable",
+			"com10",
+		]);
+		expect(parseWirePath("x".repeat(MAX_NAME_BYTES))).toHaveLength(1);
+	});
+
+	test.each(HOSTILE_PATHS.map((p) => [JSON.stringify(p).slice(0, 40), p]))(
+		"refuses %s",
+		(_label, p) => {
+			let err: unknown;
+			try {
+				parseWirePath(p);
+			} catch (e) {
+				err = e;
+			}
+			expect(err).toBeInstanceOf(PairlinkError);
+			expect((err as PairlinkError).code).toBe("invalid-path");
+			expect((err as PairlinkError).exitCode).toBe(5);
+		},
+	);
+
+	test("refuses paths over the byte limit even with short names", () => {
+		const long = Array.from({ length: 60 }, () => "x".repeat(80)).join("/");
+		expect(new TextEncoder().encode(long).length).toBeGreaterThan(MAX_PATH_BYTES);
+		expect(() => parseWirePath(long)).toThrow(PairlinkError);
+	});
+
+	test("error messages escape what they quote", () => {
+		try {
+			parseWirePath("\u001b[2J/x");
+		} catch (e) {
+			expect((e as Error).message).not.toContain("\u001b");
+			return;
+		}
+		throw new Error("expected a refusal");
+	});
+});
+
+describe("checkName", () => {
+	test("applies the same rules to a single name from a server", () => {
+		expect(() => checkName("ok.txt")).not.toThrow();
+		for (const bad of ["..", ".", "", "a/b", "a\\b", "CON", "x\u0000"])
+			expect(() => checkName(bad)).toThrow(PairlinkError);
+	});
+});
