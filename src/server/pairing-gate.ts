@@ -13,7 +13,11 @@ import {
 } from "../store/pending-code.ts";
 
 export interface PairingGate {
-	/** A run could start now (a usable code is pending). */
+	/**
+	 * A code exists, usable or not: the peer may start pairing and will be
+	 * told precisely why it cannot (expired, used up) instead of a bare "not
+	 * trusted". Only `admit` decides whether a run really starts.
+	 */
 	isOpen(): Promise<boolean>;
 	/** Count one attempt and hand out the code for this run; throws when no run may start. */
 	admit(): Promise<string>;
@@ -28,8 +32,7 @@ export function stateDirPairingGate(
 	let running: string | undefined;
 	return {
 		async isOpen() {
-			const pending = await loadPendingCode(stateDir);
-			return pending !== undefined && pendingCodeStatus(pending, now()) === "pending";
+			return (await loadPendingCode(stateDir)) !== undefined;
 		},
 		async admit() {
 			if (running !== undefined) {

@@ -68,22 +68,35 @@ export interface RunningServer {
 	readonly port: number;
 	/** Connections that completed the handshake and are still open. */
 	readonly activeConnections: number;
-	stop(): void;
+	/**
+	 * Stop accepting; close idle connections at once and give connections
+	 * with a transfer in flight up to `graceMs` to finish, then drop them
+	 * (their partial uploads stay resumable). Resolves when all are closed.
+	 */
+	stop(graceMs?: number): Promise<void>;
 }
 
 export const DEFAULT_MAX_CLIENTS = 32;
+/** How long a stopping server lets running transfers go on. */
+export const DEFAULT_STOP_GRACE_MS = 5000;
 
 export function startServer(opts: ServerOptions): RunningServer {
 	const emit = opts.onEvent ?? (() => undefined);
 	const maxClients = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
 	const open = new Set<ServerConnection>();
 	let established = 0;
+	let stopping: Promise<void> | undefined;
+	let onEmpty: (() => void) | undefined;
 	const listener = listenTls({
 		hostname: opts.hostname,
 		port: opts.port,
 		credentials: opts.identity,
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
 		onConnection(socket) {
+			if (stopping) {
+				socket.fail(new PairlinkError("connect-failed", "the server is stopping"), "busy");
+				return;
+			}
 			// Every unauthenticated connection holds a slot too, so a flood of
 			// half-open handshakes cannot exhaust the process.
 			if (open.size >= maxClients * 2) {
@@ -97,6 +110,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 				onClosed: (wasEstablished) => {
 					open.delete(conn);
 					if (wasEstablished) established--;
+					if (open.size === 0) onEmpty?.();
 				},
 			});
 			open.add(conn);
@@ -108,9 +122,27 @@ export function startServer(opts: ServerOptions): RunningServer {
 		get activeConnections() {
 			return established;
 		},
-		stop() {
-			listener.stop(true);
-			emit({ event: "stopped" });
+		async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
+			if (stopping) return stopping;
+			stopping = (async () => {
+				listener.stop(false);
+				for (const conn of open) if (!conn.busy) conn.close();
+				const allClosed = new Promise<void>((resolve) => {
+					onEmpty = resolve;
+					if (open.size === 0) resolve();
+				});
+				let timer: ReturnType<typeof setTimeout> | undefined;
+				const graceOver = new Promise<void>((r) => {
+					timer = setTimeout(r, graceMs);
+				});
+				await Promise.race([allClosed, graceOver]);
+				clearTimeout(timer);
+				for (const conn of open) conn.terminate();
+				await Promise.race([allClosed, new Promise((r) => setTimeout(r, 1000))]);
+				listener.stop(true);
+				emit({ event: "stopped" });
+			})();
+			return stopping;
 		},
 	};
 }
@@ -148,6 +180,19 @@ class ServerConnection {
 			onFrame: (frame) => this.onFrame(frame),
 			onClose: (error) => this.onClose(error),
 		});
+	}
+
+	/** A transfer is in flight on this connection. */
+	get busy(): boolean {
+		return this.session?.busy ?? this.pairing !== undefined;
+	}
+
+	close(): void {
+		this.socket.close();
+	}
+
+	terminate(): void {
+		this.socket.fail(new PairlinkError("interrupted", "the server stopped"), "busy");
 	}
 
 	private async onHandshake(info: TlsInfo): Promise<void> {
@@ -281,7 +326,9 @@ class ServerConnection {
 				try {
 					const code = await (this.opts.pairing as PairingGate).admit();
 					run.admitted = true;
-					this.pairingEvent({ type: "admitted", code });
+					// The peer may have gone while the attempt was being counted: free the gate.
+					if (this.pairing !== run) await this.opts.pairing?.release({ pairedWith: undefined });
+					else this.pairingEvent({ type: "admitted", code });
 				} catch (e) {
 					this.pairingEvent({ type: "refused", error: e as PairlinkError });
 				}
@@ -298,15 +345,16 @@ class ServerConnection {
 			}
 			case "paired":
 				this.pairing = undefined;
-				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
+				// The client may send its first request the moment it reads PAIRED:
+				// the session must exist before anything else is awaited.
 				this.emit({
 					event: "paired",
 					name: peer.name,
 					fingerprint: peer.fingerprint,
 					address: peer.address,
 				});
-				// The client is trusted now: the same connection carries on as a session.
 				this.startSession();
+				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
 				return;
 		}
 	}

@@ -81,6 +81,11 @@ export class ServerSession {
 		private readonly deps: ServerSessionDeps,
 	) {}
 
+	/** A transfer is in flight: a stopping server waits for it a little. */
+	get busy(): boolean {
+		return this.uploads.size > 0 || this.activeGets > 0 || this.getQueue.length > 0;
+	}
+
 	onMessage(message: Message): void {
 		if (this.closed) return;
 		switch (message.t) {

@@ -65,6 +65,7 @@ export function dialTls(opts: DialOptions): Promise<Dialed> {
 						settle(new PairlinkError("protocol", `TLS handshake with ${where} failed`));
 						return;
 					}
+					fs.handleHandshake(tls);
 					if (settled) {
 						fs.fail(new PairlinkError("timeout", "handshake finished too late"));
 						return;

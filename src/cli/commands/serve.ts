@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { formatAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
-import { PairlinkError } from "../../errors.ts";
+import { EXIT, PairlinkError } from "../../errors.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
 import { DEFAULT_MAX_CLIENTS, type ServerEvent, startServer } from "../../server/server.ts";
@@ -12,7 +12,7 @@ import { loadPendingCode, pendingCodeStatus } from "../../store/pending-code.ts"
 import { validateDeviceName } from "../../store/trust-store.ts";
 import { deviceIdentity, jsonArg, stateDir, trustStore } from "../context.ts";
 import { describeDuration } from "../duration.ts";
-import { out, outJson, safe } from "../terminal.ts";
+import { logger, out, outJson, safe } from "../terminal.ts";
 import { createPendingCode, DEFAULT_CODE_TTL } from "./code.ts";
 
 export const DEFAULT_SERVE_PORT = 47070;
@@ -131,12 +131,18 @@ export const serveCommand = defineCommand({
 			out("Press Ctrl-C to stop.");
 		}
 
+		let signals = 0;
 		const stop = () => {
-			server.stop();
-			stopped();
+			// A second Ctrl-C does not wait for running transfers.
+			if (++signals > 1) process.exit(EXIT.ok);
+			if (!json)
+				logger.info(
+					"Stopping: letting running transfers finish for a few seconds (Ctrl-C again to quit now).",
+				);
+			void server.stop().then(stopped);
 		};
-		process.once("SIGINT", stop);
-		process.once("SIGTERM", stop);
+		process.on("SIGINT", stop);
+		process.on("SIGTERM", stop);
 		await done;
 	},
 });
