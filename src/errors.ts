@@ -8,6 +8,7 @@ export type ErrorCode =
 	| "internal"
 	| "usage"
 	| "connect-failed"
+	| "listen-failed"
 	| "timeout"
 	| "protocol"
 	| "frame-too-large"
@@ -29,6 +30,7 @@ export type ErrorCode =
 	| "invalid-path"
 	| "is-directory"
 	| "not-empty"
+	| "busy"
 	| "integrity"
 	| "disk-full"
 	| "interrupted";
@@ -60,6 +62,10 @@ export const ERROR_TABLE = {
 	"connect-failed": {
 		exit: EXIT.connection,
 		hint: "Check the address and that `pairlink serve` runs there.",
+	},
+	"listen-failed": {
+		exit: EXIT.connection,
+		hint: "Is another program using that port? Pick another with --port, or check --host.",
 	},
 	timeout: {
 		exit: EXIT.connection,
@@ -121,6 +127,7 @@ export const ERROR_TABLE = {
 	"invalid-path": { exit: EXIT.refused, hint: "Use a relative path inside the shared directory." },
 	"is-directory": { exit: EXIT.refused, hint: "Use -r for directories." },
 	"not-empty": { exit: EXIT.refused, hint: "Use -r to remove a directory and everything in it." },
+	busy: { exit: EXIT.refused, hint: "Wait for the other transfer to finish, then try again." },
 	integrity: {
 		exit: EXIT.transfer,
 		hint: "The data did not match its SHA-256; run the command again to retry.",

@@ -4,42 +4,57 @@
  * which every user of the machine can read in the process list
  * (croc's CVE-2023-43621).
  */
+
+import { createInterface } from "node:readline";
 import { parseCode } from "../crypto/pairing-code.ts";
 import { PairlinkError } from "../errors.ts";
-import { logger } from "./terminal.ts";
+import { stdinLines } from "./line-reader.ts";
 
 export const codeStdinArg = {
 	"code-stdin": { type: "boolean", description: "Read the pairing code from standard input" },
 } as const;
 
 /** A lazy source, asked only if pairing turns out to be needed; undefined when there is none. */
-export function codeSource(opts: { codeStdin: boolean }): (() => Promise<string>) | undefined {
+export function codeSource(opts: {
+	codeStdin: boolean;
+	/** More lines follow on stdin (connect's batch commands): do not close it after the code. */
+	keepStdin?: boolean;
+}): (() => Promise<string>) | undefined {
 	const fromEnv = process.env.PAIRLINK_CODE;
 	if (fromEnv !== undefined && fromEnv.trim() !== "") return async () => parseCode(fromEnv);
-	if (opts.codeStdin) return async () => parseCode(await readFirstLine());
+	if (opts.codeStdin) {
+		return async () => {
+			const lines = stdinLines();
+			const line = await lines.next();
+			if (!opts.keepStdin) lines.close();
+			if (line === undefined || line.trim() === "") {
+				throw new PairlinkError("usage", "--code-stdin: standard input held no pairing code");
+			}
+			return parseCode(line);
+		};
+	}
 	if (process.stdin.isTTY) {
 		return async () => {
-			const answer = await logger.prompt("Pairing code shown by the server:", {
-				type: "text",
-				cancel: "null",
-			});
-			if (typeof answer !== "string" || answer.trim() === "") {
-				throw new PairlinkError("usage", "No pairing code given");
-			}
+			const answer = await ask("Pairing code shown by the server: ");
+			if (answer.trim() === "") throw new PairlinkError("usage", "No pairing code given");
 			return parseCode(answer);
 		};
 	}
 	return undefined;
 }
 
-async function readFirstLine(): Promise<string> {
-	let text = "";
-	for await (const chunk of process.stdin) {
-		text += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk as Uint8Array);
-		if (text.includes("\n") || text.length > 1024) break;
-	}
-	const line = text.split(/\r?\n/, 1)[0] ?? "";
-	if (line.trim() === "")
-		throw new PairlinkError("usage", "--code-stdin: standard input held no pairing code");
-	return line;
+/**
+ * A one-line prompt on stderr. node:readline rather than consola.prompt:
+ * under Bun 1.4.4 consola's text prompt returns undefined in a terminal
+ * (seen in a pseudo-terminal test), so nothing typed would ever arrive.
+ */
+function ask(question: string): Promise<string> {
+	const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+	return new Promise<string>((resolve) => {
+		rl.once("close", () => resolve(""));
+		rl.question(question, (answer) => {
+			resolve(answer);
+			rl.close();
+		});
+	});
 }

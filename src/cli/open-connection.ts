@@ -1,21 +1,34 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
 import { type Connection, connect } from "../client/connect.ts";
 import { resolveTarget } from "../client/target.ts";
-import { validateDeviceName } from "../store/trust-store.ts";
+import { PairlinkError } from "../errors.ts";
+import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
-import { deviceIdentity, trustStore } from "./context.ts";
+import { deviceIdentity, stateDir } from "./context.ts";
 
 export interface OpenOptions {
 	codeStdin?: boolean;
+	keepStdin?: boolean;
 	wantPair?: boolean;
 	saveAs?: string | undefined;
 }
 
 export async function openConnection(host: string, opts: OpenOptions = {}): Promise<Connection> {
+	// Everything that can be a usage error is checked before any state is created or any byte sent.
 	const saveAs = opts.saveAs === undefined ? undefined : validateDeviceName(opts.saveAs);
-	const [identity, trust] = await Promise.all([deviceIdentity(), trustStore()]);
+	const trust = await TrustStore.load(stateDir());
 	const target = resolveTarget(host, (name) => trust.findByName(name));
-	const code = codeSource({ codeStdin: opts.codeStdin ?? false });
+	const code = codeSource({
+		codeStdin: opts.codeStdin ?? false,
+		keepStdin: opts.keepStdin ?? false,
+	});
+	if (opts.wantPair && !code) {
+		throw new PairlinkError(
+			"usage",
+			"Pairing needs the code shown by the server: set PAIRLINK_CODE, pass --code-stdin, or run this in a terminal to be asked for it",
+		);
+	}
+	const identity = await deviceIdentity();
 	return connect({
 		target,
 		identity,

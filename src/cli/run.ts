@@ -5,10 +5,12 @@
  * is not used; runCommand does the execution and we map the rest.
  */
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
-import { ERROR_TABLE, EXIT, type ExitCode, isPairlinkError, PairlinkError } from "../errors.ts";
+import { EXIT, type ExitCode, PairlinkError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { rootCommand } from "./commands/root.ts";
-import { logger, safe } from "./terminal.ts";
+import { isUsageError, reportError, stripAnsi } from "./error-report.ts";
+import { cliFlags } from "./flags.ts";
+import { safe } from "./terminal.ts";
 
 export type AnyCommand = CommandDef<ArgsDef> & {
 	/** The last positional argument takes any number of values (get REMOTE...). */
@@ -39,8 +41,11 @@ export async function runCli(argv: string[], root = rootCommand as AnyCommand): 
 			return EXIT.ok;
 		}
 		await checkStrict(resolved);
-		await runCommand(root, { rawArgs: args });
-		return EXIT.ok;
+		cliFlags.debug = debug;
+		// A command may return its own exit code (connect's batch mode reports
+		// the first failing command's, already explained on stderr).
+		const { result } = await runCommand(resolved.cmd, { rawArgs: resolved.rest });
+		return typeof result === "number" ? (result as ExitCode) : EXIT.ok;
 	} catch (e) {
 		return await report(e, debug, resolved);
 	}
@@ -51,27 +56,10 @@ async function report(
 	debug: boolean,
 	resolved: Resolved | undefined,
 ): Promise<ExitCode> {
-	const usage = isUsageError(e);
-	if (usage && resolved) {
+	if (isUsageError(e) && resolved) {
 		process.stderr.write(`${await usageFor(resolved, process.stderr)}\n\n`);
 	}
-	if (isPairlinkError(e)) {
-		logger.error(`${sentence(safe(e.message))} ${e.hint}`);
-	} else if (usage) {
-		logger.error(`${sentence(stripAnsi((e as Error).message))} ${ERROR_TABLE.usage.hint}`);
-	} else {
-		logger.error(
-			`Unexpected error: ${String((e as Error)?.message ?? e)}. ${ERROR_TABLE.internal.hint}`,
-		);
-	}
-	if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
-	if (isPairlinkError(e)) return e.exitCode;
-	return usage ? EXIT.usage : EXIT.internal;
-}
-
-function isUsageError(e: unknown): boolean {
-	if (isPairlinkError(e)) return e.code === "usage";
-	return e instanceof Error && e.name === "CLIError";
+	return reportError(e, debug);
 }
 
 const usageError = (message: string) => new PairlinkError("usage", message);
@@ -92,7 +80,16 @@ async function resolve(root: AnyCommand, args: string[]): Promise<Resolved> {
 			if (cmd.run) break;
 			throw usageError(`Unknown command "${safe(name)}"`);
 		}
-		parent = cmd;
+		// citty prefixes usage with the parent's name only: carry the whole path.
+		const parentMeta = (await value(cmd.meta)) ?? {};
+		parent = {
+			meta: {
+				...parentMeta,
+				name: [parent && (await value(parent.meta))?.name, parentMeta.name]
+					.filter(Boolean)
+					.join(" "),
+			},
+		};
 		cmd = (await value(sub)) as AnyCommand;
 		rest = rest.slice(index + 1);
 	}
@@ -170,7 +167,4 @@ async function usageFor(r: Resolved, stream: NodeJS.WriteStream): Promise<string
 	return stream.isTTY && !process.env.NO_COLOR ? text : stripAnsi(text);
 }
 
-const sentence = (s: string) => (/[.!?]$/.test(s) ? s : `${s}.`);
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping colour codes
-const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");

@@ -169,7 +169,10 @@ class ClientConnection {
 		this.pairing = run;
 		run.queue = getCode().then(
 			(code) => this.pairingEvent({ type: "start", code }),
-			(e) => this.fail(e instanceof PairlinkError ? e : new PairlinkError("usage", String(e))),
+			(e) =>
+				this.fail(
+					e instanceof PairlinkError ? e : new PairlinkError("internal", String(e), { cause: e }),
+				),
 		);
 	}
 
@@ -236,8 +239,9 @@ class ClientConnection {
 
 	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {
 		this.pairing = undefined;
-		// Before our HELLO the server has had no byte from us, and gets none.
-		if (this.helloSent) this.socket.fail(error, wire);
+		// Before our HELLO the server has had no byte from us, and gets none;
+		// nor does it hear about our own bad input (a mistyped code word).
+		if (this.helloSent && error.code !== "usage") this.socket.fail(error, wire);
 		else this.socket.abort(error);
 		if (!this.settled) {
 			this.settled = true;

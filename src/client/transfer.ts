@@ -18,8 +18,10 @@ export interface FileDone extends TransferResult {
 
 export interface TransferHooks {
 	onFile?(done: FileDone): void;
-	/** Total bytes done so far across all files, and the total planned (grows as directories are expanded). */
+	/** Total bytes done so far across all files, and the total planned. */
 	onProgress?(done: number, total: number): void;
+	/** Bytes of one file done so far; `done === size` once it is complete. */
+	onFileProgress?(path: string, done: number, size: number): void;
 	/** A file or directory that was skipped (e.g. a symlink), with why. */
 	onSkip?(path: string, why: string): void;
 }
@@ -56,9 +58,11 @@ async function runJobs(jobs: Job[], hooks: TransferHooks, started: number): Prom
 			try {
 				const r = await job.run((d) => {
 					progress.set(job, d);
+					hooks.onFileProgress?.(job.label, d, job.size);
 					report();
 				});
 				progress.delete(job);
+				hooks.onFileProgress?.(job.label, r.bytes, r.bytes);
 				doneBytes += r.bytes;
 				total += r.bytes - job.size;
 				files++;
@@ -66,6 +70,7 @@ async function runJobs(jobs: Job[], hooks: TransferHooks, started: number): Prom
 				report();
 			} catch (e) {
 				progress.delete(job);
+				hooks.onFileProgress?.(job.label, job.size, job.size);
 				errors.push(e instanceof PairlinkError ? e : new PairlinkError("internal", String(e)));
 				if (errors[0]?.code === "interrupted") return; // the connection is gone
 			}
@@ -117,11 +122,12 @@ export async function getFiles(
 		if (entry.type === "dir") {
 			if (!opts.recursive)
 				throw new PairlinkError("is-directory", `${JSON.stringify(remote)} is a directory`);
+			// Walk (and check every name) before creating anything locally.
+			const entries = await session.walk(joinWirePath(remoteParts));
 			// Into DEST/<name> (or DEST itself when it does not exist yet and one directory is copied).
 			const top = destIsDir ? join(destAbs, name ?? "") : destAbs;
 			await mkdir(top, { recursive: true }).catch((e) => Promise.reject(fsError(e, top)));
 			const root = await SandboxRoot.open(top);
-			const entries = await session.walk(joinWirePath(remoteParts));
 			for (const e of entries) {
 				if (e.type === "dir") await root.mkdir(e.path, true);
 				else if (e.type === "file") {

@@ -14,6 +14,13 @@ import { display, errno, fsError, partName, type SandboxRoot } from "./root.ts";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
+/**
+ * Part files being written by this process. Two receivers of one name would
+ * share the part file (one truncating what the other verified), so the
+ * second is refused until the first is done.
+ */
+const claimed = new Set<string>();
+
 export class PartFile {
 	private offset: number;
 	private closed = false;
@@ -43,6 +50,25 @@ export class PartFile {
 			throw new PairlinkError("refused", "cannot write over the shared directory itself");
 		await checkTarget(abs, label, overwrite);
 		const partPath = join(dirname(abs), partName(parts.at(-1) as string));
+		if (claimed.has(partPath)) {
+			throw new PairlinkError("busy", `${label} is being received by another transfer right now`);
+		}
+		claimed.add(partPath);
+		try {
+			return await PartFile.openClaimed(abs, partPath, label, overwrite);
+		} catch (e) {
+			claimed.delete(partPath);
+			throw e;
+		}
+	}
+
+	private static async openClaimed(
+		abs: string,
+		partPath: string,
+		label: string,
+		overwrite: boolean,
+	): Promise<PartFile> {
+		await checkTarget(abs, label, overwrite);
 		let fh: FileHandle;
 		try {
 			const existing = await lstat(partPath).catch((e) =>
@@ -128,6 +154,9 @@ export class PartFile {
 			}
 		} catch (e) {
 			throw fsError(e, this.label);
+		} finally {
+			// Only now: until the part file is renamed away, nobody else may open it.
+			claimed.delete(this.partPath);
 		}
 		return actual;
 	}
@@ -135,11 +164,13 @@ export class PartFile {
 	/** Close and keep the part file: the next attempt resumes from it. */
 	async keep(): Promise<void> {
 		await this.close();
+		claimed.delete(this.partPath);
 	}
 
 	async discard(): Promise<void> {
 		await this.close();
 		await unlink(this.partPath).catch(() => undefined);
+		claimed.delete(this.partPath);
 	}
 
 	private async close(): Promise<void> {

@@ -155,7 +155,12 @@ export class SandboxRoot {
 		}
 	}
 
-	/** Entries of a directory, sorted by name; unfinished transfers and unaddressable names are left out. */
+	/**
+	 * Entries of a directory, sorted by name; unfinished transfers are left
+	 * out. Names the wire rules refuse (control characters, say) are listed
+	 * all the same, so a person sees them (escaped) — they just cannot be
+	 * fetched.
+	 */
 	async list(wirePath: string): Promise<Entry[]> {
 		const { abs, stats, parts } = await this.resolveExisting(wirePath);
 		if (!stats.isDirectory())
@@ -168,7 +173,7 @@ export class SandboxRoot {
 		}
 		const entries: Entry[] = [];
 		for (const name of names.sort()) {
-			if (!addressable(name)) continue;
+			if (name.endsWith(PART_SUFFIX) || !name.isWellFormed()) continue;
 			try {
 				entries.push(entryFromStats(name, await lstat(join(abs, name))));
 			} catch {

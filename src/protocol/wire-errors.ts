@@ -28,6 +28,7 @@ export const WIRE_ERROR_CODES = [
 	"integrity",
 	"disk-full",
 	"io",
+	"in-use",
 ] as const;
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
@@ -49,7 +50,11 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 		code: "code-expired",
 		message: "The pairing code has expired or been used up.",
 	},
-	busy: { code: "connect-failed", message: "The server has too many connections right now." },
+	busy: {
+		code: "connect-failed",
+		message: "The server is busy (too many connections, or stopping).",
+	},
+	"in-use": { code: "busy", message: "That file is being received by another transfer right now." },
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },
 	internal: { code: "internal", message: "The peer hit an internal error." },
 	"not-found": { code: "not-found", message: "No such file or directory on the server." },
@@ -65,7 +70,8 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 	"read-only": { code: "permission", message: "The server is read-only (serve --read-only)." },
 	"delete-forbidden": {
 		code: "permission",
-		message: "The server does not allow deleting; run its `pairlink serve` with --allow-delete.",
+		message:
+			"The server does not allow deleting: its `pairlink serve` must run with --allow-delete.",
 	},
 	permission: { code: "permission", message: "The server has no permission for that path." },
 	"invalid-path": {
@@ -114,6 +120,8 @@ export function wireCodeFor(e: unknown): WireErrorCode {
 		case "is-directory":
 		case "not-empty":
 			return e.code;
+		case "busy":
+			return "in-use";
 		case "refused":
 		case "interrupted":
 			return "io";

@@ -5,12 +5,7 @@
  * process opens pairing for a server that is already running.
  */
 import { PairlinkError } from "../errors.ts";
-import {
-	loadPendingCode,
-	markUsed,
-	pendingCodeStatus,
-	recordAttempt,
-} from "../store/pending-code.ts";
+import { loadPendingCode, markUsed, recordAttempt } from "../store/pending-code.ts";
 
 export interface PairingGate {
 	/**

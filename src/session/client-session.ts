@@ -69,16 +69,16 @@ export class ClientSession {
 		});
 	}
 
+	/** Names are for display only here (escaped by whoever prints them); walk() checks the ones used as paths. */
 	list(path: string): Promise<Entry[]> {
+		const refused = checkPath(path);
+		if (refused) return refused;
 		const entries: Entry[] = [];
 		return this.request<Entry[]>(
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
-				for (const e of m.entries) {
-					checkName(e.name);
-					entries.push(e);
-				}
+				entries.push(...m.entries);
 				if (m.done) resolve(entries);
 				return true;
 			},
@@ -86,6 +86,8 @@ export class ClientSession {
 	}
 
 	stat(path: string): Promise<Entry> {
+		const refused = checkPath(path);
+		if (refused) return refused;
 		return this.request<Entry>(
 			(id) => ({ t: "stat", id, path }),
 			(m, resolve) => {
@@ -98,6 +100,8 @@ export class ClientSession {
 
 	/** Everything below a remote directory; every path is checked before anyone uses it. */
 	walk(path: string): Promise<WalkEntry[]> {
+		const refused = checkPath(path);
+		if (refused) return refused;
 		const entries: WalkEntry[] = [];
 		return this.request<WalkEntry[]>(
 			(id) => ({ t: "walk", id, path }),
@@ -115,10 +119,14 @@ export class ClientSession {
 	}
 
 	mkdir(path: string, parents = false): Promise<void> {
+		const refused = checkPath(path);
+		if (refused) return refused;
 		return this.request<void>((id) => ({ t: "mkdir", id, path, parents }), okOnly);
 	}
 
 	rm(path: string, recursive: boolean): Promise<void> {
+		const refused = checkPath(path);
+		if (refused) return refused;
 		return this.request<void>((id) => ({ t: "rm", id, path, recursive }), okOnly);
 	}
 
@@ -133,8 +141,11 @@ export class ClientSession {
 		dest: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
+		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite);
 		let size = 0;
+		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
+		let resumedFrom = 0;
 		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
 		let incoming = 0;
 		let chain = Promise.resolve();
@@ -165,6 +176,7 @@ export class ClientSession {
 							return true;
 						}
 						incoming = start;
+						resumedFrom = start;
 						chain = chain.then(() => part.startAt(start)).catch(fail);
 						opts.onProgress?.(start, size);
 						return true;
@@ -178,7 +190,7 @@ export class ClientSession {
 								resolve({
 									bytes: size,
 									sha256,
-									resumedFrom: part.resumable === 0 ? 0 : Math.min(part.resumable, size),
+									resumedFrom,
 								});
 							} catch (e) {
 								reject(e instanceof PairlinkError ? e : fsError(e, dest));
@@ -227,6 +239,7 @@ export class ClientSession {
 		remotePath: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
+		parseWirePath(remotePath);
 		let fh: Awaited<ReturnType<typeof open>>;
 		try {
 			fh = await open(localPath, "r");
@@ -374,8 +387,13 @@ export class ClientSession {
 			id,
 			(resolve, reject) => ({
 				onMessage: (m) => {
-					if (!onAnswer(m, resolve, reject, id)) {
-						reject(new PairlinkError("protocol", `unexpected "${m.t}" answer from the server`));
+					try {
+						if (!onAnswer(m, resolve, reject, id)) {
+							reject(new PairlinkError("protocol", `unexpected "${m.t}" answer from the server`));
+						}
+					} catch (e) {
+						// A refused name from the server fails this request, not the process.
+						reject(e instanceof PairlinkError ? e : new PairlinkError("protocol", String(e)));
 					}
 				},
 				...(onData ? { onData: (p: Uint8Array) => onData(p, reject) } : {}),
@@ -434,4 +452,18 @@ function okOnly(m: Message, resolve: (v: undefined) => void): boolean {
 	if (m.t !== "ok") return false;
 	resolve(undefined);
 	return true;
+}
+
+/**
+ * The server would refuse a path that breaks the wire rules, or drop the
+ * connection for one longer than a message may carry: refuse it here, with
+ * the same error, before anything is sent.
+ */
+function checkPath(path: string): Promise<never> | undefined {
+	try {
+		parseWirePath(path);
+		return undefined;
+	} catch (e) {
+		return Promise.reject(e);
+	}
 }

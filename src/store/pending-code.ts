@@ -17,7 +17,13 @@
 
 import path from "node:path";
 import { PairlinkError } from "../errors";
-import { ensureStateDir, readJsonFile, removeFile, writeFileAtomic } from "./state-dir";
+import {
+	ensureStateDir,
+	readJsonFile,
+	removeFile,
+	withFileLock,
+	writeFileAtomic,
+} from "./state-dir";
 
 export const PENDING_CODE_FILE = "pending-code.json";
 /** Started pairing runs a code allows (SPEC: burned after 3 failed attempts). */
@@ -70,7 +76,7 @@ export async function savePendingCode(
 		attempts: 0,
 		state: "pending",
 	};
-	await write(stateDir, pending);
+	await withFileLock(fileIn(stateDir), () => write(stateDir, pending));
 	return pending;
 }
 
@@ -94,16 +100,18 @@ export async function recordAttempt(
 	stateDir: string,
 	options: PendingCodeOptions = {},
 ): Promise<PendingCode> {
-	const current = await loadPendingCode(stateDir);
-	assertAdmissible(current, (options.now ?? defaultNow)());
-	const attempts = current.attempts + 1;
-	const updated: PendingCode = {
-		...current,
-		attempts,
-		state: attempts >= MAX_PAIRING_ATTEMPTS ? "burned" : "pending",
-	};
-	await write(stateDir, updated);
-	return updated;
+	return withFileLock(fileIn(stateDir), async () => {
+		const current = await loadPendingCode(stateDir);
+		assertAdmissible(current, (options.now ?? defaultNow)());
+		const attempts = current.attempts + 1;
+		const updated: PendingCode = {
+			...current,
+			attempts,
+			state: attempts >= MAX_PAIRING_ATTEMPTS ? "burned" : "pending",
+		};
+		await write(stateDir, updated);
+		return updated;
+	});
 }
 
 /**
@@ -113,15 +121,17 @@ export async function recordAttempt(
  * (pass the code the run used) or already used.
  */
 export async function markUsed(stateDir: string, code: string): Promise<PendingCode> {
-	const current = await loadPendingCode(stateDir);
-	if (current === undefined)
-		throw new PairlinkError("no-code", "There is no pending pairing code.");
-	if (current.code !== code || current.state === "used") {
-		throw new PairlinkError("code-used", "This pairing code has already been used or replaced.");
-	}
-	const updated: PendingCode = { ...current, state: "used" };
-	await write(stateDir, updated);
-	return updated;
+	return withFileLock(fileIn(stateDir), async () => {
+		const current = await loadPendingCode(stateDir);
+		if (current === undefined)
+			throw new PairlinkError("no-code", "There is no pending pairing code.");
+		if (current.code !== code || current.state === "used") {
+			throw new PairlinkError("code-used", "This pairing code has already been used or replaced.");
+		}
+		const updated: PendingCode = { ...current, state: "used" };
+		await write(stateDir, updated);
+		return updated;
+	});
 }
 
 function assertAdmissible(

@@ -290,3 +290,51 @@ function describe(e: unknown): string {
 	if (e instanceof Error) return e.message.replace(/\.$/, "");
 	return String(e);
 }
+
+/**
+ * Run `change` while holding `<file>.lock` (created exclusively), so that
+ * read-modify-write cycles of one state file by several pairlink processes
+ * — serve updating "last seen" while `devices remove` revokes, say — never
+ * undo each other. A lock left by a crashed process goes stale.
+ */
+export async function withFileLock<T>(
+	file: string,
+	change: () => Promise<T>,
+	options: { timeoutMs?: number; staleMs?: number } = {},
+): Promise<T> {
+	const lock = `${file}.lock`;
+	const deadline = Date.now() + (options.timeoutMs ?? 5000);
+	const staleMs = options.staleMs ?? 10_000;
+	let delay = 1;
+	for (;;) {
+		try {
+			await (await open(lock, "wx", FILE_MODE)).close();
+			break;
+		} catch (e) {
+			if (errnoCode(e) === "ENOENT") {
+				await mkdir(path.dirname(lock), { recursive: true, mode: DIR_MODE });
+				continue;
+			}
+			if (errnoCode(e) !== "EEXIST") throw e;
+			const info = await stat(lock).catch(() => undefined);
+			if (info && Date.now() - info.mtimeMs > staleMs) {
+				await unlink(lock).catch(() => undefined);
+				continue;
+			}
+			if (Date.now() > deadline) {
+				throw new PairlinkError(
+					"state-corrupt",
+					`${lock} is held by another pairlink process; if none is running, delete it`,
+				);
+			}
+			// Waiting for another process to finish its (millisecond) update.
+			await new Promise((r) => setTimeout(r, delay));
+			delay = Math.min(delay * 2, 50);
+		}
+	}
+	try {
+		return await change();
+	} finally {
+		await unlink(lock).catch(() => undefined);
+	}
+}

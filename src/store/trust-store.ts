@@ -19,7 +19,7 @@
 import path from "node:path";
 import { normalizeFingerprintPrefix, tryNormalizeFingerprint } from "../crypto/fingerprint";
 import { PairlinkError } from "../errors";
-import { ensureStateDir, readJsonFile, writeFileAtomic } from "./state-dir";
+import { ensureStateDir, readJsonFile, withFileLock, writeFileAtomic } from "./state-dir";
 
 export const TRUST_FILE = "trusted.json";
 export const MAX_DEVICE_NAME_LENGTH = 64;
@@ -227,16 +227,18 @@ export class TrustStore {
 			unchanged?: boolean;
 		},
 	): Promise<R> {
-		const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
-		const { devices, result, unchanged } = change(current);
-		if (!unchanged) {
-			await ensureStateDir(path.dirname(this.file));
-			const body = { version: FORMAT_VERSION, devices };
-			await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
-		}
-		// Copies, so callers holding a returned entry cannot alter the cache.
-		this.devices = devices.map((d) => ({ ...d }));
-		return result;
+		await ensureStateDir(path.dirname(this.file));
+		return withFileLock(this.file, async () => {
+			const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
+			const { devices, result, unchanged } = change(current);
+			if (!unchanged) {
+				const body = { version: FORMAT_VERSION, devices };
+				await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
+			}
+			// Copies, so callers holding a returned entry cannot alter the cache.
+			this.devices = devices.map((d) => ({ ...d }));
+			return result;
+		});
 	}
 }
 

@@ -177,8 +177,17 @@ export class FrameSocket {
 		}
 		for (const frame of frames) {
 			if (this.isClosed || this.closing) return;
-			if (this.handlers) this.handlers.onFrame(frame);
-			else if (this.early.length < MAX_EARLY_FRAMES) this.early.push(frame);
+			if (this.handlers) {
+				try {
+					this.handlers.onFrame(frame);
+				} catch (e) {
+					// A handler bug must end this connection cleanly, not escape into Bun's socket loop.
+					this.fail(
+						e instanceof PairlinkError ? e : new PairlinkError("internal", String(e), { cause: e }),
+					);
+					return;
+				}
+			} else if (this.early.length < MAX_EARLY_FRAMES) this.early.push(frame);
 			else this.fail(new PairlinkError("protocol", "the peer sent too much before the handshake"));
 		}
 	}

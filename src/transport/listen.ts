@@ -64,7 +64,7 @@ export function listenTls(opts: ListenOptions): Listener {
 		});
 	} catch (e) {
 		throw new PairlinkError(
-			"connect-failed",
+			"listen-failed",
 			`cannot listen on ${opts.hostname}:${opts.port}: ${(e as Error).message}`,
 			{ cause: e },
 		);

@@ -9,34 +9,26 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, watch } from "node:fs";
 import { mkdir, open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { makeDevice, removeTempDirs, serve, type TestDevice, tempDir, tempRoot, trustEachOther } from "../helpers/devices.ts";
+import { binaryExists, runPairlink, spawnPairlink, startServe } from "../helpers/cli.ts";
+import {
+	makeDevice,
+	removeTempDirs,
+	serve,
+	type TestDevice,
+	tempDir,
+	tempRoot,
+	trustEachOther,
+} from "../helpers/devices.ts";
 
-const REPO = join(import.meta.dir, "..", "..");
-const BINARY = join(REPO, "dist", "pairlink");
+const MODE = binaryExists() ? "binary" : "source";
 const SIZE = Number(process.env.PAIRLINK_RESUME_MIB ?? 512) * 1024 * 1024;
 const KILL_AT = Math.min(64 * 1024 * 1024, SIZE / 4);
 const TEST_MS = 120_000;
 
-function cli(args: string[], home: string): string[] {
-	return existsSync(BINARY) ? [BINARY, ...args] : [process.execPath, join(REPO, "src", "main.ts"), ...args];
-}
-
-function spawnCli(args: string[], home: string) {
-	return Bun.spawn(cli(args, home), {
-		env: { PATH: process.env.PATH ?? "", HOME: home, PAIRLINK_HOME: home, NO_COLOR: "1" },
-		stdin: "ignore",
-		stdout: "pipe",
-		stderr: "pipe",
-	});
-}
-
-async function runCli(args: string[], home: string) {
-	const p = spawnCli(args, home);
-	const timer = setTimeout(() => p.kill(9), 60_000);
-	const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-	clearTimeout(timer);
-	return { stdout, stderr, code };
-}
+const spawnCli = (args: string[], home: string) =>
+	spawnPairlink(args, { mode: MODE, home, timeoutMs: 60_000 });
+const runCli = (args: string[], home: string) =>
+	runPairlink(args, { mode: MODE, home, timeoutMs: 60_000 });
 
 /** A file whose every MiB differs, so a wrong resume offset cannot go unnoticed. */
 async function makeBigFile(path: string, size: number): Promise<string> {
@@ -81,8 +73,16 @@ function whenFileReaches(dir: string, name: string, bytes: number): Promise<void
 }
 
 function lastFileLine(stdout: string) {
-	const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
-	return lines.find((l) => "resumedFrom" in l) as { path: string; bytes: number; sha256: string; resumedFrom: number };
+	const lines = stdout
+		.trim()
+		.split("\n")
+		.map((l) => JSON.parse(l));
+	return lines.find((l) => "resumedFrom" in l) as {
+		path: string;
+		bytes: number;
+		sha256: string;
+		resumedFrom: number;
+	};
 }
 
 let server: TestDevice;
@@ -112,13 +112,13 @@ describe("resume after kill -9", () => {
 				const args = ["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest, "--json"];
 				const first = spawnCli(args, client.home);
 				await whenFileReaches(dest, ".big.bin.pairlink-part", KILL_AT);
-				first.kill(9);
+				first.proc.kill(9);
 				expect(await first.exited).not.toBe(0);
 				expect(existsSync(join(dest, "big.bin"))).toBe(false);
 
 				const again = await runCli(args, client.home);
 				expect(again.stderr).toBe("");
-				expect(again.code).toBe(0);
+				expect(again.exitCode).toBe(0);
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
@@ -140,12 +140,12 @@ describe("resume after kill -9", () => {
 				const args = ["put", `127.0.0.1:${srv.server.port}`, source, "--json"];
 				const first = spawnCli(args, client.home);
 				await whenFileReaches(root.dir, ".big.bin.pairlink-part", KILL_AT);
-				first.kill(9);
+				first.proc.kill(9);
 				expect(await first.exited).not.toBe(0);
 				await srv.waitFor((e) => e.event === "disconnected");
 
 				const again = await runCli(args, client.home);
-				expect(again.code).toBe(0);
+				expect(again.exitCode).toBe(0);
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
@@ -163,37 +163,32 @@ describe("resume after kill -9", () => {
 		async () => {
 			const root = await tempDir("pairlink-served-");
 			await Bun.write(join(root, "big.bin"), Bun.file(source));
-			const startServe = async () => {
-				const p = spawnCli(["serve", root, "--host", "127.0.0.1", "--port", "0", "--no-pair", "--json"], server.home);
-				const reader = p.stdout.getReader();
-				const { value } = await reader.read();
-				reader.releaseLock();
-				const listening = JSON.parse(new TextDecoder().decode(value).split("\n")[0] as string) as { port: number };
-				return { p, port: listening.port };
-			};
+			const start = () =>
+				startServe({ mode: MODE, home: server.home, dir: root, args: ["--no-pair"] });
 			const dest = await tempDir("pairlink-dest-");
 			await mkdir(dest, { recursive: true });
-			const s1 = await startServe();
-			const first = spawnCli(["get", `127.0.0.1:${s1.port}`, "big.bin", "-o", dest, "--json"], client.home);
+			const s1 = await start();
+			const first = spawnCli(["get", s1.address, "big.bin", "-o", dest, "--json"], client.home);
 			await whenFileReaches(dest, ".big.bin.pairlink-part", KILL_AT);
-			s1.p.kill(9);
-			await s1.p.exited;
-			const firstCode = await first.exited;
-			expect(firstCode).toBe(6);
-			expect(await new Response(first.stderr).text()).toMatch(/again|resume/i);
+			s1.serve.proc.kill(9);
+			await s1.serve.exited;
+			expect(await first.exited).toBe(6);
+			expect(first.stderr).toMatch(/again|resume/i);
 			expect(existsSync(join(dest, "big.bin"))).toBe(false);
 
-			const s2 = await startServe();
+			const s2 = await start();
 			try {
-				const again = await runCli(["get", `127.0.0.1:${s2.port}`, "big.bin", "-o", dest, "--json"], client.home);
-				expect(again.code).toBe(0);
+				const again = await runCli(
+					["get", s2.address, "big.bin", "-o", dest, "--json"],
+					client.home,
+				);
+				expect(again.exitCode).toBe(0);
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(await sha256File(join(dest, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(dest)).toEqual(["big.bin"]);
 			} finally {
-				s2.p.kill("SIGTERM");
-				await s2.p.exited;
+				await s2.serve.stop();
 			}
 		},
 		TEST_MS,

@@ -655,3 +655,41 @@ describe("pending code", () => {
 		expect(e.message).toContain(file);
 	});
 });
+
+describe("concurrent writers (several pairlink processes share a state dir)", () => {
+	test("a last-seen update racing a removal never brings the revoked device back", async () => {
+		const fp = fakeFingerprint("abcd");
+		for (let i = 0; i < 40; i++) {
+			const admin = await TrustStore.load(root);
+			await admin.add({ name: "phone", fingerprint: fp, address: "127.0.0.1:1" });
+			// Two instances, as two processes would have: serve touching, `devices remove` revoking.
+			const server = await TrustStore.load(root);
+			await Promise.all([
+				server.touch(fp, "127.0.0.1:2"),
+				admin.remove("phone"),
+				server.touch(fp, "127.0.0.1:3"),
+			]);
+			const after = await TrustStore.load(root);
+			expect(after.findByFingerprint(fp)).toBeUndefined();
+		}
+		expect((await readdir(root)).filter((n) => n.endsWith(".lock"))).toEqual([]);
+	});
+
+	test("attempts counted by racing runs are never lost: the code burns after 3", async () => {
+		await savePendingCode(root, { code: "abandon-ability-able-about", ttlMs: 60_000 });
+		const results = await Promise.allSettled(Array.from({ length: 6 }, () => recordAttempt(root)));
+		expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+		expect(await loadPendingCode(root)).toMatchObject({ attempts: 3, state: "burned" });
+	});
+
+	test("a stale lock left by a crashed process does not block for ever", async () => {
+		const file = path.join(root, TRUST_FILE);
+		await writeFile(`${file}.lock`, "");
+		const old = new Date(Date.now() - 60_000);
+		const { utimes } = await import("node:fs/promises");
+		await utimes(`${file}.lock`, old, old);
+		const store = await TrustStore.load(root);
+		await store.add({ name: "x", fingerprint: fakeFingerprint("beef"), address: "127.0.0.1:1" });
+		expect(store.list()).toHaveLength(1);
+	});
+});

@@ -1,10 +1,17 @@
 /** The one-shot file commands: ls, get, put, mkdir, rm. */
 import { defineCommand } from "citty";
-import type { FileDone } from "../../client/transfer.ts";
-import { getFiles, normalizeRemote, putFiles, type Summary } from "../../client/transfer.ts";
+import {
+	type FileDone,
+	getFiles,
+	normalizeRemote,
+	putFiles,
+	type Summary,
+	type TransferHooks,
+} from "../../client/transfer.ts";
 import { jsonArg } from "../context.ts";
 import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
+import { progressFor } from "../progress.ts";
 import { logger, out, outJson, safe } from "../terminal.ts";
 
 const hostArg = {
@@ -15,32 +22,46 @@ const hostArg = {
 	},
 } as const;
 
-function printFile(json: boolean) {
-	return (f: FileDone) => {
-		if (json)
-			outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
-		else
-			out(
-				`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`,
-			);
-	};
-}
+const fileLine = (f: FileDone) =>
+	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
-function printSummary(json: boolean, s: Summary): void {
-	if (json)
-		outJson({
-			event: "done",
-			files: s.files,
-			bytes: s.bytes,
-			seconds: Number(s.seconds.toFixed(3)),
+export const summaryLine = (s: Summary) =>
+	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})`;
+
+/**
+ * Report a many-file transfer: one line (or JSON object) per file, warnings
+ * for skipped entries, live bars on a terminal, a summary at the end. The
+ * interactive session reports through the same function.
+ */
+export async function reportTransfer(
+	json: boolean,
+	run: (hooks: TransferHooks) => Promise<Summary>,
+): Promise<Summary> {
+	const progress = progressFor(json);
+	try {
+		const summary = await run({
+			...progress.hooks,
+			onFile: (f) => {
+				if (json)
+					outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
+				else progress.print(fileLine(f));
+			},
+			onSkip: (path, why) => logger.warn(`Skipped ${safe(path)}: ${safe(why)}`),
 		});
-	else
-		out(
-			`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})`,
-		);
+		progress.stop();
+		if (json) {
+			outJson({
+				event: "done",
+				files: summary.files,
+				bytes: summary.bytes,
+				seconds: Number(summary.seconds.toFixed(3)),
+			});
+		} else out(summaryLine(summary));
+		return summary;
+	} finally {
+		progress.stop();
+	}
 }
-
-const skip = (path: string, why: string) => logger.warn(`Skipped ${safe(path)}: ${safe(why)}`);
 
 export const lsCommand = defineCommand({
 	meta: { name: "ls", description: "List a remote directory" },
@@ -86,21 +107,16 @@ export const getCommand = Object.assign(
 			...jsonArg,
 		},
 		async run({ args }) {
-			const remotes = args._.slice(1);
-			const json = args.json === true;
-			const summary = await withSession(args.host, {}, (c) =>
-				getFiles(
-					c.session,
-					remotes,
-					{
-						recursive: args.recursive === true,
-						overwrite: args.overwrite === true,
-						dest: args.output,
-					},
-					{ onFile: printFile(json), onSkip: skip },
+			const options = {
+				recursive: args.recursive === true,
+				overwrite: args.overwrite === true,
+				dest: args.output,
+			};
+			await withSession(args.host, {}, (c) =>
+				reportTransfer(args.json === true, (hooks) =>
+					getFiles(c.session, args._.slice(1), options, hooks),
 				),
 			);
-			printSummary(json, summary);
 		},
 	}),
 	{ variadic: true },
@@ -129,17 +145,16 @@ export const putCommand = Object.assign(
 			...jsonArg,
 		},
 		async run({ args }) {
-			const locals = args._.slice(1);
-			const json = args.json === true;
-			const summary = await withSession(args.host, {}, (c) =>
-				putFiles(
-					c.session,
-					locals,
-					{ recursive: args.recursive === true, overwrite: args.overwrite === true, to: args.to },
-					{ onFile: printFile(json), onSkip: skip },
+			const options = {
+				recursive: args.recursive === true,
+				overwrite: args.overwrite === true,
+				to: args.to,
+			};
+			await withSession(args.host, {}, (c) =>
+				reportTransfer(args.json === true, (hooks) =>
+					putFiles(c.session, args._.slice(1), options, hooks),
 				),
 			);
-			printSummary(json, summary);
 		},
 	}),
 	{ variadic: true },

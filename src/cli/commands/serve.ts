@@ -51,7 +51,13 @@ export const serveCommand = defineCommand({
 			description: "Let clients replace existing files (they must also pass --overwrite)",
 		},
 		"allow-delete": { type: "boolean", description: "Let clients remove files and directories" },
-		"no-pair": { type: "boolean", description: "Do not accept pairing, even with a pending code" },
+		// citty reads --no-pair as "pair: false"; a flag named "no-pair" would never be set.
+		pair: {
+			type: "boolean",
+			default: true,
+			description: "Accept pairing while a code is pending (the default)",
+			negativeDescription: "Do not accept pairing, even with a pending code",
+		},
 		"max-clients": {
 			type: "string",
 			description: "Most clients served at once",
@@ -68,7 +74,7 @@ export const serveCommand = defineCommand({
 		const root = sandbox.dir;
 		const port = wholeNumber(args.port, "--port", 0, 65535);
 		const maxClients = wholeNumber(args["max-clients"], "--max-clients", 1, 10_000);
-		const noPair = args["no-pair"] === true;
+		const noPair = args.pair === false;
 		const identity = await deviceIdentity();
 		const name = args.name === undefined ? identity.name : validateDeviceName(args.name);
 		const trust = await trustStore();

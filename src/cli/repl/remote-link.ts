@@ -1,0 +1,53 @@
+/**
+ * The session's connection: opened lazily, reopened after it drops, and
+ * closed on Ctrl-C to cancel a running transfer (the partial file stays
+ * resumable, and the next command reconnects).
+ */
+import type { Connection } from "../../client/connect.ts";
+import type { PairlinkError } from "../../errors.ts";
+import type { ClientSession } from "../../session/client-session.ts";
+import { type OpenOptions, openConnection } from "../open-connection.ts";
+import { logger, safe } from "../terminal.ts";
+
+export class RemoteLink {
+	private conn: Connection | undefined;
+	private cancelled = false;
+
+	constructor(
+		private readonly host: string,
+		private readonly opts: OpenOptions,
+	) {}
+
+	/** The device's name once connected (for the prompt). */
+	get peerName(): string {
+		return this.conn?.peer.name ?? this.host;
+	}
+
+	async session(): Promise<ClientSession> {
+		if (this.conn && !this.conn.session.closed) return this.conn.session;
+		if (this.conn) logger.info(`Reconnecting to ${safe(this.host)}…`);
+		const conn = await openConnection(this.host, this.opts);
+		this.conn = conn;
+		this.cancelled = false;
+		void conn.closed.then((reason) => this.onDropped(conn, reason));
+		return conn.session;
+	}
+
+	/** Ctrl-C during a command: drop the connection, which fails the transfer in flight. */
+	cancel(): void {
+		this.cancelled = true;
+		this.conn?.close();
+	}
+
+	close(): void {
+		this.cancelled = true;
+		this.conn?.close();
+	}
+
+	private onDropped(conn: Connection, reason: PairlinkError | undefined): void {
+		if (this.conn !== conn || this.cancelled) return;
+		logger.warn(
+			`The connection to ${safe(this.peerName)} was lost${reason ? ` (${safe(reason.message)})` : ""}; the next command reconnects.`,
+		);
+	}
+}

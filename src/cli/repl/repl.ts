@@ -1,0 +1,157 @@
+/**
+ * `pairlink connect`: a prompt on a terminal, or commands read line by line
+ * from a pipe (like `sftp -b -`). Errors never end an interactive session;
+ * in batch mode the first failing command ends it with its exit code.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface, type Interface } from "node:readline";
+import { EXIT, type ExitCode, PairlinkError } from "../../errors.ts";
+import { writeFileAtomic } from "../../store/state-dir.ts";
+import { stateDir } from "../context.ts";
+import { reportError } from "../error-report.ts";
+import { stdinLines } from "../line-reader.ts";
+import { out, safe } from "../terminal.ts";
+import { COMMANDS, type ReplState } from "./commands.ts";
+import { resolveRemote, splitDirBase, splitLine } from "./line.ts";
+import type { RemoteLink } from "./remote-link.ts";
+
+const HISTORY_FILE = "history";
+const HISTORY_LINES = 1000;
+
+/** Run one typed line; resolves with its exit code (0 on success). */
+export async function runLine(state: ReplState, line: string, debug: boolean): Promise<ExitCode> {
+	try {
+		const words = splitLine(line);
+		const first = words.shift();
+		if (!first) return EXIT.ok;
+		const command = COMMANDS[first.text];
+		if (!command)
+			throw new PairlinkError("usage", `unknown command ${JSON.stringify(first.text)} (try help)`);
+		await command.run(state, words);
+		return EXIT.ok;
+	} catch (e) {
+		return reportError(e, debug);
+	}
+}
+
+/** Commands from a pipe: stop at the first failure and return its exit code. */
+export async function runBatch(state: ReplState, debug: boolean): Promise<ExitCode> {
+	const lines = stdinLines();
+	for (;;) {
+		const line = await lines.next();
+		if (line === undefined || state.done) break;
+		const code = await runLine(state, line, debug);
+		if (code !== EXIT.ok) return code;
+		if (state.done) break;
+	}
+	return EXIT.ok;
+}
+
+/** A prompt with completion and history; resolves when the user leaves. */
+export async function runInteractive(state: ReplState, debug: boolean): Promise<ExitCode> {
+	const history = await loadHistory();
+	const rl = createInterface({
+		input: process.stdin,
+		output: process.stdout,
+		terminal: true,
+		history,
+		historySize: HISTORY_LINES,
+		removeHistoryDuplicates: true,
+		completer: (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
+			complete(state, line).then(
+				(r) => cb(null, r),
+				() => cb(null, [[], line]),
+			);
+		},
+	});
+	let running = false;
+	rl.on("SIGINT", () => {
+		if (running) {
+			// Cancel the transfer: the partial file stays resumable; the next command reconnects.
+			state.link.cancel();
+			process.stdout.write("\n");
+			return;
+		}
+		rl.write(null, { ctrl: true, name: "u" });
+		process.stdout.write("^C\n");
+		rl.prompt();
+	});
+	const prompt = () => {
+		rl.setPrompt(`${safe(state.link.peerName)}:/${safe(state.cwd)}> `);
+		rl.prompt();
+	};
+	out(
+		`Connected to ${safe(state.link.peerName)}. Type help for the commands, exit or Ctrl-D to leave.`,
+	);
+	prompt();
+	for await (const line of rl as AsyncIterable<string>) {
+		// readline stays unpaused while a command runs: a paused terminal would
+		// not deliver Ctrl-C until the command ended.
+		running = true;
+		// An error was reported by runLine; an interactive session goes on regardless.
+		await runLine(state, line, debug);
+		running = false;
+		if (state.done) break;
+		prompt();
+	}
+	rl.close();
+	await saveHistory(rl);
+	return EXIT.ok;
+}
+
+async function complete(state: ReplState, line: string): Promise<[string[], string]> {
+	let words: ReturnType<typeof splitLine>;
+	try {
+		words = splitLine(line);
+	} catch {
+		return [[], line];
+	}
+	const endsInSpace = /\s$/.test(line) || line === "";
+	if (words.length === 0 || (words.length === 1 && !endsInSpace)) {
+		const partial = words[0]?.text ?? "";
+		return [
+			Object.keys(COMMANDS)
+				.filter((c) => c.startsWith(partial))
+				.map((c) => `${c} `),
+			partial,
+		];
+	}
+	const kind = COMMANDS[words[0]?.text ?? ""]?.args;
+	const partial = endsInSpace ? "" : (words.at(-1)?.text ?? "");
+	const [dir, base] = splitDirBase(partial);
+	let names: string[] = [];
+	if (kind === "command") names = Object.keys(COMMANDS);
+	else if (kind === "remote") {
+		const entries = await (await state.link.session()).list(resolveRemote(state.cwd, dir || "."));
+		names = entries.map((e) => (e.type === "dir" ? `${e.name}/` : e.name));
+	} else if (kind === "local") {
+		const { readdir } = await import("node:fs/promises");
+		const entries = await readdir(dir || ".", { withFileTypes: true });
+		names = entries.map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
+	}
+	const prefix = dir ? `${dir}/` : "";
+	const hits = names
+		.filter((n) => n.startsWith(base))
+		.map((n) => prefix + n.replace(/([\s'"\\])/g, "\\$1"));
+	return [hits, partial];
+}
+
+async function loadHistory(): Promise<string[]> {
+	const text = await readFile(join(stateDir(), HISTORY_FILE), "utf8").catch(() => "");
+	// readline wants the most recent line first.
+	return text.split("\n").filter(Boolean).slice(-HISTORY_LINES).reverse();
+}
+
+async function saveHistory(rl: Interface): Promise<void> {
+	const lines = ((rl as unknown as { history?: string[] }).history ?? [])
+		.slice(0, HISTORY_LINES)
+		.reverse();
+	await writeFileAtomic(join(stateDir(), HISTORY_FILE), `${lines.join("\n")}\n`).catch(
+		() => undefined,
+	);
+}
+
+export function newState(link: RemoteLink): ReplState {
+	return { link, cwd: "", done: false };
+}

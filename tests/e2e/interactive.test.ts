@@ -1,0 +1,276 @@
+/**
+ * `pairlink connect` as a person uses it, in a real pseudo-terminal (driven
+ * by tests/helpers/pty-drive.py), and as a script on a pipe (batch mode).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { generateCode } from "../../src/crypto/pairing-code.ts";
+import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
+import { savePendingCode } from "../../src/store/pending-code.ts";
+import { binaryExists, cliArgv, REPO_ROOT, runPairlink } from "../helpers/cli.ts";
+import {
+	makeDevice,
+	removeTempDirs,
+	serve,
+	type TestDevice,
+	type TestServer,
+	tempDir,
+	tempRoot,
+	trustEachOther,
+} from "../helpers/devices.ts";
+
+const MODE = binaryExists() ? "binary" : "source";
+const argv = (args: string[]) => cliArgv(MODE, args);
+interface PtyResult {
+	exit: number | null;
+	signal: number | null;
+	transcript: string;
+	failed_step: number | null;
+}
+
+async function drive(
+	args: string[],
+	home: string,
+	cwd: string,
+	steps: { expect?: string; send?: string }[],
+): Promise<PtyResult> {
+	const script = {
+		argv: argv(args),
+		env: { PATH: process.env.PATH ?? "", HOME: home, PAIRLINK_HOME: home },
+		cwd,
+		timeout: 20,
+		steps,
+	};
+	const p = Bun.spawn(["python3", join(REPO_ROOT, "tests", "helpers", "pty-drive.py")], {
+		stdin: "pipe",
+		stdout: "pipe",
+		stderr: "pipe",
+	});
+	p.stdin.write(JSON.stringify(script));
+	await p.stdin.end();
+	const [text, err] = await Promise.all([
+		new Response(p.stdout).text(),
+		new Response(p.stderr).text(),
+	]);
+	await p.exited;
+	if (!text.trim()) throw new Error(`pty driver failed: ${err}`);
+	return JSON.parse(text) as PtyResult;
+}
+
+async function batch(args: string[], home: string, cwd: string, input: string) {
+	const r = await runPairlink(args, { mode: MODE, home, cwd, stdin: input, timeoutMs: 30_000 });
+	return { stdout: r.stdout, stderr: r.stderr, code: r.exitCode };
+}
+
+let server: TestDevice;
+let srv: TestServer;
+let rootDir: string;
+let code: string;
+
+beforeAll(async () => {
+	server = await makeDevice("desk");
+	code = generateCode();
+	await savePendingCode(server.home, { code, ttlMs: 600_000 });
+	const root = tempRoot();
+	rootDir = root.dir;
+	await mkdir(join(rootDir, "docs"));
+	await writeFile(join(rootDir, "docs", "a.txt"), "alpha\n");
+	await writeFile(join(rootDir, "docs", "b report.pdf"), "pdf-b");
+	await writeFile(join(rootDir, "docs", "c.pdf"), "pdf-c");
+	await writeFile(join(rootDir, "\u001b[31mred"), "escape");
+	srv = serve(server, { root, pairing: stateDirPairingGate(server.home) });
+});
+
+afterAll(async () => {
+	await srv.server.stop(0);
+	await removeTempDirs();
+});
+
+describe("interactive session in a terminal", () => {
+	test("pair by typing the code, then ls, cd, get, put, a failing command, a working one, exit", async () => {
+		const client = await makeDevice("laptop");
+		const cwd = await tempDir("pairlink-cwd-");
+		await writeFile(join(cwd, "up.txt"), "uploaded\n");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "[Pp]airing code", send: `${code.toUpperCase().replaceAll("-", " ")}\r` },
+			{ expect: "desk:/> ", send: "ls\r" },
+			{ expect: "docs/" },
+			{ expect: "desk:/> ", send: "cd docs\r" },
+			{ expect: "desk:/docs> ", send: "get a.txt\r" },
+			{ expect: "1 file" },
+			{ expect: "desk:/docs> ", send: "put up.txt\r" },
+			{ expect: "1 file" },
+			{ expect: "desk:/docs> ", send: "get no-such-file\r" },
+			{ expect: "No such file" },
+			{ expect: "desk:/docs> ", send: "pwd\r" },
+			{ expect: "/docs" },
+			{ expect: "desk:/docs> ", send: "exit\r" },
+		]);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		expect(await readFile(join(cwd, "a.txt"), "utf8")).toBe("alpha\n");
+		expect(await readFile(join(rootDir, "docs", "up.txt"), "utf8")).toBe("uploaded\n");
+		// Paired for good: the client now trusts the server.
+		const trusted = JSON.parse(await readFile(join(client.home, "trusted.json"), "utf8"));
+		expect(trusted.devices[0].fingerprint).toBe(server.identity.fingerprint);
+		// History is kept, private.
+		expect(((await stat(join(client.home, "history"))).mode & 0o777).toString(8)).toBe("600");
+		expect(await readFile(join(client.home, "history"), "utf8")).toContain("cd docs");
+	}, 60_000);
+});
+
+describe("batch mode (commands on stdin)", () => {
+	let client: TestDevice;
+	beforeAll(async () => {
+		client = await makeDevice("script");
+		await trustEachOther(client, server);
+	});
+
+	test("runs each line, prints results, exits 0", async () => {
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await batch(
+			["connect", `127.0.0.1:${srv.server.port}`],
+			client.home,
+			cwd,
+			"cd docs\npwd\nget *.pdf\nls\n",
+		);
+		expect(r.stderr).toBe("");
+		expect(r.code).toBe(0);
+		expect(r.stdout).toContain("/docs\n");
+		expect(r.stdout).toContain("a.txt\n");
+		expect(await readFile(join(cwd, "b report.pdf"), "utf8")).toBe("pdf-b");
+		expect(await readFile(join(cwd, "c.pdf"), "utf8")).toBe("pdf-c");
+		expect(existsSync(join(cwd, "a.txt"))).toBe(false);
+	}, 30_000);
+
+	test("quoting: a name with a space", async () => {
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await batch(
+			["connect", `127.0.0.1:${srv.server.port}`],
+			client.home,
+			cwd,
+			'get "docs/b report.pdf" mine.pdf\n',
+		);
+		expect(r.code).toBe(0);
+		expect(await readFile(join(cwd, "mine.pdf"), "utf8")).toBe("pdf-b");
+	}, 30_000);
+
+	test("stops at the first failing command and exits with its code", async () => {
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await batch(
+			["connect", `127.0.0.1:${srv.server.port}`],
+			client.home,
+			cwd,
+			"pwd\nget missing.txt\npwd\n",
+		);
+		expect(r.code).toBe(5);
+		expect(r.stdout).toBe("/\n");
+		expect(r.stderr).toMatch(/No such file/);
+		const bad = await batch(
+			["connect", `127.0.0.1:${srv.server.port}`],
+			client.home,
+			cwd,
+			"frobnicate\n",
+		);
+		expect(bad.code).toBe(2);
+		expect(bad.stderr).toMatch(/unknown command/);
+	}, 30_000);
+
+	test("a file named with an ANSI escape sequence is shown escaped", async () => {
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await batch(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, "ls\n");
+		expect(r.code).toBe(0);
+		expect(r.stdout).not.toContain("\u001b");
+		expect(r.stdout).toContain("\\x1b[31mred");
+	}, 30_000);
+
+	test("an untrusted server with no code: exit 4 and how to pair", async () => {
+		const stranger = await makeDevice("stranger");
+		const cwd = await tempDir("pairlink-cwd-");
+		const other = serve(await makeDevice("other"), {});
+		try {
+			const r = await batch(
+				["connect", `127.0.0.1:${other.server.port}`],
+				stranger.home,
+				cwd,
+				"ls\n",
+			);
+			expect(r.code).toBe(4);
+			expect(r.stdout).toBe("");
+			expect(r.stderr).toMatch(/pairlink pair/);
+		} finally {
+			await other.server.stop(0);
+		}
+	}, 30_000);
+});
+
+describe("progress and cancel", () => {
+	let client: TestDevice;
+	const BIG = 384 * 1024 * 1024;
+	beforeAll(async () => {
+		client = await makeDevice("viewer");
+		await trustEachOther(client, server);
+		const block = crypto.getRandomValues(new Uint8Array(1024 * 1024));
+		const w = Bun.file(join(rootDir, "big.bin")).writer();
+		for (let i = 0; i < BIG / block.length; i++) {
+			new DataView(block.buffer).setUint32(0, i);
+			w.write(block);
+		}
+		await w.end();
+	}, 60_000);
+
+	test("a long get shows live progress on a terminal", async () => {
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "ETA" }, { expect: "1 file" }],
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		expect(r.transcript).toMatch(/\d+%/);
+	}, 60_000);
+
+	test("no progress when output goes to pipes, nor with --json on a terminal", async () => {
+		const dest = await tempDir("pairlink-dest-");
+		const piped = await batch(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			"",
+		);
+		expect(piped.code).toBe(0);
+		expect(piped.stderr).toBe("");
+		expect(piped.stdout).toMatch(/^big\.bin {2}.*\n1 file, .* in .* s \(.*\/s\)\n$/);
+		const dest2 = await tempDir("pairlink-dest-");
+		const json = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest2, "--json"],
+			client.home,
+			dest2,
+			[{ expect: '"event":"done"' }],
+		);
+		expect(json.exit).toBe(0);
+		expect(json.transcript).not.toContain("ETA");
+		for (const line of json.transcript.trim().split(/\r?\n/))
+			expect(() => JSON.parse(line)).not.toThrow();
+	}, 60_000);
+
+	test("Ctrl-C cancels a running transfer, the prompt returns, and the next get resumes", async () => {
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "get big.bin\r" },
+			{ expect: "ETA", send: "\u0003" },
+			{ expect: "desk:/> ", send: "get big.bin\r" },
+			{ expect: "resumed at" },
+			{ expect: "desk:/> ", send: "exit\r" },
+		]);
+		if (r.failed_step !== null) console.error(r.transcript.slice(-3000));
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		expect((await stat(join(cwd, "big.bin"))).size).toBe(BIG);
+		expect(existsSync(join(cwd, ".big.bin.pairlink-part"))).toBe(false);
+	}, 60_000);
+});
