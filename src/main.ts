@@ -1,4 +1,7 @@
 #!/usr/bin/env bun
 import { runCli } from "./cli/run.ts";
 
-process.exitCode = await runCli(process.argv.slice(2));
+// No top-level await: the compiled binary is built with bytecode, which needs CommonJS output.
+void runCli(process.argv.slice(2)).then((code) => {
+	process.exitCode = code;
+});

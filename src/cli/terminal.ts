@@ -10,6 +10,11 @@ export const logger = createConsola({
 	formatOptions: { date: false },
 });
 
+// `pairlink ls … | head`: a reader that goes away is not an error worth a stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+	if (e.code === "EPIPE") process.exit(0);
+});
+
 export function out(line: string): void {
 	process.stdout.write(`${line}\n`);
 }

@@ -241,6 +241,47 @@ describe.skipIf(missing)("dist/pairlink", () => {
 			if (process.platform === "linux") expect([...head]).toEqual([0x7f, 0x45, 0x4c, 0x46]);
 			else expect(String.fromCharCode(...head.slice(0, 2))).not.toBe("#!");
 		});
+		test("a full pair + put + get between two binaries, each with no bun/node on PATH, in hostile directories", async () => {
+			const { cwd, evilHome, marker } = await hostileCwd();
+			const emptyPath = await makeTempDir("pairlink-empty-path-");
+			const env = {
+				PATH: emptyPath,
+				XDG_CONFIG_HOME: undefined,
+				TMPDIR: undefined,
+				LANG: undefined,
+			};
+			const serverHome = await makeHome("alone-server");
+			const clientHome = await makeHome("alone-client");
+			const shared = await makeTempDir("pairlink-alone-share-");
+			const { code } = await newCode(MODE, serverHome);
+			const started = await startServe({ mode: MODE, home: serverHome, dir: shared, cwd, env });
+			try {
+				const pair = await run(["pair", started.address], { home: clientHome, code, cwd, env });
+				expect(summary(pair)).toMatchObject({ exitCode: 0, stderr: "" });
+				await Bun.write(join(cwd, "hello.txt"), "standalone\n");
+				const put = await run(["put", started.address, "hello.txt", "--json"], {
+					home: clientHome,
+					cwd,
+					env,
+				});
+				expect(summary(put)).toMatchObject({ exitCode: 0, stderr: "" });
+				expect(await Bun.file(join(shared, "hello.txt")).text()).toBe("standalone\n");
+				const dest = await makeTempDir("pairlink-alone-dest-");
+				const get = await run(["get", started.address, "hello.txt", "-o", dest, "--json"], {
+					home: clientHome,
+					cwd,
+					env,
+				});
+				expect(summary(get)).toMatchObject({ exitCode: 0, stderr: "" });
+				const [file] = parseNdjson(get.stdout);
+				expect(file).toMatchObject({ path: "hello.txt", bytes: 11, resumedFrom: 0 });
+				expect(await Bun.file(join(dest, "hello.txt")).text()).toBe("standalone\n");
+			} finally {
+				await started.serve.stop();
+			}
+			expect(existsSync(evilHome)).toBe(false);
+			expect(existsSync(marker)).toBe(false);
+		});
 	});
 
 	describe("serve", () => {

@@ -25,5 +25,6 @@ export const rootCommand = defineCommand({
 		rm: () => import("./files.ts").then((m) => m.rmCommand),
 		devices: () => import("./devices.ts").then((m) => m.devicesCommand),
 		id: () => import("./id.ts").then((m) => m.idCommand),
+		completion: () => import("./completion.ts").then((m) => m.completionCommand),
 	},
 });
