@@ -5,7 +5,7 @@
  */
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
-import { type Frame, FrameType } from "../protocol/frame.ts";
+import { type Frame, FrameType, frameBytes } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
 import { ClientSession } from "../session/client-session.ts";
@@ -126,13 +126,13 @@ class ClientConnection {
 	private onFrame(frame: Frame): void {
 		if (frame.type === FrameType.data) {
 			if (this.pairing) this.pairingEvent({ type: "data" });
-			else if (this.session) this.session.onData(frame.stream, frame.payload);
+			else if (this.session) this.session.onData(frame.stream, frame.parts, frame.length);
 			else this.apply(clientStep(this.state, { type: "data" }, this.opts.identity.name));
 			return;
 		}
 		let message: Message;
 		try {
-			message = decodeMessage(frame.payload);
+			message = decodeMessage(frameBytes(frame));
 		} catch (e) {
 			this.fail(e as PairlinkError);
 			return;

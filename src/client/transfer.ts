@@ -33,7 +33,7 @@ export interface Summary {
 }
 
 /** Files moved at once over one connection. */
-export const PARALLEL_FILES = 8;
+export const PARALLEL_FILES = 64;
 
 interface Job {
 	label: string;

@@ -105,23 +105,26 @@ export class PartFile {
 		return this.offset;
 	}
 
-	async write(chunk: Uint8Array): Promise<void> {
-		this.hasher.update(chunk);
-		let written = 0;
+	/** Append the pieces of one chunk (as they arrived from the socket): hashed, then one writev. */
+	async write(data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+		const parts = data instanceof Uint8Array ? [data] : data;
+		let length = 0;
+		for (const p of parts) {
+			this.hasher.update(p);
+			length += p.length;
+		}
+		let pieces = parts;
+		let done = 0;
 		try {
-			while (written < chunk.length) {
-				const r = await this.fh.write(
-					chunk,
-					written,
-					chunk.length - written,
-					this.offset + written,
-				);
-				written += r.bytesWritten;
+			while (done < length) {
+				const { bytesWritten } = await this.fh.writev(pieces as Uint8Array[], this.offset + done);
+				done += bytesWritten;
+				if (done < length) pieces = remaining(parts, done);
 			}
 		} catch (e) {
 			throw fsError(e, this.label);
 		} finally {
-			this.offset += written;
+			this.offset += done;
 		}
 	}
 
@@ -180,6 +183,21 @@ export class PartFile {
 	}
 }
 
+/** What is left of `parts` after the first `skip` bytes (after a short writev). */
+function remaining(parts: readonly Uint8Array[], skip: number): Uint8Array[] {
+	const out: Uint8Array[] = [];
+	let left = skip;
+	for (const p of parts) {
+		if (left >= p.length) {
+			left -= p.length;
+			continue;
+		}
+		out.push(left > 0 ? p.subarray(left) : p);
+		left = 0;
+	}
+	return out;
+}
+
 async function checkTarget(abs: string, label: string, overwrite: boolean): Promise<void> {
 	const s = await lstat(abs).catch((e) =>
 		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, label)),
@@ -204,20 +222,39 @@ export async function hashRange(
 	for await (const chunk of readChunks(fh, start, end)) use(chunk);
 }
 
-/** Read [start, end) in chunks of at most MAX_DATA_PAYLOAD; each chunk is a fresh buffer the caller may keep. */
+/**
+ * Read [start, end) in chunks of at most MAX_DATA_PAYLOAD; each chunk is a
+ * fresh buffer the caller may keep. The next read is already in flight while
+ * the caller hashes and sends the current chunk, and buffers are not
+ * zero-filled first (every byte is overwritten by the read).
+ */
 export async function* readChunks(
 	fh: FileHandle,
 	start: number,
 	end: number,
 ): AsyncGenerator<Uint8Array> {
-	let pos = start;
-	while (pos < end) {
+	const readAt = async (pos: number): Promise<Uint8Array | undefined> => {
+		if (pos >= end) return undefined;
 		const want = Math.min(MAX_DATA_PAYLOAD, end - pos);
-		const buf = new Uint8Array(want);
-		const { bytesRead } = await fh.read(buf, 0, want, pos);
-		if (bytesRead === 0)
-			throw new PairlinkError("interrupted", "the file shrank while it was being read");
-		pos += bytesRead;
-		yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+		const buf = Buffer.allocUnsafe(want);
+		let got = 0;
+		while (got < want) {
+			const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
+			if (bytesRead === 0)
+				throw new PairlinkError("interrupted", "the file shrank while it was being read");
+			got += bytesRead;
+		}
+		return buf;
+	};
+	let pos = start;
+	let next = readAt(pos);
+	for (;;) {
+		const chunk = await next;
+		if (!chunk) return;
+		pos += chunk.length;
+		next = readAt(pos);
+		// A read that fails while the caller is busy must not become an unhandled rejection.
+		next.catch(() => undefined);
+		yield chunk;
 	}
 }

@@ -30,26 +30,56 @@ const PAYLOAD_CAP: Record<number, number> = {
 export interface Frame {
 	type: FrameType;
 	stream: number;
-	payload: Uint8Array;
+	/**
+	 * The payload in the pieces it arrived in: a 1 MiB data frame spans
+	 * several socket reads, and copying it into one buffer would cost a
+	 * memcpy and a fresh allocation per MiB for nothing.
+	 */
+	parts: Uint8Array[];
+	length: number;
 }
 
-export function encodeFrame(type: FrameType, stream: number, payload: Uint8Array): Uint8Array {
+/** The payload as one buffer (copies only when it arrived in pieces): for small control frames. */
+export function frameBytes(frame: Frame): Uint8Array {
+	if (frame.parts.length === 1) return frame.parts[0] as Uint8Array;
+	const out = new Uint8Array(frame.length);
+	let off = 0;
+	for (const p of frame.parts) {
+		out.set(p, off);
+		off += p.length;
+	}
+	return out;
+}
+
+/** The 12-byte header alone: a data payload is then written as it is, without a copy. */
+export function encodeHeader(
+	type: FrameType,
+	stream: number,
+	length: number,
+	into = new Uint8Array(HEADER_SIZE),
+): Uint8Array {
 	const cap = PAYLOAD_CAP[type];
 	if (cap === undefined) throw new PairlinkError("internal", `unknown frame type ${type}`);
-	if (payload.length > cap) {
-		throw new PairlinkError("internal", `frame payload of ${payload.length} bytes exceeds ${cap}`);
+	if (length > cap) {
+		throw new PairlinkError("internal", `frame payload of ${length} bytes exceeds ${cap}`);
 	}
 	if (!Number.isInteger(stream) || stream < 0 || stream > 0xffffffff) {
 		throw new PairlinkError("internal", `invalid stream id ${stream}`);
 	}
-	const out = new Uint8Array(HEADER_SIZE + payload.length);
-	const view = new DataView(out.buffer);
-	out[0] = MAGIC0;
-	out[1] = MAGIC1;
-	out[2] = PROTOCOL_VERSION;
-	out[3] = type;
+	const view = new DataView(into.buffer, into.byteOffset, HEADER_SIZE);
+	into[0] = MAGIC0;
+	into[1] = MAGIC1;
+	into[2] = PROTOCOL_VERSION;
+	into[3] = type;
 	view.setUint32(4, stream);
-	view.setUint32(8, payload.length);
+	view.setUint32(8, length);
+	return into;
+}
+
+/** Header and payload in one buffer: for small control frames. */
+export function encodeFrame(type: FrameType, stream: number, payload: Uint8Array): Uint8Array {
+	const out = new Uint8Array(HEADER_SIZE + payload.length);
+	encodeHeader(type, stream, payload.length, out);
 	out.set(payload, HEADER_SIZE);
 	return out;
 }
@@ -86,7 +116,7 @@ export class FrameDecoder {
 				if (this.buffered < this.pending.length) break;
 				const { type, stream, length } = this.pending;
 				this.pending = undefined;
-				frames.push({ type, stream, payload: this.take(length) });
+				frames.push({ type, stream, parts: this.takeParts(length), length });
 			}
 		} catch (e) {
 			this.failed =
@@ -96,6 +126,27 @@ export class FrameDecoder {
 			throw this.failed;
 		}
 		return frames;
+	}
+
+	/** Remove exactly n buffered bytes as the pieces they arrived in (no copy). */
+	private takeParts(n: number): Uint8Array[] {
+		const parts: Uint8Array[] = [];
+		let left = n;
+		while (left > 0) {
+			const chunk = this.chunks[0];
+			if (!chunk) throw new PairlinkError("internal", "frame decoder underflow");
+			if (chunk.length <= left) {
+				parts.push(chunk);
+				this.chunks.shift();
+				left -= chunk.length;
+			} else {
+				parts.push(chunk.subarray(0, left));
+				this.chunks[0] = chunk.subarray(left);
+				left = 0;
+			}
+		}
+		this.buffered -= n;
+		return parts;
 	}
 
 	/** Remove exactly n buffered bytes, copying only when a frame spans chunks. */

@@ -124,6 +124,16 @@ export function encodeMessage(msg: Message): Uint8Array {
 	return encoder.encode(JSON.stringify(msg));
 }
 
+/**
+ * One schema per message type, looked up by `t`: validating against the
+ * whole variant would try (and build issues for) every other type first,
+ * which showed as a third of the server's CPU when moving many small files.
+ */
+const SCHEMA_BY_TYPE = new Map<string, v.GenericSchema>(
+	MessageSchema.options.map((o) => [o.entries.t.literal, o as v.GenericSchema]),
+);
+const ABORT_EARLY = { abortEarly: true } as const;
+
 export function decodeMessage(payload: Uint8Array): Message {
 	let raw: unknown;
 	try {
@@ -131,7 +141,10 @@ export function decodeMessage(payload: Uint8Array): Message {
 	} catch {
 		throw new PairlinkError("protocol", "the peer sent a control message that is not valid JSON");
 	}
-	const parsed = v.safeParse(MessageSchema, raw);
+	const type =
+		typeof raw === "object" && raw !== null && "t" in raw ? (raw as { t: unknown }).t : undefined;
+	const schema = typeof type === "string" ? SCHEMA_BY_TYPE.get(type) : undefined;
+	const parsed = schema ? v.safeParse(schema, raw, ABORT_EARLY) : { success: false as const };
 	if (!parsed.success) {
 		const t = typeof raw === "object" && raw !== null && "t" in raw ? String(raw.t) : "?";
 		throw new PairlinkError(
@@ -139,5 +152,5 @@ export function decodeMessage(payload: Uint8Array): Message {
 			`the peer sent an invalid control message (type ${JSON.stringify(t.slice(0, 32))})`,
 		);
 	}
-	return parsed.output;
+	return parsed.output as Message;
 }

@@ -7,7 +7,7 @@ import { PairlinkError } from "../errors.ts";
 import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
-import { FrameType } from "../protocol/frame.ts";
+import { FrameType, frameBytes } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
@@ -246,7 +246,8 @@ class ServerConnection {
 			return;
 		}
 		if (this.session) {
-			if (frame.type === FrameType.data) this.session.onData(frame.stream, frame.payload);
+			if (frame.type === FrameType.data)
+				this.session.onData(frame.stream, frame.parts, frame.length);
 			else this.withMessage(frame, (m) => this.session?.onMessage(m));
 			return;
 		}
@@ -262,7 +263,7 @@ class ServerConnection {
 	private withMessage(frame: Frame, use: (m: Message) => void): void {
 		let message: Message;
 		try {
-			message = decodeMessage(frame.payload);
+			message = decodeMessage(frameBytes(frame));
 		} catch (e) {
 			this.fail(e as PairlinkError);
 			return;

@@ -30,7 +30,7 @@ export interface TransferOptions {
 /** One request in flight: the answers and data frames that carry its id. */
 interface Exchange {
 	onMessage(message: Message): void;
-	onData?(payload: Uint8Array): void;
+	onData?(parts: Uint8Array[], length: number): void;
 	fail(error: PairlinkError): void;
 }
 
@@ -200,26 +200,26 @@ export class ClientSession {
 					}
 					return false;
 				},
-				(payload, reject) => {
+				(parts, length, reject) => {
 					// A server that sends more than it announced (or data before "file") is lying: stop at once.
-					incoming += payload.length;
+					incoming += length;
 					if (incoming > size) {
 						fail(new PairlinkError("integrity", "the server sent more data than it announced"));
 						reject(failure as PairlinkError);
 						return;
 					}
-					this.hold(payload.length);
+					this.hold(length);
 					chain = chain
 						.then(async () => {
 							if (failure) return;
-							await part.write(payload);
+							await part.write(parts);
 							opts.onProgress?.(part.received, size);
 						})
 						.catch((e) => {
 							fail(e);
 							reject(failure as PairlinkError);
 						})
-						.finally(() => this.release(payload.length));
+						.finally(() => this.release(length));
 				},
 			);
 			return result;
@@ -348,7 +348,7 @@ export class ClientSession {
 		exchange.onMessage(message);
 	}
 
-	onData(stream: number, payload: Uint8Array): void {
+	onData(stream: number, parts: Uint8Array[], length: number): void {
 		const exchange = this.exchanges.get(stream);
 		if (!exchange?.onData) {
 			this.channel.fail(
@@ -356,7 +356,7 @@ export class ClientSession {
 			);
 			return;
 		}
-		exchange.onData(payload);
+		exchange.onData(parts, length);
 	}
 
 	/** Every waiting caller learns why the connection ended. */
@@ -379,7 +379,7 @@ export class ClientSession {
 			reject: (e: PairlinkError) => void,
 			id: number,
 		) => boolean,
-		onData?: (payload: Uint8Array, reject: (e: PairlinkError) => void) => void,
+		onData?: (parts: Uint8Array[], length: number, reject: (e: PairlinkError) => void) => void,
 	): Promise<T> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
 		const id = this.nextId++;
@@ -396,7 +396,7 @@ export class ClientSession {
 						reject(e instanceof PairlinkError ? e : new PairlinkError("protocol", String(e)));
 					}
 				},
-				...(onData ? { onData: (p: Uint8Array) => onData(p, reject) } : {}),
+				...(onData ? { onData: (p: Uint8Array[], n: number) => onData(p, n, reject) } : {}),
 				fail: reject,
 			}),
 			build(id),

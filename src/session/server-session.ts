@@ -29,7 +29,7 @@ export interface ServerSessionDeps {
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
-const CONCURRENT_GETS = 4;
+const CONCURRENT_GETS = 32;
 /** Upload bytes buffered ahead of the disk before the socket is paused. */
 const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
@@ -129,7 +129,7 @@ export class ServerSession {
 		}
 	}
 
-	onData(stream: number, payload: Uint8Array): void {
+	onData(stream: number, parts: Uint8Array[], length: number): void {
 		if (this.closed) return;
 		const upload = this.uploads.get(stream);
 		if (!upload?.started) {
@@ -141,7 +141,7 @@ export class ServerSession {
 			return;
 		}
 		if (upload.failed) return; // already refused; the client stops sending
-		this.buffered += payload.length;
+		this.buffered += length;
 		if (!this.paused && this.buffered > PAUSE_ABOVE) {
 			this.paused = true;
 			this.channel.pause();
@@ -149,13 +149,13 @@ export class ServerSession {
 		upload.chain = upload.chain.then(async () => {
 			try {
 				if (!upload.failed) {
-					if ((upload.part as PartFile).received + payload.length > upload.size) {
+					if ((upload.part as PartFile).received + length > upload.size) {
 						throw new Refusal("integrity", "more data than announced");
 					}
-					await (upload.part as PartFile).write(payload);
+					await (upload.part as PartFile).write(parts);
 				}
 			} finally {
-				this.buffered -= payload.length;
+				this.buffered -= length;
 				if (this.paused && this.buffered < RESUME_BELOW) {
 					this.paused = false;
 					this.channel.resume();

@@ -6,7 +6,13 @@
  */
 import type { Socket } from "bun";
 import { PairlinkError } from "../errors.ts";
-import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/frame.ts";
+import {
+	encodeFrame,
+	encodeHeader,
+	type Frame,
+	FrameDecoder,
+	FrameType,
+} from "../protocol/frame.ts";
 import type { Timeouts } from "../protocol/limits.ts";
 import { encodeMessage, type Message } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
@@ -96,8 +102,13 @@ export class FrameSocket {
 		return this.sendFrame(FrameType.control, stream, encodeMessage(msg));
 	}
 
+	/** Header and payload go out as two writes, back to back (nothing can come between): no copy of the chunk. */
 	sendData(stream: number, bytes: Uint8Array): Promise<void> {
-		return this.sendFrame(FrameType.data, stream, bytes);
+		this.lastActivity = performance.now();
+		void this.writer
+			.write(encodeHeader(FrameType.data, stream, bytes.length))
+			.catch(() => undefined);
+		return this.writer.write(bytes);
 	}
 
 	/** Bytes queued behind the socket: senders wait when this grows. */

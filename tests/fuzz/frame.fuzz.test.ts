@@ -30,7 +30,7 @@ test("frame decoder: garbage only ever yields PairlinkError and never buffers pa
 			while (pos < stream.length) {
 				const n = 1 + rng.int(20);
 				for (const f of d.push(stream.subarray(pos, pos + n))) {
-					expect(f.payload.length).toBeLessThanOrEqual(MAX_DATA_PAYLOAD);
+					expect(f.length).toBeLessThanOrEqual(MAX_DATA_PAYLOAD);
 				}
 				pos += n;
 				expect(d.bufferedBytes).toBeLessThanOrEqual(HEADER_SIZE + MAX_DATA_PAYLOAD);

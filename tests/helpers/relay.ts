@@ -4,7 +4,7 @@
  * and forwards every frame verbatim both ways. Each leg is a separate TLS
  * session, so each end sees the relay's certificate and its own exporter.
  */
-import { type Frame, FrameType } from "../../src/protocol/frame.ts";
+import { type Frame, FrameType, frameBytes } from "../../src/protocol/frame.ts";
 import type { Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage } from "../../src/protocol/messages.ts";
 import { dialTls } from "../../src/transport/dial.ts";
@@ -31,8 +31,8 @@ export interface Relay {
 function forward(frame: Frame, to: FrameSocket): void {
 	const sent =
 		frame.type === FrameType.data
-			? to.sendData(frame.stream, frame.payload)
-			: to.send(decodeMessage(frame.payload), frame.stream);
+			? to.sendData(frame.stream, frameBytes(frame))
+			: to.send(decodeMessage(frameBytes(frame)), frame.stream);
 	void sent.catch(() => undefined);
 }
 

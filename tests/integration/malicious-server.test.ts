@@ -22,7 +22,7 @@ import type { Target } from "../../src/client/target.ts";
 import { getFiles } from "../../src/client/transfer.ts";
 import { PairlinkError } from "../../src/errors.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
-import { FrameType } from "../../src/protocol/frame.ts";
+import { FrameType, frameBytes } from "../../src/protocol/frame.ts";
 import type { Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
@@ -114,7 +114,7 @@ function fakeServer(
 				onFrame(frame) {
 					fake.frames++;
 					if (frame.type !== FrameType.control) return;
-					const m = decodeMessage(frame.payload);
+					const m = decodeMessage(frameBytes(frame));
 					if (m.t === "hello") {
 						void fs
 							.send({ t: "hello", version: 1, mode: "session", name: "desk" })

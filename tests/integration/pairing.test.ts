@@ -17,6 +17,7 @@ import {
 import { fingerprintBytes } from "../../src/crypto/fingerprint.ts";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { type ErrorCode, PairlinkError } from "../../src/errors.ts";
+import { frameBytes } from "../../src/protocol/frame.ts";
 import type { Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import { type PairingGate, stateDirPairingGate } from "../../src/server/pairing-gate.ts";
@@ -161,7 +162,7 @@ async function handClient(dev: TestDevice, s: PairingServer): Promise<HandClient
 	socket.attach({
 		onHandshake: () => undefined,
 		onFrame(frame) {
-			inbox.push(decodeMessage(frame.payload));
+			inbox.push(decodeMessage(frameBytes(frame)));
 			wake?.();
 		},
 		onClose(error) {

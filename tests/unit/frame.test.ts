@@ -5,12 +5,19 @@ import {
 	type Frame,
 	FrameDecoder,
 	FrameType,
+	frameBytes,
 	HEADER_SIZE,
 } from "../../src/protocol/frame.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../../src/protocol/limits.ts";
 
-function sample(): { bytes: Uint8Array; frames: Frame[] } {
-	const frames: Frame[] = [
+interface Expected {
+	type: FrameType;
+	stream: number;
+	payload: Uint8Array;
+}
+
+function sample(): { bytes: Uint8Array; frames: Expected[] } {
+	const frames: Expected[] = [
 		{
 			type: FrameType.control,
 			stream: 0,
@@ -34,8 +41,12 @@ function sample(): { bytes: Uint8Array; frames: Frame[] } {
 	return { bytes, frames };
 }
 
-function normalise(frames: Frame[]) {
-	return frames.map((f) => ({ type: f.type, stream: f.stream, payload: Array.from(f.payload) }));
+function normalise(frames: (Frame | Expected)[]) {
+	return frames.map((f) => ({
+		type: f.type,
+		stream: f.stream,
+		payload: Array.from("parts" in f ? frameBytes(f) : f.payload),
+	}));
 }
 
 describe("frame codec", () => {
@@ -83,8 +94,9 @@ describe("frame codec", () => {
 		const d = new FrameDecoder();
 		const c = d.push(encodeFrame(FrameType.control, 1, new Uint8Array(MAX_CONTROL_PAYLOAD)));
 		const b = d.push(encodeFrame(FrameType.data, 1, new Uint8Array(MAX_DATA_PAYLOAD)));
-		expect(c[0]?.payload.length).toBe(MAX_CONTROL_PAYLOAD);
-		expect(b[0]?.payload.length).toBe(MAX_DATA_PAYLOAD);
+		expect(c[0]?.length).toBe(MAX_CONTROL_PAYLOAD);
+		expect(b[0]?.length).toBe(MAX_DATA_PAYLOAD);
+		expect(b[0]?.parts.reduce((n, p) => n + p.length, 0)).toBe(MAX_DATA_PAYLOAD);
 	});
 
 	test("rejects an oversized length from the header alone, before buffering the payload", () => {
