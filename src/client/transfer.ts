@@ -38,7 +38,8 @@ export const PARALLEL_FILES = 64;
 interface Job {
 	label: string;
 	size: number;
-	run(onProgress: (done: number) => void): Promise<TransferResult>;
+	/** `size` is reported once known (a tree's files are not stat-ed until they are opened). */
+	run(onProgress: (done: number, size: number) => void): Promise<TransferResult>;
 }
 
 /** Run jobs with bounded concurrency; the first failure is rethrown after the rest finish. */
@@ -56,7 +57,11 @@ async function runJobs(jobs: Job[], hooks: TransferHooks, started: number): Prom
 			const job = jobs[next++];
 			if (!job) return;
 			try {
-				const r = await job.run((d) => {
+				const r = await job.run((d, size) => {
+					if (size !== job.size) {
+						total += size - job.size;
+						job.size = size;
+					}
 					progress.set(job, d);
 					hooks.onFileProgress?.(job.label, d, job.size);
 					report();
@@ -138,7 +143,7 @@ export async function getFiles(
 						run: (p) =>
 							session.download(from, root, e.path, {
 								overwrite: opts.overwrite,
-								onProgress: (d) => p(d),
+								onProgress: (d, t) => p(d, t),
 							}),
 					});
 				} else
@@ -157,7 +162,7 @@ export async function getFiles(
 				run: (p) =>
 					session.download(from, root, local, {
 						overwrite: opts.overwrite,
-						onProgress: (d) => p(d),
+						onProgress: (d, t) => p(d, t),
 					}),
 			});
 		} else {
@@ -196,29 +201,33 @@ export async function putFiles(
 		if (info.isDirectory()) {
 			if (!opts.recursive)
 				throw new PairlinkError("is-directory", `${JSON.stringify(local)} is a directory`);
-			await session.mkdir(joinWirePath(remoteBase), true);
+			// Directories level by level: all of one depth at once (their parents exist by then).
+			const levels: string[][] = [[joinWirePath(remoteBase)]];
 			for await (const item of walkLocal(abs, hooks)) {
 				const remote = joinWirePath([...remoteBase, ...item.rel]);
-				if (item.dir) await session.mkdir(remote, true);
+				if (item.dir) (levels[item.rel.length] ??= []).push(remote);
 				else {
 					jobs.push({
 						label: item.abs,
-						size: item.size,
+						// Unknown until the upload opens it: totals grow as files are reached.
+						size: 0,
 						run: (p) =>
 							session.upload(item.abs, remote, {
 								overwrite: opts.overwrite,
-								onProgress: (d) => p(d),
+								onProgress: (d, t) => p(d, t),
 							}),
 					});
 				}
 			}
+			for (const level of levels)
+				await Promise.all((level ?? []).map((dir) => session.mkdir(dir, true)));
 		} else if (info.isFile()) {
 			const remote = joinWirePath(remoteBase);
 			jobs.push({
 				label: local,
 				size: info.size,
 				run: (p) =>
-					session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d) => p(d) }),
+					session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d, t) => p(d, t) }),
 			});
 		} else {
 			throw new PairlinkError(
@@ -234,26 +243,29 @@ export async function putFiles(
 async function* walkLocal(
 	top: string,
 	hooks: TransferHooks,
-): AsyncGenerator<{ abs: string; rel: string[]; dir: boolean; size: number }> {
+): AsyncGenerator<{ abs: string; rel: string[]; dir: boolean }> {
 	const stack: { abs: string; rel: string[] }[] = [{ abs: top, rel: [] }];
 	while (stack.length > 0) {
 		const d = stack.pop() as { abs: string; rel: string[] };
-		const names = (await readdir(d.abs).catch((e) => Promise.reject(fsError(e, d.abs)))).sort();
+		// Entry types come with the listing: no stat per file here (the upload's fstat is the only one).
+		const entries = await readdir(d.abs, { withFileTypes: true }).catch((e) =>
+			Promise.reject(fsError(e, d.abs)),
+		);
+		entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 		const subdirs: { abs: string; rel: string[] }[] = [];
-		for (const name of names) {
-			const abs = join(d.abs, name);
+		for (const entry of entries) {
+			const abs = join(d.abs, entry.name);
 			try {
-				checkName(name);
+				checkName(entry.name);
 			} catch (e) {
 				hooks.onSkip?.(abs, (e as Error).message);
 				continue;
 			}
-			const s = await lstat(abs);
-			const rel = [...d.rel, name];
-			if (s.isDirectory()) {
-				yield { abs, rel, dir: true, size: 0 };
+			const rel = [...d.rel, entry.name];
+			if (entry.isDirectory()) {
+				yield { abs, rel, dir: true };
 				subdirs.push({ abs, rel });
-			} else if (s.isFile()) yield { abs, rel, dir: false, size: s.size };
+			} else if (entry.isFile()) yield { abs, rel, dir: false };
 			else hooks.onSkip?.(abs, "not a regular file or directory (symbolic links are not copied)");
 		}
 		stack.push(...subdirs.reverse());

@@ -80,8 +80,29 @@ export function partName(name: string): string {
 	return `.${name}${PART_SUFFIX}`;
 }
 
+/** How long a directory's real path is reused: long enough for a burst of small files. */
+const REALPATH_TTL_MS = 1000;
+
 export class SandboxRoot {
+	/**
+	 * Real paths of directories looked up recently. A tree of 10,000 files in
+	 * 100 directories would otherwise resolve the same parent 100 times, and
+	 * realpath is a syscall per path component. Anything that removes or
+	 * renames directories here clears it.
+	 */
+	private readonly realDirs = new Map<string, { real: string; at: number }>();
+
 	private constructor(readonly dir: string) {}
+
+	private async realDir(path: string): Promise<string> {
+		const now = performance.now();
+		const hit = this.realDirs.get(path);
+		if (hit && now - hit.at < REALPATH_TTL_MS) return hit.real;
+		const real = await realpath(path);
+		if (this.realDirs.size > 4096) this.realDirs.clear();
+		this.realDirs.set(path, { real, at: now });
+		return real;
+	}
 
 	/** `dir` must exist; its real path becomes the boundary. */
 	static async open(dir: string): Promise<SandboxRoot> {
@@ -116,7 +137,7 @@ export class SandboxRoot {
 		const parentParts = parts.slice(0, -1);
 		let parentReal: string;
 		try {
-			parentReal = await realpath(join(this.dir, ...parentParts));
+			parentReal = await this.realDir(join(this.dir, ...parentParts));
 		} catch (e) {
 			throw fsError(e, display(parentParts));
 		}
@@ -264,6 +285,7 @@ export class SandboxRoot {
 			if (names.length > 0)
 				throw new PairlinkError("not-empty", `${display(parts)} is a directory that is not empty`);
 		}
+		this.realDirs.clear();
 		try {
 			// lstat above: a symlink is removed as a link, never followed.
 			await rm(abs, { recursive: s.isDirectory(), force: false });

@@ -71,13 +71,19 @@ export const MessageSchema = v.variant("t", [
 	}),
 	/** The client verified a download: the server may log it as done. */
 	v.strictObject({ t: v.literal("ack"), id: Id }),
-	/** Upload; answered by put-ready, then the client sends put-start, data frames and put-end. */
+	/**
+	 * Upload; answered by put-ready, then the client sends put-start, data
+	 * frames and put-end. A file of at most one data frame may instead carry
+	 * its `sha256` here and its data right after: no put-ready, put-start or
+	 * put-end (many small files then cost no round trip each).
+	 */
 	v.strictObject({
 		t: v.literal("put"),
 		id: Id,
 		path: WirePath,
 		size: Size,
 		overwrite: v.boolean(),
+		sha256: v.optional(Sha256),
 	}),
 	v.strictObject({ t: v.literal("put-start"), id: Id, offset: Size }),
 	v.strictObject({ t: v.literal("put-end"), id: Id, sha256: Sha256 }),
@@ -96,13 +102,18 @@ export const MessageSchema = v.variant("t", [
 		done: v.boolean(),
 	}),
 	v.strictObject({ t: v.literal("stat-ok"), id: Id, entry: EntrySchema }),
-	/** Start of a download: data frames on stream `id` follow from `offset`, then file-end. */
+	/**
+	 * Start of a download: data frames on stream `id` follow from `offset`,
+	 * then file-end — or, for a file of at most one data frame sent whole,
+	 * its `sha256` here and no file-end.
+	 */
 	v.strictObject({
 		t: v.literal("file"),
 		id: Id,
 		size: Size,
 		mtime: v.pipe(v.number(), v.integer()),
 		offset: Size,
+		sha256: v.optional(Sha256),
 	}),
 	v.strictObject({ t: v.literal("file-end"), id: Id, sha256: Sha256 }),
 	v.strictObject({ t: v.literal("put-ready"), id: Id, offset: Size, prefix: v.optional(Sha256) }),

@@ -282,14 +282,16 @@ class ServerConnection {
 					this.fail(action.error, action.wire);
 					break;
 				case "established":
-					if (action.mode === "session") this.startSession();
-					// Pairing stays under the handshake timeout: a run cannot hold the one pairing slot for long.
-					else
+					if (action.mode === "session") {
+						if (this.startSession()) this.emitConnected();
+					} else {
+						// Pairing stays under the handshake timeout: a run cannot hold the one pairing slot for long.
 						this.pairing = {
 							state: { phase: "await-pake1" },
 							queue: Promise.resolve(),
 							admitted: false,
 						};
+					}
 					break;
 			}
 		}
@@ -347,23 +349,26 @@ class ServerConnection {
 			case "paired":
 				this.pairing = undefined;
 				// The client may send its first request the moment it reads PAIRED:
-				// the session must exist before anything else is awaited.
+				// the session must exist before anything else is awaited. The events
+				// wait until the code is marked used, so "paired" means it is.
+				if (!this.startSession()) return;
+				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
 				this.emit({
 					event: "paired",
 					name: peer.name,
 					fingerprint: peer.fingerprint,
 					address: peer.address,
 				});
-				this.startSession();
-				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
+				this.emitConnected();
 				return;
 		}
 	}
 
-	private startSession(): void {
+	/** false when the client limit refused it (the connection is closed then). */
+	private startSession(): boolean {
 		if (!this.slots.admit()) {
 			this.fail(new PairlinkError("connect-failed", "too many clients"), "busy");
-			return;
+			return false;
 		}
 		const peer = this.peer as PeerInfo;
 		this.slots.onEstablished();
@@ -375,13 +380,18 @@ class ServerConnection {
 			onTransfer: (t) =>
 				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
 		});
+		void this.opts.trust.touch(peer.fingerprint, peer.address).catch(() => undefined);
+		return true;
+	}
+
+	private emitConnected(): void {
+		const peer = this.peer as PeerInfo;
 		this.emit({
 			event: "connected",
 			name: peer.name,
 			fingerprint: peer.fingerprint,
 			address: peer.address,
 		});
-		void this.opts.trust.touch(peer.fingerprint, peer.address).catch(() => undefined);
 	}
 
 	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {

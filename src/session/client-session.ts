@@ -153,6 +153,23 @@ export class ClientSession {
 		const fail = (e: unknown) => {
 			failure ??= e instanceof PairlinkError ? e : fsError(e, dest);
 		};
+		/** The file's hash when the server sent it whole (no file-end follows). */
+		let wholeSha: string | undefined;
+		let resolveResult: (r: TransferResult) => void = () => undefined;
+		let rejectResult: (e: PairlinkError) => void = () => undefined;
+		/** After every byte is written: verify, move into place, acknowledge. */
+		const finish = (expected: string, id: number) => {
+			chain = chain.then(async () => {
+				if (failure) return rejectResult(failure);
+				try {
+					const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite);
+					void this.channel.send({ t: "ack", id }).catch(() => undefined);
+					resolveResult({ bytes: size, sha256, resumedFrom });
+				} catch (e) {
+					rejectResult(e instanceof PairlinkError ? e : fsError(e, dest));
+				}
+			});
+		};
 		try {
 			const result = await this.request<TransferResult>(
 				(id) => ({
@@ -163,6 +180,8 @@ export class ClientSession {
 					...(part.prefixSha256 ? { prefix: part.prefixSha256 } : {}),
 				}),
 				(m, resolve, reject, id) => {
+					resolveResult = resolve;
+					rejectResult = reject;
 					if (m.t === "file") {
 						size = m.size;
 						const start = m.offset;
@@ -177,30 +196,20 @@ export class ClientSession {
 						}
 						incoming = start;
 						resumedFrom = start;
+						wholeSha = m.sha256;
 						chain = chain.then(() => part.startAt(start)).catch(fail);
 						opts.onProgress?.(start, size);
+						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
+						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
 						return true;
 					}
 					if (m.t === "file-end") {
-						chain = chain.then(async () => {
-							if (failure) return reject(failure);
-							try {
-								const sha256 = await part.commit({ size, sha256: m.sha256 }, opts.overwrite);
-								void this.channel.send({ t: "ack", id }).catch(() => undefined);
-								resolve({
-									bytes: size,
-									sha256,
-									resumedFrom,
-								});
-							} catch (e) {
-								reject(e instanceof PairlinkError ? e : fsError(e, dest));
-							}
-						});
+						finish(m.sha256, id);
 						return true;
 					}
 					return false;
 				},
-				(parts, length, reject) => {
+				(parts, length, reject, id) => {
 					// A server that sends more than it announced (or data before "file") is lying: stop at once.
 					incoming += length;
 					if (incoming > size) {
@@ -220,6 +229,7 @@ export class ClientSession {
 							reject(failure as PairlinkError);
 						})
 						.finally(() => this.release(length));
+					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
 				},
 			);
 			return result;
@@ -248,8 +258,7 @@ export class ClientSession {
 		}
 		try {
 			const { size } = await fh.stat();
-			// Small files go out without waiting for put-ready: no round trip per file.
-			const eager = size <= MAX_DATA_PAYLOAD;
+			if (size <= MAX_DATA_PAYLOAD) return await this.uploadWhole(fh, size, remotePath, opts);
 			let aborted: PairlinkError | undefined;
 			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
 			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
@@ -278,16 +287,14 @@ export class ClientSession {
 			});
 			let start = 0;
 			let hasher = new Bun.CryptoHasher("sha256");
-			if (!eager) {
-				const r = await Promise.race([readyP, result.then(() => undefined)]);
-				if (!r) return await result;
-				if (r.offset > 0 && r.offset <= size && r.prefix) {
-					const h = new Bun.CryptoHasher("sha256");
-					for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
-					if (h.copy().digest("hex") === r.prefix) {
-						start = r.offset;
-						hasher = h;
-					}
+			const r = await Promise.race([readyP, result.then(() => undefined)]);
+			if (!r) return await result;
+			if (r.offset > 0 && r.offset <= size && r.prefix) {
+				const h = new Bun.CryptoHasher("sha256");
+				for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
+				if (h.copy().digest("hex") === r.prefix) {
+					start = r.offset;
+					hasher = h;
 				}
 			}
 			await this.channel.send({ t: "put-start", id, offset: start });
@@ -312,6 +319,41 @@ export class ClientSession {
 		} finally {
 			await fh.close().catch(() => undefined);
 		}
+	}
+
+	/**
+	 * A file that fits one data frame goes out whole: its hash in the put, its
+	 * data right behind it, one answer back. No round trip before the data,
+	 * and nothing to resume (a part file, if any, is started over).
+	 */
+	private async uploadWhole(
+		fh: Awaited<ReturnType<typeof open>>,
+		size: number,
+		remotePath: string,
+		opts: TransferOptions,
+	): Promise<TransferResult> {
+		let data: Uint8Array = new Uint8Array(0);
+		for await (const chunk of readChunks(fh, 0, size)) data = chunk;
+		const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+		opts.onProgress?.(0, size);
+		const result = this.request<TransferResult>(
+			(id) => {
+				// Queued right behind the put, in the same turn, so both go out in one write.
+				if (size > 0)
+					queueMicrotask(() => void this.channel.sendData(id, data).catch(() => undefined));
+				return { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
+			},
+			(m, resolve) => {
+				if (m.t !== "put-ok") return false;
+				resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
+				return true;
+			},
+		);
+		const r = await result;
+		if (r.sha256 !== sha256)
+			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
+		opts.onProgress?.(size, size);
+		return r;
 	}
 
 	onMessage(message: Message): void {
@@ -379,7 +421,12 @@ export class ClientSession {
 			reject: (e: PairlinkError) => void,
 			id: number,
 		) => boolean,
-		onData?: (parts: Uint8Array[], length: number, reject: (e: PairlinkError) => void) => void,
+		onData?: (
+			parts: Uint8Array[],
+			length: number,
+			reject: (e: PairlinkError) => void,
+			id: number,
+		) => void,
 	): Promise<T> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
 		const id = this.nextId++;
@@ -396,7 +443,7 @@ export class ClientSession {
 						reject(e instanceof PairlinkError ? e : new PairlinkError("protocol", String(e)));
 					}
 				},
-				...(onData ? { onData: (p: Uint8Array[], n: number) => onData(p, n, reject) } : {}),
+				...(onData ? { onData: (p: Uint8Array[], n: number) => onData(p, n, reject, id) } : {}),
 				fail: reject,
 			}),
 			build(id),

@@ -9,6 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { fsError, type SandboxRoot } from "../fs/root.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
+import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
@@ -48,6 +49,8 @@ class Refusal extends PairlinkError {
 interface Upload {
 	path: string;
 	size: number;
+	/** Known up front for a file sent whole: it is committed as soon as its bytes are in. */
+	sha256: string | undefined;
 	overwrite: boolean;
 	part: PartFile | undefined;
 	started: boolean;
@@ -153,6 +156,9 @@ export class ServerSession {
 						throw new Refusal("integrity", "more data than announced");
 					}
 					await (upload.part as PartFile).write(parts);
+					if (upload.sha256 && (upload.part as PartFile).received === upload.size) {
+						await this.finishUpload(stream, upload, upload.sha256);
+					}
 				}
 			} finally {
 				this.buffered -= length;
@@ -247,6 +253,18 @@ export class ServerSession {
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
 			try {
+				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
+					// Small: read and hash it whole, announce the hash up front, no file-end.
+					let whole: Uint8Array = new Uint8Array(0);
+					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
+					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
+					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
+					void this.channel
+						.send({ t: "file", id: m.id, size: file.size, mtime: file.mtime, offset: 0, sha256 })
+						.catch(() => undefined);
+					if (file.size > 0) await this.channel.sendData(m.id, whole);
+					return;
+				}
 				let offset = 0;
 				let h = new Bun.CryptoHasher("sha256");
 				if (m.offset > 0 && m.offset <= file.size && m.prefix) {
@@ -300,13 +318,19 @@ export class ServerSession {
 			this.channel.fail(new PairlinkError("protocol", "request id reused"));
 			return;
 		}
+		if (m.sha256 !== undefined && m.size > MAX_DATA_PAYLOAD) {
+			this.channel.fail(new PairlinkError("protocol", "a file sent whole must fit one data frame"));
+			return;
+		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
+		const whole = m.sha256 !== undefined;
 		const upload: Upload = {
 			path: m.path,
 			size: m.size,
+			sha256: m.sha256,
 			overwrite,
 			part: undefined,
-			started: false,
+			started: whole,
 			resumedFrom: 0,
 			chain: Promise.resolve(),
 			failed: false,
@@ -321,6 +345,12 @@ export class ServerSession {
 					throw new Refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
 				}
 				throw e;
+			}
+			if (whole) {
+				// Nothing to resume for a file that fits one frame: start clean, commit when it is in.
+				await upload.part.startAt(0);
+				if (m.size === 0) await this.finishUpload(m.id, upload, m.sha256 as string);
+				return;
 			}
 			// A part file longer than the announced size cannot be a prefix of it.
 			const offset = upload.part.resumable <= m.size ? upload.part.resumable : 0;
@@ -355,26 +385,30 @@ export class ServerSession {
 			this.refusedUploads.delete(m.id);
 			return;
 		}
-		upload.chain = upload.chain.then(async () => {
-			if (upload.failed) return;
-			this.uploads.delete(m.id);
-			try {
-				const sha256 = await (upload.part as PartFile).commit(
-					{ size: upload.size, sha256: m.sha256 },
-					upload.overwrite,
-				);
-				this.send({ t: "put-ok", id: m.id, sha256 });
-				this.deps.onTransfer?.({
-					op: "put",
-					path: upload.path,
-					bytes: upload.size,
-					sha256,
-					resumedFrom: upload.resumedFrom,
-				});
-			} catch (e) {
-				this.refuse(m.id, e);
-			}
-		});
+		upload.chain = upload.chain.then(() =>
+			upload.failed ? undefined : this.finishUpload(m.id, upload, m.sha256),
+		);
+	}
+
+	/** Verify, move into place, answer put-ok: the explicit ACK the sender waits for. */
+	private async finishUpload(id: number, upload: Upload, expected: string): Promise<void> {
+		this.uploads.delete(id);
+		try {
+			const sha256 = await (upload.part as PartFile).commit(
+				{ size: upload.size, sha256: expected },
+				upload.overwrite,
+			);
+			this.send({ t: "put-ok", id, sha256 });
+			this.deps.onTransfer?.({
+				op: "put",
+				path: upload.path,
+				bytes: upload.size,
+				sha256,
+				resumedFrom: upload.resumedFrom,
+			});
+		} catch (e) {
+			this.refuse(id, e);
+		}
 	}
 
 	private async failUpload(id: number, upload: Upload, e: unknown): Promise<void> {
