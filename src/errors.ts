@@ -23,6 +23,7 @@ export type ErrorCode =
 	| "unknown-device"
 	| "ambiguous-device"
 	| "state-corrupt"
+	| "state-locked"
 	| "refused"
 	| "not-found"
 	| "exists"
@@ -113,6 +114,10 @@ export const ERROR_TABLE = {
 	"state-corrupt": {
 		exit: EXIT.internal,
 		hint: "A file in the state directory is damaged; move it away to reset it.",
+	},
+	"state-locked": {
+		exit: EXIT.refused,
+		hint: "Wait for the other pairlink command to finish; if none is running, delete the lock file.",
 	},
 	refused: { exit: EXIT.refused, hint: "The server refused the operation." },
 	"not-found": { exit: EXIT.refused, hint: "Check the path with `pairlink ls`." },

@@ -10,6 +10,7 @@ import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
 import { ClientSession } from "../session/client-session.ts";
 import { type ClientState, clientStep, type HandshakeAction } from "../session/handshake.ts";
+import { MachineRunner } from "../session/machine-runner.ts";
 import {
 	type InitiatorEvent,
 	type InitiatorState,
@@ -72,7 +73,7 @@ class ClientConnection {
 	private reject!: (e: PairlinkError) => void;
 	private settled = false;
 	private state: ClientState = { phase: "tls" };
-	private pairing: { state: InitiatorState; queue: Promise<void> } | undefined;
+	private pairing: MachineRunner<InitiatorState, InitiatorEvent, PairingAction> | undefined;
 	private session: ClientSession | undefined;
 	private helloSent = false;
 	private peer: PeerInfo;
@@ -165,33 +166,33 @@ class ClientConnection {
 			this.fail(new PairlinkError("internal", "pairing started without a code"));
 			return;
 		}
-		const run = { state: { phase: "idle" } as InitiatorState, queue: Promise.resolve() };
-		this.pairing = run;
-		run.queue = getCode().then(
-			(code) => this.pairingEvent({ type: "start", code }),
+		const ctx = {
+			ownName: this.opts.identity.name,
+			binding: {
+				initiatorFingerprint: this.opts.identity.fingerprint,
+				responderFingerprint: this.peer.fingerprint,
+				sid: this.tls.exporter,
+			},
+		};
+		const runner = new MachineRunner<InitiatorState, InitiatorEvent, PairingAction>(
+			{ phase: "idle" },
+			(state, event) => initiatorStep(state, event, ctx),
+			(action) => this.pairingAction(action),
+		);
+		this.pairing = runner;
+		// The code is asked for only now (a prompt, maybe): events from the server wait behind it.
+		const code = getCode().then(
+			(c) => runner.dispatch({ type: "start", code: c }),
 			(e) =>
 				this.fail(
 					e instanceof PairlinkError ? e : new PairlinkError("internal", String(e), { cause: e }),
 				),
 		);
+		runner.after(code);
 	}
 
 	private pairingEvent(event: InitiatorEvent): void {
-		const run = this.pairing;
-		if (!run) return;
-		run.queue = run.queue.then(async () => {
-			if (this.pairing !== run || this.socket.closed) return;
-			const step = initiatorStep(run.state, event, {
-				ownName: this.opts.identity.name,
-				binding: {
-					initiatorFingerprint: this.opts.identity.fingerprint,
-					responderFingerprint: this.peer.fingerprint,
-					sid: this.tls.exporter,
-				},
-			});
-			run.state = step.state;
-			for (const action of step.actions) await this.pairingAction(action);
-		});
+		if (!this.socket.closed) this.pairing?.dispatch(event);
 	}
 
 	private async pairingAction(action: PairingAction): Promise<void> {
@@ -213,6 +214,7 @@ class ClientConnection {
 				return;
 			}
 			case "paired":
+				this.pairing?.stop();
 				this.pairing = undefined;
 				this.paired = true;
 				this.startSession();
@@ -238,6 +240,7 @@ class ClientConnection {
 	}
 
 	private fail(error: PairlinkError, wire?: Parameters<FrameSocket["fail"]>[1]): void {
+		this.pairing?.stop();
 		this.pairing = undefined;
 		// Before our HELLO the server has had no byte from us, and gets none;
 		// nor does it hear about our own bad input (a mistyped code word).

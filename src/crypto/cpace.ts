@@ -12,6 +12,7 @@ import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
 import { bytesToNumberLE, equalBytes } from "@noble/curves/utils.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha512 } from "@noble/hashes/sha2.js";
+import { concatBytes } from "@noble/hashes/utils.js";
 import { PairlinkError } from "../errors.ts";
 
 type RistrettoPoint = InstanceType<typeof ristretto255.Point>;
@@ -41,18 +42,6 @@ const FINGERPRINT_BYTES = 32;
 // ---------------------------------------------------------------------------
 // String utilities (draft appendix "CPace function definitions")
 
-function concat(...parts: readonly Uint8Array[]): Uint8Array {
-	let total = 0;
-	for (const p of parts) total += p.length;
-	const out = new Uint8Array(total);
-	let offset = 0;
-	for (const p of parts) {
-		out.set(p, offset);
-		offset += p.length;
-	}
-	return out;
-}
-
 /** LEB128 length prefix followed by the data (draft `prepend_len`). */
 export function prependLen(data: Uint8Array): Uint8Array {
 	const prefix: number[] = [];
@@ -63,12 +52,12 @@ export function prependLen(data: Uint8Array): Uint8Array {
 		length = Math.floor(length / 128);
 		prefix.push(length === 0 ? low : low | 0x80);
 	} while (length !== 0);
-	return concat(Uint8Array.from(prefix), data);
+	return concatBytes(Uint8Array.from(prefix), data);
 }
 
 /** Prefix-free concatenation (draft `lv_cat` / `prefix_free_cat`). */
 export function lvCat(...parts: readonly Uint8Array[]): Uint8Array {
-	return concat(...parts.map(prependLen));
+	return concatBytes(...parts.map(prependLen));
 }
 
 export function zeroBytes(n: number): Uint8Array {
@@ -90,7 +79,7 @@ export function lexicographicallyLarger(a: Uint8Array, b: Uint8Array): boolean {
 /** Ordered concatenation (draft `o_cat`): "oc", then the larger string first. */
 export function oCat(a: Uint8Array, b: Uint8Array): Uint8Array {
 	const tag = utf8("oc");
-	return lexicographicallyLarger(a, b) ? concat(tag, a, b) : concat(tag, b, a);
+	return lexicographicallyLarger(a, b) ? concatBytes(tag, a, b) : concatBytes(tag, b, a);
 }
 
 /** Transcript for fixed roles: MSGa ‖ MSGb, with MSGx = lv_cat(Yx, ADx). */
@@ -100,7 +89,7 @@ export function transcriptIr(
 	Yb: Uint8Array,
 	ADb: Uint8Array,
 ): Uint8Array {
-	return concat(lvCat(Ya, ADa), lvCat(Yb, ADb));
+	return concatBytes(lvCat(Ya, ADa), lvCat(Yb, ADb));
 }
 
 /** Transcript for the parallel setting (unused by pairlink; kept to check the vectors). */
@@ -227,7 +216,7 @@ export function deriveIsk(
 	Yb: Uint8Array,
 	ADb: Uint8Array,
 ): Uint8Array {
-	return sha512(concat(lvCat(CPACE_DSI_ISK, sid, K), transcriptIr(Ya, ADa, Yb, ADb)));
+	return sha512(concatBytes(lvCat(CPACE_DSI_ISK, sid, K), transcriptIr(Ya, ADa, Yb, ADb)));
 }
 
 // ---------------------------------------------------------------------------
@@ -235,7 +224,7 @@ export function deriveIsk(
 
 /** mac_key = SHA-512("CPaceMac" ‖ sid ‖ ISK). */
 export function deriveMacKey(sid: Uint8Array, isk: Uint8Array): Uint8Array {
-	return sha512(concat(MAC_KEY_LABEL, sid, isk));
+	return sha512(concatBytes(MAC_KEY_LABEL, sid, isk));
 }
 
 /** HMAC-SHA-512 over the message a party sent, lv_cat(Y, AD). */

@@ -7,6 +7,7 @@
  * its cap from the 12-byte header alone, before it buffers any payload, so a
  * peer can never make us hold more than one capped frame.
  */
+import { concatBytes } from "@noble/hashes/utils.js";
 import { PairlinkError } from "../errors.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PROTOCOL_VERSION } from "./limits.ts";
 
@@ -41,14 +42,7 @@ export interface Frame {
 
 /** The payload as one buffer (copies only when it arrived in pieces): for small control frames. */
 export function frameBytes(frame: Frame): Uint8Array {
-	if (frame.parts.length === 1) return frame.parts[0] as Uint8Array;
-	const out = new Uint8Array(frame.length);
-	let off = 0;
-	for (const p of frame.parts) {
-		out.set(p, off);
-		off += p.length;
-	}
-	return out;
+	return frame.parts.length === 1 ? (frame.parts[0] as Uint8Array) : concatBytes(...frame.parts);
 }
 
 /** The 12-byte header alone: a data payload is then written as it is, without a copy. */

@@ -11,6 +11,7 @@ import { FrameType, frameBytes } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeMessage, type Message } from "../protocol/messages.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
+import { MachineRunner } from "../session/machine-runner.ts";
 import {
 	type PairingAction,
 	type ResponderEvent,
@@ -138,7 +139,9 @@ export function startServer(opts: ServerOptions): RunningServer {
 				await Promise.race([allClosed, graceOver]);
 				clearTimeout(timer);
 				for (const conn of open) conn.terminate();
-				await Promise.race([allClosed, new Promise((r) => setTimeout(r, 1000))]);
+				let last: ReturnType<typeof setTimeout> | undefined;
+				await Promise.race([allClosed, new Promise((r) => (last = setTimeout(r, 1000)))]);
+				clearTimeout(last);
 				listener.stop(true);
 				emit({ event: "stopped" });
 			})();
@@ -154,9 +157,7 @@ interface Slots {
 }
 
 interface PairingRun {
-	state: ResponderState;
-	/** Pairing events are handled one at a time: some actions wait for I/O. */
-	queue: Promise<void>;
+	runner: MachineRunner<ResponderState, ResponderEvent, PairingAction>;
 	admitted: boolean;
 }
 
@@ -286,34 +287,36 @@ class ServerConnection {
 						if (this.startSession()) this.emitConnected();
 					} else {
 						// Pairing stays under the handshake timeout: a run cannot hold the one pairing slot for long.
-						this.pairing = {
-							state: { phase: "await-pake1" },
-							queue: Promise.resolve(),
-							admitted: false,
-						};
+						this.startPairing();
 					}
 					break;
 			}
 		}
 	}
 
+	private startPairing(): void {
+		const tls = this.tls as TlsInfo;
+		const ctx = {
+			ownName: this.opts.identity.name,
+			binding: {
+				initiatorFingerprint: tls.peerFingerprint as string,
+				responderFingerprint: this.opts.identity.fingerprint,
+				sid: tls.exporter,
+			},
+		};
+		const run: PairingRun = {
+			runner: new MachineRunner<ResponderState, ResponderEvent, PairingAction>(
+				{ phase: "await-pake1" },
+				(state, event) => responderStep(state, event, ctx),
+				(action) => this.pairingAction(run, action),
+			),
+			admitted: false,
+		};
+		this.pairing = run;
+	}
+
 	private pairingEvent(event: ResponderEvent): void {
-		const run = this.pairing;
-		if (!run) return;
-		run.queue = run.queue.then(async () => {
-			if (this.pairing !== run || this.socket.closed) return;
-			const tls = this.tls as TlsInfo;
-			const step = responderStep(run.state, event, {
-				ownName: this.opts.identity.name,
-				binding: {
-					initiatorFingerprint: tls.peerFingerprint as string,
-					responderFingerprint: this.opts.identity.fingerprint,
-					sid: tls.exporter,
-				},
-			});
-			run.state = step.state;
-			for (const action of step.actions) await this.pairingAction(run, action);
-		});
+		if (!this.socket.closed) this.pairing?.runner.dispatch(event);
 	}
 
 	private async pairingAction(run: PairingRun, action: PairingAction): Promise<void> {
@@ -330,7 +333,7 @@ class ServerConnection {
 					const code = await (this.opts.pairing as PairingGate).admit();
 					run.admitted = true;
 					// The peer may have gone while the attempt was being counted: free the gate.
-					if (this.pairing !== run) await this.opts.pairing?.release({ pairedWith: undefined });
+					if (run.runner.stopped) await this.opts.pairing?.release({ pairedWith: undefined });
 					else this.pairingEvent({ type: "admitted", code });
 				} catch (e) {
 					this.pairingEvent({ type: "refused", error: e as PairlinkError });
@@ -411,13 +414,19 @@ class ServerConnection {
 	private endPairing(): void {
 		const run = this.pairing;
 		this.pairing = undefined;
+		run?.runner.stop();
 		if (run?.admitted)
 			void this.opts.pairing?.release({ pairedWith: undefined }).catch(() => undefined);
 	}
 
 	private onClose(error: PairlinkError | undefined): void {
+		// Partial uploads are flushed and their claims released before anyone
+		// hears of the disconnect: a client that reconnects at once finds them resumable.
+		void (this.session?.onClose() ?? Promise.resolve()).then(() => this.closed(error));
+	}
+
+	private closed(error: PairlinkError | undefined): void {
 		const wasEstablished = this.session !== undefined;
-		void this.session?.onClose();
 		if (wasEstablished && this.peer) {
 			this.emit({
 				event: "disconnected",

@@ -13,7 +13,18 @@
 
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { chmod, type FileHandle, link, mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import {
+	chmod,
+	type FileHandle,
+	link,
+	mkdir,
+	open,
+	readdir,
+	readFile,
+	rename,
+	stat,
+	unlink,
+} from "node:fs/promises";
 import path from "node:path";
 import { PairlinkError } from "../errors";
 
@@ -114,6 +125,21 @@ export async function ensureStateDir(dir: string): Promise<void> {
 		);
 	}
 	if ((st.mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE);
+	await sweepOrphans(dir);
+}
+
+/** Temp files a killed process left behind (older than any write could take); once per process. */
+const swept = new Set<string>();
+async function sweepOrphans(dir: string): Promise<void> {
+	if (swept.has(dir)) return;
+	swept.add(dir);
+	const names = await readdir(dir).catch(() => [] as string[]);
+	const cutoff = Date.now() - 60_000;
+	for (const name of names) {
+		if (!/^\..+\.[0-9a-f]{12}\.tmp$/.test(name)) continue;
+		const info = await stat(path.join(dir, name)).catch(() => undefined);
+		if (info && info.mtimeMs < cutoff) await unlink(path.join(dir, name)).catch(() => undefined);
+	}
 }
 
 /** Test seam: runs after the temp file is written and synced, before it is put in place. */
@@ -292,10 +318,12 @@ function describe(e: unknown): string {
 }
 
 /**
- * Run `change` while holding `<file>.lock` (created exclusively), so that
- * read-modify-write cycles of one state file by several pairlink processes
- * — serve updating "last seen" while `devices remove` revokes, say — never
- * undo each other. A lock left by a crashed process goes stale.
+ * Run `change` while holding `<file>.lock` (created exclusively, holding the
+ * owner's PID), so that read-modify-write cycles of one state file by
+ * several pairlink processes — serve updating "last seen" while `devices
+ * remove` revokes, say — never undo each other. A lock whose owner is gone
+ * (killed mid-update) is taken over at once; one whose owner cannot be
+ * checked goes stale after `staleMs`, and a waiter waits longer than that.
  */
 export async function withFileLock<T>(
 	file: string,
@@ -303,12 +331,14 @@ export async function withFileLock<T>(
 	options: { timeoutMs?: number; staleMs?: number } = {},
 ): Promise<T> {
 	const lock = `${file}.lock`;
-	const deadline = Date.now() + (options.timeoutMs ?? 5000);
 	const staleMs = options.staleMs ?? 10_000;
+	const deadline = Date.now() + (options.timeoutMs ?? staleMs + 5000);
 	let delay = 1;
 	for (;;) {
 		try {
-			await (await open(lock, "wx", FILE_MODE)).close();
+			const fh = await open(lock, "wx", FILE_MODE);
+			await fh.writeFile(String(process.pid));
+			await fh.close();
 			break;
 		} catch (e) {
 			if (errnoCode(e) === "ENOENT") {
@@ -316,15 +346,14 @@ export async function withFileLock<T>(
 				continue;
 			}
 			if (errnoCode(e) !== "EEXIST") throw e;
-			const info = await stat(lock).catch(() => undefined);
-			if (info && Date.now() - info.mtimeMs > staleMs) {
+			if (await lockAbandoned(lock, staleMs)) {
 				await unlink(lock).catch(() => undefined);
 				continue;
 			}
 			if (Date.now() > deadline) {
 				throw new PairlinkError(
-					"state-corrupt",
-					`${lock} is held by another pairlink process; if none is running, delete it`,
+					"state-locked",
+					`${lock} is held by another pairlink process (PID ${(await readLockPid(lock)) ?? "unknown"})`,
 				);
 			}
 			// Waiting for another process to finish its (millisecond) update.
@@ -337,4 +366,25 @@ export async function withFileLock<T>(
 	} finally {
 		await unlink(lock).catch(() => undefined);
 	}
+}
+
+async function readLockPid(lock: string): Promise<number | undefined> {
+	const text = await readFile(lock, "utf8").catch(() => "");
+	const pid = Number(text.trim());
+	return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** The owner process no longer exists, or the lock is older than any update could take. */
+async function lockAbandoned(lock: string, staleMs: number): Promise<boolean> {
+	const info = await stat(lock).catch(() => undefined);
+	if (!info) return false; // just released: try again
+	const pid = await readLockPid(lock);
+	if (pid !== undefined && pid !== process.pid) {
+		try {
+			process.kill(pid, 0);
+		} catch (e) {
+			if (errnoCode(e) === "ESRCH") return true;
+		}
+	}
+	return Date.now() - info.mtimeMs > staleMs;
 }

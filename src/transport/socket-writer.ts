@@ -11,6 +11,7 @@
  * data, put-end), and one TLS record and syscall each made sending many
  * small files slow.
  */
+import { concatBytes } from "@noble/hashes/utils.js";
 import { PairlinkError } from "../errors.ts";
 
 export interface WritableSink {
@@ -117,7 +118,7 @@ export class SocketWriter {
 		this.batch = [];
 		this.batchWaiters = [];
 		this.batchBytes = 0;
-		const data = parts.length === 1 ? (parts[0] as Uint8Array) : concat(parts);
+		const data = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(...parts);
 		this.writeNow(data).then(
 			() => {
 				for (const w of waiters) w.resolve();
@@ -145,16 +146,4 @@ export class SocketWriter {
 			this.queuedBytes += rest.length;
 		});
 	}
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-	let n = 0;
-	for (const p of parts) n += p.length;
-	const out = new Uint8Array(n);
-	let off = 0;
-	for (const p of parts) {
-		out.set(p, off);
-		off += p.length;
-	}
-	return out;
 }
