@@ -71,20 +71,22 @@ export class PartFile {
 		await checkTarget(abs, label, overwrite);
 		let fh: FileHandle;
 		try {
-			const existing = await lstat(partPath).catch((e) =>
-				errno(e) === "ENOENT" ? undefined : Promise.reject(e),
+			// O_NONBLOCK: a FIFO planted under the part file's name must not hang us; it is refused below.
+			fh = await open(
+				partPath,
+				constants.O_RDWR | constants.O_CREAT | constants.O_NONBLOCK | O_NOFOLLOW,
+				0o644,
 			);
-			if (existing && !existing.isFile()) {
-				throw new PairlinkError(
-					"invalid-path",
-					`${label} has an unfinished transfer that is not a regular file`,
-				);
-			}
-			fh = await open(partPath, constants.O_RDWR | constants.O_CREAT | O_NOFOLLOW, 0o644);
 		} catch (e) {
+			if (errno(e) === "EISDIR") throw notRegular(label);
 			throw fsError(e, label);
 		}
-		const size = (await fh.stat()).size;
+		const info = await fh.stat();
+		if (!info.isFile()) {
+			await fh.close();
+			throw notRegular(label);
+		}
+		const size = info.size;
 		// Hash what an earlier attempt left, so the sender can check it against its own prefix.
 		const hasher = new Bun.CryptoHasher("sha256");
 		if (size > 0) await hashRange(fh, 0, size, (chunk) => hasher.update(chunk));
@@ -197,6 +199,12 @@ function remaining(parts: readonly Uint8Array[], skip: number): Uint8Array[] {
 	}
 	return out;
 }
+
+const notRegular = (label: string) =>
+	new PairlinkError(
+		"invalid-path",
+		`${label} has an unfinished transfer that is not a regular file`,
+	);
 
 async function checkTarget(abs: string, label: string, overwrite: boolean): Promise<void> {
 	const s = await lstat(abs).catch((e) =>

@@ -155,6 +155,9 @@ export class SandboxRoot {
 		const { abs, parts } = await this.locate(wirePath);
 		let real: string;
 		try {
+			// The parent's real path is known: only a final symlink needs resolving.
+			const own = await lstat(abs);
+			if (!own.isSymbolicLink()) return { abs, stats: own, parts };
 			real = await realpath(abs);
 		} catch (e) {
 			throw fsError(e, display(parts));

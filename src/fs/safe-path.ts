@@ -21,6 +21,7 @@ const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\\:*?"<>|]/;
 // Line/paragraph separators and bidi controls: they make a name display as another name.
 const DECEPTIVE_CHARS = /[\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 const encoder = new TextEncoder();
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 function refuse(path: string, why: string): PairlinkError {
 	const shown = JSON.stringify(path.length > 80 ? `${path.slice(0, 80)}…` : path);
@@ -48,6 +49,17 @@ export function parseWirePath(path: string): string[] {
 export function checkName(name: string, context = name): void {
 	if (name === "") throw refuse(context, "empty path components are not allowed");
 	if (name === "." || name === "..") throw refuse(context, `"${name}" is not allowed`);
+	// Most names are printable ASCII: no Unicode form can hide in them, so the
+	// costly checks (normalisation, UTF-8 length) are skipped for them.
+	if (PRINTABLE_ASCII.test(name)) {
+		if (name.length > MAX_NAME_BYTES)
+			throw refuse(context, `a name is longer than ${MAX_NAME_BYTES} bytes`);
+		if (name.includes("/")) throw refuse(context, "a name cannot contain /");
+		if (FORBIDDEN_CHARS.test(name))
+			throw refuse(context, 'control characters, \\ : * ? " < > | are not allowed');
+		checkPortable(name, name, context);
+		return;
+	}
 	if (!name.isWellFormed()) throw refuse(context, "not valid UTF-8");
 	if (name.includes("/")) throw refuse(context, "a name cannot contain /");
 	if (FORBIDDEN_CHARS.test(name))
@@ -61,6 +73,11 @@ export function checkName(name: string, context = name): void {
 	if (folded === "." || folded === ".." || /[/\\]/.test(folded) || FORBIDDEN_CHARS.test(folded)) {
 		throw refuse(context, "the name normalises to a path separator or a dot name");
 	}
+	checkPortable(name, folded, context);
+}
+
+/** Names that are fine here but not on Windows, and names of our own part files. */
+function checkPortable(name: string, folded: string, context: string): void {
 	if (WINDOWS_DEVICE.test(name) || WINDOWS_DEVICE.test(folded))
 		throw refuse(context, "reserved device name");
 	if (/[. ]$/.test(name)) throw refuse(context, "a name cannot end with a dot or a space");

@@ -235,3 +235,12 @@ describe("PartFile", () => {
 		expect(await names()).toEqual([".b.pairlink-part"]);
 	});
 });
+
+describe("a part-file name planted by someone else", () => {
+	test("a FIFO is refused without hanging the receiver", async () => {
+		const r = Bun.spawnSync(["mkfifo", join(dir, ".pipe.bin.pairlink-part")]);
+		expect(r.exitCode).toBe(0);
+		await expectRefusal(PartFile.open(root, "pipe.bin", false), "invalid-path");
+		expect(await names()).toEqual([".pipe.bin.pairlink-part"]);
+	});
+});
