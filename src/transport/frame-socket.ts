@@ -38,6 +38,20 @@ export interface FrameSocketHandlers {
 /** Frames held between the TLS handshake and attach(); a HELLO needs one. */
 const MAX_EARLY_FRAMES = 8;
 
+/**
+ * Every socket read is a fresh buffer, garbage once written to disk; at
+ * hundreds of MB/s the collector lets them pile up to well over 100 MB.
+ * A collection every 32 MiB received (about 1 ms, 32 per GiB) keeps a transfer's memory flat.
+ */
+const COLLECT_EVERY = 32 * 1024 * 1024;
+let receivedSinceCollect = 0;
+function collectEvery(n: number): void {
+	receivedSinceCollect += n;
+	if (receivedSinceCollect < COLLECT_EVERY) return;
+	receivedSinceCollect = 0;
+	Bun.gc(true);
+}
+
 export const EXPORTER_LABEL = "EXPORTER-pairlink-cpace";
 
 type RawSocket = Pick<
@@ -179,6 +193,7 @@ export class FrameSocket {
 	handleData(bytes: Uint8Array): void {
 		if (this.isClosed || this.closing) return;
 		this.lastActivity = performance.now();
+		collectEvery(bytes.length);
 		let frames: Frame[];
 		try {
 			frames = this.decoder.push(bytes);
