@@ -135,7 +135,12 @@ class ClientConnection {
 		try {
 			message = decodeMessage(frameBytes(frame));
 		} catch (e) {
-			this.fail(e as PairlinkError);
+			// Whatever the decoder threw, the peer sent something undecodable: a protocol error.
+			this.fail(
+				e instanceof PairlinkError
+					? e
+					: new PairlinkError("protocol", "undecodable control message"),
+			);
 			return;
 		}
 		if (this.pairing) this.pairingEvent({ type: "message", message });

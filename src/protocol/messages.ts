@@ -27,6 +27,8 @@ export const Hex64 = Hex(64);
 const Nonce = v.pipe(v.string(), v.maxLength(64));
 const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff));
 const Size = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+/** Milliseconds since the epoch, within what a Date can hold (formatting must not throw). */
+const Mtime = v.pipe(v.number(), v.integer(), v.minValue(-8.64e15), v.maxValue(8.64e15));
 /** Paths are checked by fs/safe-path.ts; the schema only bounds them. */
 const WirePath = v.pipe(v.string(), v.maxLength(4096));
 const Sha256 = Hex32;
@@ -35,10 +37,10 @@ export const EntrySchema = v.strictObject({
 	name: v.pipe(v.string(), v.maxLength(1024)),
 	type: v.picklist(["file", "dir", "symlink"]),
 	size: Size,
-	mtime: v.pipe(v.number(), v.integer()),
+	mtime: Mtime,
 });
 export const WalkEntrySchema = v.strictObject({ ...EntrySchema.entries, path: WirePath });
-/** Entries per listing message: the control-frame cap bounds the bytes as well. */
+/** Entries per listing message; the sender also keeps each message under the control-frame cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 128;
 
 export const MessageSchema = v.variant("t", [
@@ -111,7 +113,7 @@ export const MessageSchema = v.variant("t", [
 		t: v.literal("file"),
 		id: Id,
 		size: Size,
-		mtime: v.pipe(v.number(), v.integer()),
+		mtime: Mtime,
 		offset: Size,
 		sha256: v.optional(Sha256),
 	}),
@@ -157,7 +159,8 @@ export function decodeMessage(payload: Uint8Array): Message {
 	const schema = typeof type === "string" ? SCHEMA_BY_TYPE.get(type) : undefined;
 	const parsed = schema ? v.safeParse(schema, raw, ABORT_EARLY) : { success: false as const };
 	if (!parsed.success) {
-		const t = typeof raw === "object" && raw !== null && "t" in raw ? String(raw.t) : "?";
+		// The peer's own `t`, described safely: it may be anything, even an object whose toString throws.
+		const t = typeof type === "string" ? type : typeof type;
 		throw new PairlinkError(
 			"protocol",
 			`the peer sent an invalid control message (type ${JSON.stringify(t.slice(0, 32))})`,

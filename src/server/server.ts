@@ -266,7 +266,12 @@ class ServerConnection {
 		try {
 			message = decodeMessage(frameBytes(frame));
 		} catch (e) {
-			this.fail(e as PairlinkError);
+			// Whatever the decoder threw, the peer sent something undecodable: a protocol error.
+			this.fail(
+				e instanceof PairlinkError
+					? e
+					: new PairlinkError("protocol", "undecodable control message"),
+			);
 			return;
 		}
 		use(message);

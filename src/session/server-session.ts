@@ -7,9 +7,9 @@
 import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
-import { fsError, type SandboxRoot } from "../fs/root.ts";
+import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
-import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
@@ -65,6 +65,40 @@ interface Download {
 	bytes: number;
 	sha256: string;
 	resumedFrom: number;
+}
+
+/**
+ * Listing entries grouped into messages that stay under both the entry
+ * count and the control-frame cap: 128 names of 255 escaped control
+ * characters each would otherwise make a message too large to send.
+ */
+class EntryBatches<T> {
+	private batch: T[] = [];
+	private bytes = 0;
+	private static readonly BUDGET = MAX_CONTROL_PAYLOAD - 1024;
+
+	/** Add an entry; returns a full batch to send first, if adding it would overflow. */
+	add(entry: T): T[] | undefined {
+		const size = Buffer.byteLength(JSON.stringify(entry)) + 1;
+		let full: T[] | undefined;
+		if (
+			this.batch.length > 0 &&
+			(this.batch.length === MAX_ENTRIES_PER_MESSAGE || this.bytes + size > EntryBatches.BUDGET)
+		) {
+			full = this.batch;
+			this.batch = [];
+			this.bytes = 0;
+		}
+		this.batch.push(entry);
+		this.bytes += size;
+		return full;
+	}
+
+	rest(): T[] {
+		const last = this.batch;
+		this.batch = [];
+		return last;
+	}
 }
 
 export class ServerSession {
@@ -187,16 +221,12 @@ export class ServerSession {
 
 	private async list(m: MessageOf<"list">): Promise<void> {
 		this.check({ op: "list", path: m.path });
-		const entries = await this.deps.root.list(m.path);
-		for (let i = 0; i < entries.length || i === 0; i += MAX_ENTRIES_PER_MESSAGE) {
-			const batch = entries.slice(i, i + MAX_ENTRIES_PER_MESSAGE);
-			await this.channel.send({
-				t: "entries",
-				id: m.id,
-				entries: batch,
-				done: i + MAX_ENTRIES_PER_MESSAGE >= entries.length,
-			});
+		const batches = new EntryBatches<Entry>();
+		for (const entry of await this.deps.root.list(m.path)) {
+			const full = batches.add(entry);
+			if (full) await this.channel.send({ t: "entries", id: m.id, entries: full, done: false });
 		}
+		await this.channel.send({ t: "entries", id: m.id, entries: batches.rest(), done: true });
 	}
 
 	private async stat(m: MessageOf<"stat">): Promise<void> {
@@ -206,16 +236,14 @@ export class ServerSession {
 
 	private async walk(m: MessageOf<"walk">): Promise<void> {
 		this.check({ op: "walk", path: m.path });
-		let batch: MessageOf<"walk-entries">["entries"] = [];
+		const batches = new EntryBatches<WalkEntry>();
 		for await (const entry of this.deps.root.walk(m.path)) {
 			if (this.closed) return;
-			batch.push(entry);
-			if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
-				await this.channel.send({ t: "walk-entries", id: m.id, entries: batch, done: false });
-				batch = [];
-			}
+			const full = batches.add(entry);
+			if (full)
+				await this.channel.send({ t: "walk-entries", id: m.id, entries: full, done: false });
 		}
-		await this.channel.send({ t: "walk-entries", id: m.id, entries: batch, done: true });
+		await this.channel.send({ t: "walk-entries", id: m.id, entries: batches.rest(), done: true });
 	}
 
 	private async mkdir(m: MessageOf<"mkdir">): Promise<void> {

@@ -522,8 +522,8 @@ describe("resume from verified partial data", () => {
 		expect(await readdir(local)).toEqual(["big.bin"]);
 	});
 
-	// BUG (see report): ClientSession.download reports resumedFrom = the part file's
-	// length even when the server refused the prefix and sent the file from 0.
+	// Regression: resumedFrom once reported the part file's length even when the
+	// server refused the prefix and sent the file from 0.
 	test("download with a wrong-bytes part file reports resumedFrom 0", async () => {
 		const { dir, conn } = await setup();
 		const content = randomBytes(prng, SIZE);

@@ -199,11 +199,10 @@ describe("PartFile", () => {
 		expect((await lstat(join(dir, "f.bin"))).isSymbolicLink()).toBe(true);
 	});
 
-	// BUG (see report): two receivers of the same name at once (two clients putting
-	// the same path, or `get x/a.bin y/a.bin -o dir`) open the very same part file
-	// (O_CREAT without O_EXCL, no in-process claim). After the first commits, the part
-	// inode IS the final file, and the second keeps truncating and writing into it:
-	// the name then holds bytes whose SHA-256 nobody verified.
+	// Regression: two receivers of the same name at once (two clients putting the
+	// same path, or `get x/a.bin y/a.bin -o dir`) once opened the very same part
+	// file; after the first committed, the second kept writing into the final
+	// file. Part files are now claimed for the length of a transfer.
 	test("a second receiver of the same name never changes the first one's committed file", async () => {
 		const x = CONTENT.subarray(0, 100_000);
 		const y = randomBytes(prng, 100_000);

@@ -90,7 +90,12 @@ export function globToRegExp(pattern: string): RegExp {
 			}
 		} else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
 	}
-	return new RegExp(`${re}$`);
+	try {
+		return new RegExp(`${re}$`);
+	} catch {
+		// A bracket range such as [z-a] is not a pattern at all.
+		throw new PairlinkError("usage", `${JSON.stringify(pattern)} is not a valid pattern`);
+	}
 }
 
 export function matchGlob(pattern: string, names: readonly string[]): string[] {
