@@ -41,15 +41,18 @@ const MAX_EARLY_FRAMES = 8;
 /**
  * Every socket read is a fresh buffer, garbage once written to disk; at
  * hundreds of MB/s the collector lets them pile up to well over 100 MB.
- * A collection every 32 MiB received (about 1 ms, 32 per GiB) keeps a transfer's memory flat.
+ * Every 32 MiB received, a full collection if the process has grown past
+ * 110 MB keeps a transfer's memory flat without paying for needless ones.
  */
 const COLLECT_EVERY = 32 * 1024 * 1024;
+/** Only when memory has grown: a collection costs milliseconds. */
+const COLLECT_ABOVE_RSS = 110 * 1024 * 1024;
 let receivedSinceCollect = 0;
 function collectEvery(n: number): void {
 	receivedSinceCollect += n;
 	if (receivedSinceCollect < COLLECT_EVERY) return;
 	receivedSinceCollect = 0;
-	Bun.gc(true);
+	if (process.memoryUsage.rss() > COLLECT_ABOVE_RSS) Bun.gc(true);
 }
 
 export const EXPORTER_LABEL = "EXPORTER-pairlink-cpace";
