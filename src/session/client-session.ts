@@ -250,6 +250,9 @@ export class ClientSession {
 		opts: TransferOptions,
 	): Promise<TransferResult> {
 		parseWirePath(remotePath);
+		// Small files (most of a tree) are read in one native call: open, read and close.
+		const small = await readIfSmall(localPath);
+		if (small) return this.uploadWhole(small, remotePath, opts);
 		let fh: Awaited<ReturnType<typeof open>>;
 		try {
 			fh = await open(localPath, "r");
@@ -258,7 +261,6 @@ export class ClientSession {
 		}
 		try {
 			const { size } = await fh.stat();
-			if (size <= MAX_DATA_PAYLOAD) return await this.uploadWhole(fh, size, remotePath, opts);
 			let aborted: PairlinkError | undefined;
 			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
 			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
@@ -327,13 +329,11 @@ export class ClientSession {
 	 * and nothing to resume (a part file, if any, is started over).
 	 */
 	private async uploadWhole(
-		fh: Awaited<ReturnType<typeof open>>,
-		size: number,
+		data: Uint8Array,
 		remotePath: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
-		let data: Uint8Array = new Uint8Array(0);
-		for await (const chunk of readChunks(fh, 0, size)) data = chunk;
+		const size = data.length;
 		const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
 		opts.onProgress?.(0, size);
 		const result = this.request<TransferResult>(
@@ -512,5 +512,18 @@ function checkPath(path: string): Promise<never> | undefined {
 		return undefined;
 	} catch (e) {
 		return Promise.reject(e);
+	}
+}
+
+/** A file's bytes when it fits one data frame; undefined for a larger one. */
+async function readIfSmall(path: string): Promise<Uint8Array | undefined> {
+	const file = Bun.file(path);
+	try {
+		if (file.size > MAX_DATA_PAYLOAD) return undefined;
+		const data = await file.bytes();
+		// Grown past one frame since the size was read: take the streaming path.
+		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
+	} catch (e) {
+		throw fsError(e, JSON.stringify(path));
 	}
 }
