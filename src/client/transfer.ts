@@ -205,8 +205,10 @@ export async function putFiles(
 			const levels: string[][] = [[joinWirePath(remoteBase)]];
 			for await (const item of walkLocal(abs, hooks)) {
 				const remote = joinWirePath([...remoteBase, ...item.rel]);
-				if (item.dir) (levels[item.rel.length] ??= []).push(remote);
-				else {
+				if (item.dir) {
+					levels[item.rel.length] ??= [];
+					levels[item.rel.length]?.push(remote);
+				} else {
 					jobs.push({
 						label: item.abs,
 						// Unknown until the upload opens it: totals grow as files are reached.

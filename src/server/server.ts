@@ -107,6 +107,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 			}
 			const conn = new ServerConnection(socket, opts, emit, {
 				admit: () => established < maxClients,
+				stopping: () => stopping !== undefined,
 				onEstablished: () => established++,
 				onClosed: (wasEstablished) => {
 					open.delete(conn);
@@ -152,6 +153,8 @@ export function startServer(opts: ServerOptions): RunningServer {
 
 interface Slots {
 	admit(): boolean;
+	/** The server is stopping: an idle connection is closed. */
+	stopping(): boolean;
 	onEstablished(): void;
 	onClosed(wasEstablished: boolean): void;
 }
@@ -385,6 +388,9 @@ class ServerConnection {
 			root: this.opts.root,
 			policy: this.opts.policy,
 			peer,
+			onIdle: () => {
+				if (this.slots.stopping()) this.close();
+			},
 			onTransfer: (t) =>
 				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
 		});

@@ -27,6 +27,8 @@ export interface ServerSessionDeps {
 	policy: ServePolicy;
 	peer: PeerInfo;
 	onTransfer?(event: TransferEvent): void;
+	/** The last transfer in flight is done (a stopping server closes the connection then). */
+	onIdle?(): void;
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
@@ -120,7 +122,18 @@ export class ServerSession {
 
 	/** A transfer is in flight: a stopping server waits for it a little. */
 	get busy(): boolean {
-		return this.uploads.size > 0 || this.activeGets > 0 || this.getQueue.length > 0;
+		// A download counts until the client acknowledged it: closing earlier could
+		// cut its commit short on the client's side.
+		return (
+			this.uploads.size > 0 ||
+			this.activeGets > 0 ||
+			this.getQueue.length > 0 ||
+			this.awaitingAck.size > 0
+		);
+	}
+
+	private notifyIfIdle(): void {
+		if (!this.busy) this.deps.onIdle?.();
 	}
 
 	onMessage(message: Message): void {
@@ -271,6 +284,7 @@ export class ServerSession {
 			void next().finally(() => {
 				this.activeGets--;
 				this.pumpGets();
+				this.notifyIfIdle();
 			});
 		}
 	}
@@ -333,6 +347,7 @@ export class ServerSession {
 			return;
 		}
 		this.awaitingAck.delete(id);
+		queueMicrotask(() => this.notifyIfIdle());
 		this.deps.onTransfer?.({ op: "get", ...done });
 	}
 
@@ -421,6 +436,7 @@ export class ServerSession {
 	/** Verify, move into place, answer put-ok: the explicit ACK the sender waits for. */
 	private async finishUpload(id: number, upload: Upload, expected: string): Promise<void> {
 		this.uploads.delete(id);
+		queueMicrotask(() => this.notifyIfIdle());
 		try {
 			const sha256 = await (upload.part as PartFile).commit(
 				{ size: upload.size, sha256: expected },

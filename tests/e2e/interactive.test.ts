@@ -97,7 +97,9 @@ describe("interactive session in a terminal", () => {
 			{ expect: "[Pp]airing code", send: `${code.toUpperCase().replaceAll("-", " ")}\r` },
 			{ expect: "desk:/> ", send: "ls\r" },
 			{ expect: "docs/" },
-			{ expect: "desk:/> ", send: "cd docs\r" },
+			// Tab completes a remote directory name from the listing.
+			{ expect: "desk:/> ", send: "cd do\t" },
+			{ expect: "cd docs/", send: "\r" },
 			{ expect: "desk:/docs> ", send: "get a.txt\r" },
 			{ expect: "1 file" },
 			{ expect: "desk:/docs> ", send: "put up.txt\r" },

@@ -161,7 +161,13 @@ describe("SocketWriter coalescing", () => {
 
 	test("a batch reaching the threshold goes out without waiting for the turn to end", async () => {
 		const calls: number[] = [];
-		const w = new SocketWriter({ write: (d) => (calls.push(d.length), d.length) }, () => undefined);
+		const sink = {
+			write(d: Uint8Array) {
+				calls.push(d.length);
+				return d.length;
+			},
+		};
+		const w = new SocketWriter(sink, () => undefined);
 		const half = COALESCE_BELOW / 2;
 		await Promise.all([w.write(bytes(0, half)), w.write(bytes(0, half))]);
 		expect(calls).toEqual([COALESCE_BELOW]);
