@@ -5,9 +5,9 @@
  */
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
-import { type Frame, FrameType, frameBytes } from "../protocol/frame.ts";
+import { type Frame, FrameType } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
-import { decodeMessage, type Message } from "../protocol/messages.ts";
+import { decodeControlFrame, type Message } from "../protocol/messages.ts";
 import { ClientSession } from "../session/client-session.ts";
 import { type ClientState, clientStep, type HandshakeAction } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
@@ -133,14 +133,9 @@ class ClientConnection {
 		}
 		let message: Message;
 		try {
-			message = decodeMessage(frameBytes(frame));
+			message = decodeControlFrame(frame);
 		} catch (e) {
-			// Whatever the decoder threw, the peer sent something undecodable: a protocol error.
-			this.fail(
-				e instanceof PairlinkError
-					? e
-					: new PairlinkError("protocol", "undecodable control message"),
-			);
+			this.fail(e as PairlinkError); // decodeControlFrame throws nothing else
 			return;
 		}
 		if (this.pairing) this.pairingEvent({ type: "message", message });

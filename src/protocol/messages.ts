@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { PairlinkError } from "../errors.ts";
+import { type Frame, frameBytes } from "./frame.ts";
 import { MAX_NAME_LENGTH } from "./limits.ts";
 import { WIRE_ERROR_CODES } from "./wire-errors.ts";
 
@@ -147,6 +148,12 @@ const SCHEMA_BY_TYPE = new Map<string, v.GenericSchema>(
 );
 const ABORT_EARLY = { abortEarly: true } as const;
 
+/** A control frame's message. Only PairlinkError("protocol") ever escapes. */
+export function decodeControlFrame(frame: Frame): Message {
+	return decodeMessage(frameBytes(frame));
+}
+
+/** Only PairlinkError("protocol") ever escapes, whatever the payload. */
 export function decodeMessage(payload: Uint8Array): Message {
 	let raw: unknown;
 	try {
@@ -157,7 +164,12 @@ export function decodeMessage(payload: Uint8Array): Message {
 	const type =
 		typeof raw === "object" && raw !== null && "t" in raw ? (raw as { t: unknown }).t : undefined;
 	const schema = typeof type === "string" ? SCHEMA_BY_TYPE.get(type) : undefined;
-	const parsed = schema ? v.safeParse(schema, raw, ABORT_EARLY) : { success: false as const };
+	let parsed: { success: boolean; output?: unknown };
+	try {
+		parsed = schema ? v.safeParse(schema, raw, ABORT_EARLY) : { success: false };
+	} catch {
+		parsed = { success: false }; // whatever a validator trips over is an invalid message
+	}
 	if (!parsed.success) {
 		// The peer's own `t`, described safely: it may be anything, even an object whose toString throws.
 		const t = typeof type === "string" ? type : typeof type;

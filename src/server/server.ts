@@ -7,9 +7,9 @@ import { PairlinkError } from "../errors.ts";
 import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
-import { FrameType, frameBytes } from "../protocol/frame.ts";
+import { FrameType } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
-import { decodeMessage, type Message } from "../protocol/messages.ts";
+import { decodeControlFrame, type Message } from "../protocol/messages.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
 import {
@@ -267,14 +267,9 @@ class ServerConnection {
 	private withMessage(frame: Frame, use: (m: Message) => void): void {
 		let message: Message;
 		try {
-			message = decodeMessage(frameBytes(frame));
+			message = decodeControlFrame(frame);
 		} catch (e) {
-			// Whatever the decoder threw, the peer sent something undecodable: a protocol error.
-			this.fail(
-				e instanceof PairlinkError
-					? e
-					: new PairlinkError("protocol", "undecodable control message"),
-			);
+			this.fail(e as PairlinkError); // decodeControlFrame throws nothing else
 			return;
 		}
 		use(message);
