@@ -44,7 +44,9 @@ import { PairlinkError } from "../../src/errors.ts";
 // ---------------------------------------------------------------------------
 // Fixtures
 
-const VECTORS_URL = new URL("../../../shared/vectors/cpace-ristretto255.json", import.meta.url);
+// Vendored from the project's shared/vectors/cpace-ristretto255.json; its "source"
+// field names the draft section the values come from.
+const VECTORS_URL = new URL("../fixtures/vectors/cpace-ristretto255.json", import.meta.url);
 const V = JSON.parse(readFileSync(fileURLToPath(VECTORS_URL), "utf8")) as Record<string, unknown>;
 
 function str(key: string, obj: Record<string, unknown> = V): string {
