@@ -19,7 +19,7 @@ import {
 } from "../../scripts/artifact-format.ts";
 import { artifactName, checkArtifact, TARGETS } from "../../scripts/build-binaries.ts";
 import { BINARY, makeTempDir, runPairlink } from "../helpers/cli.ts";
-import { sha256File } from "../helpers/files.ts";
+import { fileSha256 } from "../helpers/faults.ts";
 
 const DIST = join(import.meta.dir, "..", "..", "dist");
 const built = TARGETS.filter((t) => existsSync(join(DIST, artifactName(t))));
@@ -133,7 +133,7 @@ describe("the executable checker", () => {
 			"expected elf x64 (glibc), found elf arm64 (glibc)",
 		);
 		const ok = await checkArtifact(join(dir, "arm"), arm);
-		expect(ok).toMatchObject({ bytes: 4096, sha256: await sha256File(join(dir, "arm")) });
+		expect(ok).toMatchObject({ bytes: 4096, sha256: await fileSha256(join(dir, "arm")) });
 	});
 });
 
@@ -158,7 +158,7 @@ describe("release artifacts", () => {
 			}
 			for (const t of built) {
 				const name = artifactName(t);
-				expect(sums.get(name)).toBe(await sha256File(join(DIST, name)));
+				expect(sums.get(name)).toBe(await fileSha256(join(DIST, name)));
 			}
 		},
 		60_000,

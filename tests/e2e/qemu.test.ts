@@ -27,13 +27,8 @@ import {
 	startServe,
 } from "../helpers/cli.ts";
 import { arm64Pairlink } from "../helpers/emulation.ts";
-import {
-	makeBigFile,
-	type Snapshot,
-	sha256File,
-	snapshot,
-	whenFileReaches,
-} from "../helpers/files.ts";
+import { fileSha256, whenFileReaches, writeBigFile } from "../helpers/faults.ts";
+import { type Snapshot, snapshot } from "../helpers/files.ts";
 import { summary } from "./scenarios.ts";
 
 const runner = await arm64Pairlink();
@@ -57,7 +52,7 @@ beforeAll(async () => {
 	if (skip) return;
 	source = join(await makeTempDir("pairlink-qemu-src-"), "tree");
 	await mkdir(join(source, "sub", "deeper"), { recursive: true });
-	bigSha = await makeBigFile(join(source, "big.bin"), BIG);
+	bigSha = await writeBigFile(join(source, "big.bin"), BIG);
 	await writeFile(join(source, "notes.txt"), "from one CPU to another\n");
 	await writeFile(join(source, "sub", "empty.txt"), "");
 	await writeFile(join(source, "sub", "deeper", "ünïcödé name.bin"), randomBytes(300_001));
@@ -200,13 +195,10 @@ function roleSuite(title: string, serverExe: string[], clientExe: string[], kill
 					home: clientHome,
 					timeoutMs: TRANSFER_MS,
 				});
-				// A transfer that fails outright must fail the test now, with its output.
-				await Promise.race([
-					whenFileReaches(partDir, part, KILL_AT),
-					first.exited.then(() => {
-						throw new Error(`ended before it could be killed\n${first.describe()}`);
-					}),
-				]);
+				// A transfer that fails outright fails the test now, with its output.
+				await whenFileReaches(partDir, part, KILL_AT, { giveUp: first.exited }).catch((e) => {
+					throw new Error(`${e.message}\n${first.describe()}`);
+				});
 				first.proc.kill("SIGKILL");
 				expect(await first.exited).toBeNull();
 				await serve.waitFor((e) => e.event === "disconnected", { from, timeoutMs: 30_000 });
@@ -217,7 +209,7 @@ function roleSuite(title: string, serverExe: string[], clientExe: string[], kill
 				expect(done?.resumedFrom).toBeGreaterThan(0);
 				expect(done?.resumedFrom).toBeLessThan(BIG);
 				expect(done?.sha256).toBe(bigSha);
-				expect(await sha256File(final)).toBe(bigSha);
+				expect(await fileSha256(final)).toBe(bigSha);
 				expect((await readdir(partDir)).filter((n) => n.includes("pairlink-part"))).toEqual([]);
 			},
 			TEST_MS,

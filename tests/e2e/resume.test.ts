@@ -19,7 +19,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
-import { makeBigFile, sha256File, whenFileReaches } from "../helpers/files.ts";
+import { fileSha256, whenFileReaches, writeBigFile } from "../helpers/faults.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
 const SIZE = Number(process.env.PAIRLINK_RESUME_MIB ?? 512) * 1024 * 1024;
@@ -54,7 +54,7 @@ beforeAll(async () => {
 	await trustEachOther(client, server);
 	const dir = await tempDir("pairlink-src-");
 	source = join(dir, "big.bin");
-	sourceSha = await makeBigFile(source, SIZE);
+	sourceSha = await writeBigFile(source, SIZE);
 }, TEST_MS);
 
 afterAll(removeTempDirs);
@@ -81,7 +81,7 @@ describe("resume after kill -9", () => {
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
-				expect(await sha256File(join(dest, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(dest, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(dest)).toEqual(["big.bin"]);
 			} finally {
 				await srv.server.stop(0);
@@ -108,7 +108,7 @@ describe("resume after kill -9", () => {
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
-				expect(await sha256File(join(root.dir, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(root.dir, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(root.dir)).toEqual(["big.bin"]);
 			} finally {
 				await srv.server.stop(0);
@@ -144,7 +144,7 @@ describe("resume after kill -9", () => {
 				expect(again.exitCode).toBe(0);
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
-				expect(await sha256File(join(dest, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(dest, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(dest)).toEqual(["big.bin"]);
 			} finally {
 				await s2.serve.stop();

@@ -1,7 +1,6 @@
 /** File-tree helpers for the file-operation tests: generate, snapshot, compare, expect refusals. */
 import { expect } from "bun:test";
-import { watch } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ErrorCode, PairlinkError } from "../../src/errors.ts";
 import { PART_SUFFIX } from "../../src/fs/safe-path.ts";
@@ -119,46 +118,4 @@ export function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
 			timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
 		}),
 	]).finally(() => clearTimeout(timer));
-}
-
-/** A file whose every MiB differs, so a wrong resume offset cannot go unnoticed. */
-export async function makeBigFile(path: string, size: number): Promise<string> {
-	const block = crypto.getRandomValues(new Uint8Array(1024 * 1024));
-	const fh = await open(path, "w");
-	const h = new Bun.CryptoHasher("sha256");
-	for (let off = 0, i = 0; off < size; off += block.length, i++) {
-		new DataView(block.buffer).setUint32(0, i);
-		const chunk = block.subarray(0, Math.min(block.length, size - off));
-		h.update(chunk);
-		await fh.write(chunk, 0, chunk.length, off);
-	}
-	await fh.close();
-	return h.digest("hex");
-}
-
-export async function sha256File(path: string): Promise<string> {
-	const h = new Bun.CryptoHasher("sha256");
-	for await (const chunk of Bun.file(path).stream()) h.update(chunk);
-	return h.digest("hex");
-}
-
-/** Resolves once `dir/name` holds at least `bytes` bytes; driven by fs.watch events. */
-export function whenFileReaches(dir: string, name: string, bytes: number): Promise<void> {
-	return new Promise((resolve, reject) => {
-		const path = join(dir, name);
-		const check = async () => {
-			const s = await stat(path).catch(() => undefined);
-			if (s && s.size >= bytes) {
-				watcher.close();
-				clearTimeout(timer);
-				resolve();
-			}
-		};
-		const watcher = watch(dir, () => void check());
-		const timer = setTimeout(() => {
-			watcher.close();
-			reject(new Error(`${name} never reached ${bytes} bytes`));
-		}, 60_000);
-		void check();
-	});
 }
