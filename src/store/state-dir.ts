@@ -107,7 +107,7 @@ export interface StateDirStatus {
  * shared sticky directory such as /tmp, is refused rather than chmod-ed —
  * $PAIRLINK_HOME=/tmp must not lock everybody out of /tmp, and writing
  * root-owned files into a user's directory (sudo with $HOME kept) would break
- * that user's pairlink.
+ * that user's pairlink. Says whether the modes actually hold there.
  */
 export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 	try {
@@ -169,12 +169,12 @@ function ignoreUnsupportedChmod(e: unknown): void {
 	if (!unsupported(e)) throw e;
 }
 
+const modesChecked = new Map<string, boolean>();
 /**
  * Whether a file made 0600 in `dir` really is 0600 and the directory 0700:
  * chmod on FAT/exFAT either fails or succeeds without changing anything, and
  * trying is the only reliable test. Once per directory and process.
  */
-const modesChecked = new Map<string, boolean>();
 async function modesHold(dir: string): Promise<boolean> {
 	const known = modesChecked.get(dir);
 	if (known !== undefined) return known;
