@@ -34,7 +34,9 @@ export type ErrorCode =
 	| "busy"
 	| "integrity"
 	| "disk-full"
-	| "interrupted";
+	| "interrupted"
+	| "local-not-found"
+	| "local-exists";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -140,6 +142,14 @@ export const ERROR_TABLE = {
 	"disk-full": {
 		exit: EXIT.transfer,
 		hint: "Free some space and run the command again; it resumes.",
+	},
+	"local-not-found": {
+		exit: EXIT.refused,
+		hint: "Check that path on this device: it is a local path.",
+	},
+	"local-exists": {
+		exit: EXIT.refused,
+		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
 	},
 	interrupted: {
 		exit: EXIT.transfer,
