@@ -6,6 +6,7 @@
 import { PairlinkError } from "../errors.ts";
 import { errno } from "../fs/root.ts";
 import { WireError } from "../protocol/wire-errors.ts";
+import { PeerNameError } from "../session/client-session.ts";
 
 export interface FileFailed {
 	/** The file as the user knows it: remote path for get, local path for put. */
@@ -23,8 +24,9 @@ const CONNECTION_CODES: ReadonlySet<string> = new Set([
 	"not-trusted",
 ]);
 
+/** A lost connection, or a server that sent a forbidden name: no point going on with it. */
 export function endsTransfer(e: PairlinkError): boolean {
-	return CONNECTION_CODES.has(e.code);
+	return e instanceof PeerNameError || CONNECTION_CODES.has(e.code);
 }
 
 /**

@@ -7,7 +7,7 @@
  * path and why (SPEC "Moving files"); one failure never stops the others.
  */
 import { lstat, mkdir, readdir, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { SandboxRoot } from "../fs/root.ts";
 import {
@@ -54,6 +54,8 @@ export const PARALLEL_FILES = 64;
 
 interface Job {
 	label: string;
+	/** The file on this device, for failures that happen here (default: `label`). */
+	local?: string;
 	/** The remote file, for an upload: it fails with a directory above it the server refused. */
 	remote?: string;
 	size: number;
@@ -65,6 +67,8 @@ interface Job {
 class Plan {
 	readonly jobs: Job[] = [];
 	readonly failed: FileFailed[] = [];
+	/** Trees without files: their directories are made once every source is planned. */
+	readonly emptyTrees: (() => Promise<unknown>)[] = [];
 	constructor(private readonly hooks: TransferHooks) {}
 
 	fail(path: string, error: PairlinkError): void {
@@ -79,6 +83,7 @@ class Plan {
  */
 async function runJobs(plan: Plan, hooks: TransferHooks, started: number): Promise<Summary> {
 	const { jobs } = plan;
+	for (const make of plan.emptyTrees) await make();
 	let total = jobs.reduce((n, j) => n + j.size, 0);
 	const progress = new Map<Job, number>();
 	let doneBytes = 0;
@@ -111,7 +116,7 @@ async function runJobs(plan: Plan, hooks: TransferHooks, started: number): Promi
 			} catch (e) {
 				progress.delete(job);
 				hooks.onFileProgress?.(job.label, job.size, job.size);
-				const error = accountFor(e, job.label);
+				const error = accountFor(e, job.local ?? job.label);
 				if (endsTransfer(error)) fatal ??= error;
 				else plan.fail(job.label, error);
 			}
@@ -196,6 +201,7 @@ export async function getFiles(
 		claimed.set(target, from);
 		plan.jobs.push({
 			label: from,
+			local: forPeople(target),
 			size,
 			run: async (p) => {
 				const { root, rel } = await place();
@@ -236,6 +242,12 @@ export async function getFiles(
 		});
 	}
 	return runJobs(plan, hooks, started);
+}
+
+/** A local path as a person would type it here: relative to the working directory when inside it. */
+function forPeople(abs: string): string {
+	const rel = relative(process.cwd(), abs);
+	return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? abs : rel;
 }
 
 async function localRoot(dir: string): Promise<SandboxRoot> {
@@ -293,7 +305,8 @@ async function planTree(
 		})();
 		return made;
 	};
-	if (!walk.entries.some((e) => e.type === "file")) await makeTree();
+	if (!walk.entries.some((e) => e.type === "file"))
+		plan.emptyTrees.push(() => makeTree().catch((e) => plan.fail(from, accountFor(e, top))));
 	for (const e of walk.entries) {
 		const path = under(e.path);
 		if (e.type === "symlink")

@@ -87,6 +87,7 @@ export function receiverNameProblem(name: string, platform: string): string | un
 	// Windows' "best fit" code-page mapping turns compatibility forms such as a
 	// fullwidth ＼ or ： into the ASCII character, so judge the folded form too.
 	const folded = PRINTABLE_ASCII.test(name) ? name : name.normalize("NFKC");
+	if (folded === "." || folded === "..") return "the name reads as a dot name on Windows";
 	if (/^[a-z]:/i.test(folded)) return "a drive letter cannot start a name on Windows";
 	if (WINDOWS_FORBIDDEN.test(folded) || /[/\\]/.test(folded))
 		return 'Windows cannot hold : * ? " < > | in a name';

@@ -77,7 +77,7 @@ const FROM_WIRE: Record<
 	exists: {
 		code: "exists",
 		message: "It already exists on the server; pass --overwrite to replace it.",
-		about: (w) => `${w} already exists on the server`,
+		about: (w) => `${w} already exists on the server; pass --overwrite to replace it`,
 	},
 	"overwrite-forbidden": {
 		code: "permission",

@@ -27,6 +27,25 @@ export interface TransferOptions {
 	onProgress?(done: number, total: number): void;
 }
 
+/**
+ * The server sent a name the wire rules forbid: it misbehaves, so the
+ * transfer that asked stops at once (SPEC), rather than failing one file.
+ */
+export class PeerNameError extends PairlinkError {
+	constructor(message: string) {
+		super("invalid-path", message);
+	}
+}
+
+/** A path the server sent, checked by the wire rules; PeerNameError when it breaks them. */
+function peerPath(path: string): string[] {
+	try {
+		return parseWirePath(path);
+	} catch (e) {
+		throw new PeerNameError((e as Error).message);
+	}
+}
+
 /** A remote directory's tree, as walk() returns it. */
 export interface Walk {
 	entries: WalkEntry[];
@@ -121,10 +140,9 @@ export class ClientSession {
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
 				for (const e of m.entries) {
-					if (parseWirePath(e.path).at(-1) !== e.name)
-						throw new PairlinkError(
-							"protocol",
-							"the server sent a walk entry whose name is not its path's",
+					if (peerPath(e.path).at(-1) !== e.name)
+						throw new PeerNameError(
+							`Refused path ${JSON.stringify(e.path)}: the server named it ${JSON.stringify(e.name)}`,
 						);
 					walk.entries.push(e);
 				}
