@@ -156,15 +156,15 @@ describe.skipIf(missing)("names: ordinary names move between two Linux machines"
 });
 
 describe.skipIf(missing)("destinations", () => {
-	test("get -r -o backup gives backup/photos/…, whether or not backup existed", async () => {
-		await mkdir(join(share, "photos", "2026"), { recursive: true });
-		await writeFile(join(share, "photos", "2026", "a.jpg"), "jpeg\n");
+	test("get -r -o backup gives backup/pics/…, whether or not backup existed", async () => {
+		await mkdir(join(share, "pics", "2026"), { recursive: true });
+		await writeFile(join(share, "pics", "2026", "a.jpg"), "jpeg\n");
 		for (const existed of [false, true]) {
 			const cwd = await makeTempDir("pairlink-local-");
 			if (existed) await mkdir(join(cwd, "backup"));
-			const r = await client(["get", host, "photos", "-r", "-o", "backup"], cwd);
+			const r = await client(["get", host, "pics", "-r", "-o", "backup"], cwd);
 			expect(r.exitCode).toBe(0);
-			expect(await Bun.file(join(cwd, "backup", "photos", "2026", "a.jpg")).text()).toBe("jpeg\n");
+			expect(await Bun.file(join(cwd, "backup", "pics", "2026", "a.jpg")).text()).toBe("jpeg\n");
 		}
 	});
 
@@ -183,9 +183,14 @@ describe.skipIf(missing)("destinations", () => {
 		const cwd = await makeTempDir("pairlink-local-");
 		await mkdir(join(cwd, "photos", "trip"), { recursive: true });
 		await writeFile(join(cwd, "photos", "trip", "b.jpg"), "b\n");
-		const r = await client(["put", host, join(cwd, "photos"), "-r", "--to", "album"], cwd);
+		expect(existsSync(join(share, "photos"))).toBe(false);
+		const r = await client(["put", host, join(cwd, "photos"), "-r", "--to", "photos"], cwd);
 		expect(r.exitCode).toBe(0);
-		expect(await Bun.file(join(share, "album", "photos", "trip", "b.jpg")).text()).toBe("b\n");
+		expect(await Bun.file(join(share, "photos", "photos", "trip", "b.jpg")).text()).toBe("b\n");
+		// And without --to: photos/ at the top of the share.
+		const top = await client(["put", host, "photos", "-r"], cwd);
+		expect(top.exitCode).toBe(0);
+		expect(await Bun.file(join(share, "photos", "trip", "b.jpg")).text()).toBe("b\n");
 	});
 
 	test("put --to names a new directory for several files, or the file to write for one", async () => {

@@ -48,10 +48,10 @@ export const reasonOf = (e: PairlinkError): string => REASONS[e.code] ?? e.code;
  * (exit 6) if there was one, else the first refusal (exit 5). One failed
  * file is its own error; several were each reported, and this counts them.
  */
-function failureOf(s: Summary, reportedEach: boolean): PairlinkError {
+function failureOf(s: Summary): PairlinkError {
 	const failed = s.failed.map((f) => f.error);
 	const worst = failed.find((e) => e.exitCode === EXIT.transfer) ?? (failed[0] as PairlinkError);
-	if (!reportedEach) return worst;
+	if (failed.length === 1) return worst;
 	const asked = s.files + s.upToDate + failed.length;
 	return new PairlinkError(
 		worst.code,
@@ -72,7 +72,7 @@ export async function reportTransfer(
 	const progress = progressFor(json);
 	// Without --json a lone failure is held back: it becomes the command's own error message.
 	let held: FileFailed | undefined;
-	let reportedEach = json;
+	let reportedEach = false;
 	const tell = (f: FileFailed) => logger.error(`${sentence(safe(f.error.message))}`);
 	try {
 		const summary = await run({
@@ -115,8 +115,9 @@ export async function reportTransfer(
 				bytes: summary.bytes,
 				seconds: Number(summary.seconds.toFixed(3)),
 			});
-		} else out(summaryLine(summary));
-		if (summary.failed.length > 0) throw failureOf(summary, reportedEach);
+		} else if (summary.files + summary.upToDate > 0 || summary.failed.length !== 1)
+			out(summaryLine(summary)); // a lone failure is all there is to say: it is the error
+		if (summary.failed.length > 0) throw failureOf(summary);
 		return summary;
 	} finally {
 		progress.stop();
