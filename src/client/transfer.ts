@@ -104,7 +104,7 @@ export async function getFiles(
 				if (!opts.recursive)
 					throw new PairlinkError(
 						"is-directory",
-						`${JSON.stringify(from)} is a directory on the server`,
+						`${JSON.stringify(from || "/")} is a directory on the server`,
 					);
 				await planTree(session, plan, from, intoDir ? join(destAbs, name ?? "") : destAbs, {
 					platform,

@@ -19,6 +19,7 @@ import {
 	parseNdjson,
 	removeTempDirs,
 } from "../helpers/cli.ts";
+import { Child, fsizePrefix, killChildren, prlimitAvailable } from "../helpers/faults.ts";
 import { cli, type Paired, pairDevices } from "./scenarios.ts";
 
 const MODE: CliMode = "binary";
@@ -85,6 +86,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+	await killChildren();
 	await killAllChildren();
 	await removeTempDirs();
 });
@@ -136,6 +138,30 @@ describe.skipIf(missing)("every file accounted for", () => {
 		expect(r.stderr).toContain('"two-bad/x\\\\1"');
 		expect(r.stderr).toContain('"two-bad/x\\\\2"');
 		expect(r.stderr).toContain("2 of 3 files failed");
+	});
+});
+
+describe.skipIf(missing || !prlimitAvailable())("a transfer failure among refusals", () => {
+	test("a file too big for this device's file-size limit and a missing one: the rest move, exit 6", async () => {
+		await mkdir(join(share, "mix6"), { recursive: true });
+		await writeFile(join(share, "mix6", "small.txt"), "small\n");
+		await writeFile(join(share, "mix6", "big.bin"), Buffer.alloc(2 * 1024 * 1024, 7));
+		const dest = await makeTempDir("pairlink-dest-");
+		const args = ["get", host, "mix6/small.txt", "mix6/big.bin", "mix6/gone.txt", "-o", dest];
+		const limited = new Child([...args, "--json"], {
+			mode: MODE,
+			home: paired.clientHome,
+			prefix: fsizePrefix(64 * 1024),
+		});
+		expect(await limited.exited, limited.describe()).toBe(6);
+		expect(await Bun.file(join(dest, "small.txt")).text()).toBe("small\n");
+		expect(existsSync(join(dest, "big.bin"))).toBe(false);
+		const errors = events(limited.stdout, "error");
+		expect(errors.map((e) => [e.path, e.code, e.reason]).sort()).toEqual([
+			["mix6/big.bin", 6, "disk-full"],
+			["mix6/gone.txt", 5, "not-found"],
+		]);
+		expect(events(limited.stdout, "done")[0]).toMatchObject({ files: 1, failed: 2 });
 	});
 });
 
@@ -203,6 +229,11 @@ describe.skipIf(missing)("destinations", () => {
 		const one = await client(["put", host, "p.txt", "--to", "renamed/p-copy.txt"], cwd);
 		expect(one.exitCode).toBe(0);
 		expect(await Bun.file(join(share, "renamed", "p-copy.txt")).text()).toBe("p\n");
+		// README: `put notes.txt --to docs` puts it inside docs when docs is a directory there.
+		await mkdir(join(share, "docs"), { recursive: true });
+		const into = await client(["put", host, "p.txt", "--to", "docs"], cwd);
+		expect(into.exitCode).toBe(0);
+		expect(await Bun.file(join(share, "docs", "p.txt")).text()).toBe("p\n");
 	});
 });
 
