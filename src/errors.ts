@@ -36,7 +36,8 @@ export type ErrorCode =
 	| "disk-full"
 	| "interrupted"
 	| "local-not-found"
-	| "local-exists";
+	| "local-exists"
+	| "invalid-name";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -142,6 +143,10 @@ export const ERROR_TABLE = {
 	"disk-full": {
 		exit: EXIT.transfer,
 		hint: "Free some space and run the command again; it resumes.",
+	},
+	"invalid-name": {
+		exit: EXIT.refused,
+		hint: "Rename it to a name both systems can hold; the other files were not affected.",
 	},
 	"local-not-found": {
 		exit: EXIT.refused,

@@ -57,9 +57,9 @@ export function onThisDevice(e: unknown, label: string): PairlinkError {
 		case "local-exists":
 			return new PairlinkError("local-exists", `${what} already exists on this device`);
 		case "permission":
-			return new PairlinkError("permission", `this device gives no permission for ${what}`);
+			return new PairlinkError("permission", `This device gives no permission for ${what}`);
 		case "disk-full":
-			return new PairlinkError("disk-full", `this device has no space left for ${what}`);
+			return new PairlinkError("disk-full", `This device has no space left for ${what}`);
 		case "is-directory":
 			return new PairlinkError("is-directory", `${what} is a directory on this device`);
 		case "busy":
@@ -89,7 +89,7 @@ function fromErrno(os: string, what: string, e: unknown): PairlinkError {
 				cause: e,
 			});
 		default:
-			return new PairlinkError("permission", `this device gives no permission for ${what}`, {
+			return new PairlinkError("permission", `This device gives no permission for ${what}`, {
 				cause: e,
 			});
 	}

@@ -71,7 +71,7 @@ export async function putFiles(
 			const why = intoDir ? wireNameProblem(name) : undefined;
 			if (why)
 				throw new PairlinkError(
-					"invalid-path",
+					"invalid-name",
 					`${JSON.stringify(local)} cannot be sent under its name: ${why}`,
 				);
 			const remote = intoDir ? [...toParts, name] : toParts;
@@ -169,7 +169,7 @@ async function* walkLocal(
 			const why = wireNameProblem(entry.name) ?? (await notUtf8(entry.name, abs));
 			if (why) {
 				const what = `${JSON.stringify(shown)} cannot be sent under its name: ${why}`;
-				plan.fail(shown, new PairlinkError("invalid-path", what));
+				plan.fail(shown, new PairlinkError("invalid-name", what));
 				continue;
 			}
 			const rel = [...d.rel, entry.name];

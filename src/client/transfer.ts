@@ -91,7 +91,11 @@ export async function getFiles(
 			const from = joinWirePath(remoteParts);
 			const name = remoteParts.at(-1);
 			const problem = intoDir && name ? receiverPathProblem([name], platform) : undefined;
-			if (problem) throw new PairlinkError("invalid-path", `${remote}: ${problem.why}`);
+			if (problem)
+				throw new PairlinkError(
+					"invalid-name",
+					`${JSON.stringify(remote)} cannot be written on this device: ${problem.why}`,
+				);
 			const entry = await session.stat(from);
 			if (entry.type === "file" && name) {
 				const target = intoDir ? join(destAbs, name) : destAbs;
@@ -147,8 +151,8 @@ async function planTree(
 	const walk = await session.walk(from);
 	const under = (rel: string) => (from ? `${from}/${rel}` : rel);
 	for (const r of walk.refused) {
-		const why = `the server cannot send ${JSON.stringify(under(r.path))}: ${r.why}`;
-		plan.fail(under(r.path), new PairlinkError("invalid-path", why));
+		const why = `The server cannot send ${JSON.stringify(under(r.path))}: ${r.why}`;
+		plan.fail(under(r.path), new PairlinkError("invalid-name", why));
 	}
 	const unholdable = (rel: string) => receiverPathProblem(rel.split("/"), ctx.platform);
 	const dirs = walk.entries.filter((e) => e.type === "dir" && !unholdable(e.path));
@@ -188,7 +192,7 @@ async function planTree(
 		const problem = unholdable(e.path);
 		if (problem) {
 			const why = `${JSON.stringify(path)} cannot be written on this device: ${problem.why}`;
-			plan.fail(path, new PairlinkError("invalid-path", why));
+			plan.fail(path, new PairlinkError("invalid-name", why));
 			continue;
 		}
 		ctx.addFile(path, join(top, ...e.path.split("/")), e.size, async () => {

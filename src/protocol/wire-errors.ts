@@ -95,12 +95,12 @@ const FROM_WIRE: Record<
 	permission: {
 		code: "permission",
 		message: "The server has no permission for that path.",
-		about: (w) => `the server has no permission for ${w}`,
+		about: (w) => `The server has no permission for ${w}`,
 	},
 	"invalid-path": {
 		code: "invalid-path",
 		message: "The server refused the path as unsafe or outside the shared directory.",
-		about: (w) => `the server refused ${w} as a name its system cannot hold or as unsafe`,
+		about: (w) => `The server refused ${w} as a name its system cannot hold or as unsafe`,
 	},
 	"is-directory": {
 		code: "is-directory",
@@ -115,17 +115,17 @@ const FROM_WIRE: Record<
 	integrity: {
 		code: "integrity",
 		message: "The server received data whose SHA-256 did not match.",
-		about: (w) => `the server received data for ${w} whose SHA-256 did not match`,
+		about: (w) => `The server received data for ${w} whose SHA-256 did not match`,
 	},
 	"disk-full": {
 		code: "disk-full",
 		message: "The server has no space left.",
-		about: (w) => `the server has no space left for ${w}`,
+		about: (w) => `The server has no space left for ${w}`,
 	},
 	io: {
 		code: "refused",
 		message: "The server could not complete the operation.",
-		about: (w) => `the server could not complete the operation on ${w}`,
+		about: (w) => `The server could not complete the operation on ${w}`,
 	},
 };
 

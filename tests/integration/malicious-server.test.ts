@@ -279,7 +279,7 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 				for (const n of names) expect(failed.get(`d/${n}`)).toBe("not-found");
 			} else {
 				expect(asked).toEqual(["d/honest.txt"]);
-				for (const n of names) expect(failed.get(`d/${n}`)).toBe("invalid-path");
+				for (const n of names) expect(failed.get(`d/${n}`)).toBe("invalid-name");
 			}
 			expect(failed.get("d/honest.txt")).toBe("not-found");
 			await ws.expectNothingOutside();

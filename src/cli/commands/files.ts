@@ -38,6 +38,7 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
 	exists: "exists",
 	"local-exists": "exists",
 	"invalid-path": "invalid-name",
+	"invalid-name": "invalid-name",
 	busy: "in-use",
 };
 
