@@ -5,7 +5,6 @@
  * asked for ends up moved or failed with its path and why; one failure
  * never stops the others.
  */
-import { mkdir } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import type { TransferResult } from "../session/client-session.ts";
 import { accountFor, endsTransfer, type FileFailed, onThisDevice } from "./file-failures.ts";
@@ -144,9 +143,4 @@ export async function destIsDirectory(
 	recursive: boolean,
 ): Promise<boolean> {
 	return /[/\\]$/.test(given) || sources > 1 || recursive || (await isDir());
-}
-
-/** `mkdir -p` on this device, failing as a local error that names the directory. */
-export async function makeLocalDir(dir: string): Promise<void> {
-	await mkdir(dir, { recursive: true }).catch((e) => Promise.reject(onThisDevice(e, dir)));
 }

@@ -5,7 +5,7 @@
  * a time over the one connection (requests are pipelined, so small files do
  * not wait a round trip each). Uploads are in put-files.ts.
  */
-import { stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { SandboxRoot } from "../fs/root.ts";
@@ -20,7 +20,6 @@ import { accountFor, onThisDevice } from "./file-failures.ts";
 import {
 	destIsDirectory,
 	forSource,
-	makeLocalDir,
 	Plan,
 	runJobs,
 	type Summary,
@@ -61,7 +60,6 @@ export async function getFiles(
 		remotes.length,
 		opts.recursive,
 	);
-	if (intoDir) await makeLocalDir(destAbs);
 	const plan = new Plan(hooks);
 	/** Local file -> the remote file that goes there: two sources must not land on one name. */
 	const claimed = new Map<string, string>();
@@ -127,8 +125,9 @@ function forPeople(abs: string): string {
 	return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? abs : rel;
 }
 
+/** `mkdir -p` on this device (nothing is created before every source is planned), then open it. */
 async function localRoot(dir: string): Promise<SandboxRoot> {
-	await makeLocalDir(dir);
+	await mkdir(dir, { recursive: true }).catch((e) => Promise.reject(onThisDevice(e, dir)));
 	return SandboxRoot.open(dir);
 }
 

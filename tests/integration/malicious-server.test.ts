@@ -27,6 +27,7 @@ import type { Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
 import { listenTls } from "../../src/transport/listen.ts";
+import { binaryExists, describeResult, runPairlink } from "../helpers/cli.ts";
 import {
 	connectTo,
 	makeDevice,
@@ -285,6 +286,23 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 			await ws.expectNothingOutside();
 		}
 	});
+
+	test.skipIf(!binaryExists())(
+		"dist/pairlink get -r from a server that sends a forbidden name: exit 5 at once, nothing written",
+		async () => {
+			const ws = await workspace();
+			const fake = fakeServer(evil.identity, liar({ path: "sub/..\\evil", name: "..\\evil" }));
+			const args = ["get", fake.target.display, "d", "-r", "-o", ws.dest, "--json"];
+			const r = await runPairlink(args, { mode: "binary", home: client.home });
+			expect(r.exitCode, describeResult(r)).toBe(5);
+			expect(r.stderr).toContain("Refused path");
+			// Stopped at the listing: not even the honest file was asked for, nothing was written.
+			expect(fake.received.map((m) => m.t)).toEqual(["stat", "walk"]);
+			expect(r.stdout).not.toContain("honest.txt");
+			expect(await snapshot(ws.dest)).toEqual(new Map());
+			await ws.expectNothingOutside();
+		},
+	);
 
 	// Found while writing these tests: the refusal used to escape the socket's data
 	// callback and came out as "interrupted" (exit 6) on a torn-down connection.
