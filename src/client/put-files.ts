@@ -50,17 +50,17 @@ export async function putFiles(
 	/** Remote directories to create, shallowest first: the destination's chain, then each tree's. */
 	const chain = intoDir ? toParts : toParts.slice(0, -1);
 	const dirs = chain.map((_, i) => toParts.slice(0, i + 1));
-	const upload = (label: string, abs: string, remote: string[], size: number) =>
+	const upload = (label: string, abs: string, remoteParts: string[], size: number) => {
+		const remote = joinWirePath(remoteParts);
+		if (!plan.claim(label, remote, "server")) return;
 		plan.jobs.push({
 			label,
-			remote: joinWirePath(remote),
+			remote,
 			size,
 			run: (p) =>
-				session.upload(abs, joinWirePath(remote), {
-					overwrite: opts.overwrite,
-					onProgress: (d, t) => p(d, t),
-				}),
+				session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d, t) => p(d, t) }),
 		});
+	};
 	const trees: { label: string; abs: string; base: string[] }[] = [];
 	for (const local of locals) {
 		await forSource(plan, local, async () => {
@@ -79,7 +79,7 @@ export async function putFiles(
 				if (!opts.recursive)
 					throw new PairlinkError(
 						"is-directory",
-						`${JSON.stringify(local)} is a directory on this device; use -r`,
+						`${JSON.stringify(local)} is a directory on this device`,
 					);
 				dirs.push(remote);
 				trees.push({ label: local, abs, base: remote });

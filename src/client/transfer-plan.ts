@@ -64,6 +64,22 @@ export class Plan {
 		this.failed.push({ path, error });
 		this.hooks.onFailed?.({ path, error });
 	}
+
+	/** Destination -> the source that goes there: two sources of one command must not land on one name. */
+	private readonly claimed = new Map<string, string>();
+
+	/** Claim `target` for `source`; a later claim fails, naming both, and returns false. */
+	claim(source: string, target: string, side: "here" | "server"): boolean {
+		const other = this.claimed.get(target);
+		if (other === undefined) {
+			this.claimed.set(target, source);
+			return true;
+		}
+		const where = side === "here" ? "on this device" : "on the server";
+		const why = `${JSON.stringify(source)} would land on ${JSON.stringify(target)} ${where}, where ${JSON.stringify(other)} goes; move them into separate directories`;
+		this.fail(source, new PairlinkError(side === "here" ? "local-exists" : "exists", why));
+		return false;
+	}
 }
 
 /**

@@ -61,15 +61,8 @@ export async function getFiles(
 		opts.recursive,
 	);
 	const plan = new Plan(hooks);
-	/** Local file -> the remote file that goes there: two sources must not land on one name. */
-	const claimed = new Map<string, string>();
 	const addFile: AddFile = (from, target, size, place) => {
-		const other = claimed.get(target);
-		if (other !== undefined) {
-			const err = `${JSON.stringify(from)} would land on ${JSON.stringify(target)} on this device, where ${JSON.stringify(other)} goes; get them into separate directories`;
-			return plan.fail(from, new PairlinkError("local-exists", err));
-		}
-		claimed.set(target, from);
+		if (!plan.claim(from, target, "here")) return;
 		plan.jobs.push({
 			label: from,
 			local: forPeople(target),

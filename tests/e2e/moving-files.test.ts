@@ -301,6 +301,13 @@ describe.skipIf(missing)("local versus remote: which side, which file", () => {
 		expect(await Bun.file(join(cwd, "here", "same.txt")).text()).toBe("first\n");
 		expect(r.stderr).toContain('"d2/same.txt"');
 		expect(r.stderr).toContain("on this device");
+		// The same on the other side: two local files of one name put into one remote folder.
+		await mkdir(join(cwd, "d2"));
+		await writeFile(join(cwd, "d2", "same.txt"), "second\n");
+		const put = await client(["put", host, "here/same.txt", "d2/same.txt", "--to", "dup"], cwd);
+		expect(put.exitCode).toBe(5);
+		expect(await Bun.file(join(share, "dup", "same.txt")).text()).toBe("first\n");
+		expect(put.stderr).toContain('"d2/same.txt" would land on "dup/same.txt" on the server');
 		const again = await client(["get", host, "d2/same.txt", "-o", "here"], cwd);
 		expect(again.exitCode).toBe(5);
 		expect(again.stderr).toContain("already exists on this device");
