@@ -65,7 +65,13 @@ export async function putFiles(
 	for (const local of locals) {
 		await forSource(plan, local, async () => {
 			const abs = resolve(local);
-			const info = await stat(abs).catch((e) => Promise.reject(onThisDevice(e, local)));
+			const info = await stat(abs).catch(async (e) => {
+				// A name typed (or globbed) in bytes that are not UTF-8 reaches us with U+FFFD.
+				const why = await notUtf8(basename(abs), abs);
+				throw why
+					? new PairlinkError("invalid-name", `${JSON.stringify(local)} cannot be sent: ${why}`)
+					: onThisDevice(e, local);
+			});
 			// stat, not lstat: a source given as a symlink is followed and sent under the name given.
 			const name = basename(abs);
 			const why = intoDir ? wireNameProblem(name) : undefined;

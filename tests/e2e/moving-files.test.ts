@@ -126,6 +126,26 @@ describe.skipIf(missing)("every file accounted for", () => {
 		});
 	});
 
+	test("put of a file named in bytes that are not UTF-8 (as a shell glob passes it): reported, the rest go", async () => {
+		const cwd = await makeTempDir("pairlink-local-");
+		await writeFile(Buffer.concat([Buffer.from(`${cwd}/`), NOT_UTF8]), "not utf-8\n");
+		await writeFile(join(cwd, "fine.txt"), "fine\n");
+		// Through a shell: an argument of raw bytes cannot be given as a JavaScript string.
+		const script = `exec "$0" put "$1" bad* fine.txt --to bytes/ --json`;
+		const proc = Bun.spawn(["/bin/sh", "-c", script, BINARY, host], {
+			cwd,
+			env: { PATH: process.env.PATH ?? "", PAIRLINK_HOME: paired.clientHome, NO_COLOR: "1" },
+			stdout: "pipe",
+			stderr: "pipe",
+		});
+		const [code, stdout] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+		expect(code).toBe(5);
+		expect(await Bun.file(join(share, "bytes", "fine.txt")).text()).toBe("fine\n");
+		expect(events(stdout, "error")).toEqual([
+			expect.objectContaining({ path: "bad\uFFFD.txt", code: 5, reason: "invalid-name" }),
+		]);
+	});
+
 	test("without --json each failed file is named on stderr, and the moved ones on stdout", async () => {
 		await mkdir(join(share, "two-bad"), { recursive: true });
 		await writeFile(join(share, "two-bad", "ok.txt"), "ok\n");
