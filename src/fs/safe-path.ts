@@ -124,8 +124,10 @@ export function normalizeRemote(p: string): string {
 	return p.replace(/^\/+/, "").replace(/\/+$/, "");
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
-const UNSAFE_ON_TERMINAL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+// Bidi marks and controls (U+061C, U+200E/F, U+202A-E, U+2066-9), separators and the BOM.
+const UNSAFE_ON_TERMINAL =
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
+	/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /**
  * Peer-controlled text (device and file names) with every control character

@@ -114,6 +114,8 @@ describe("receiver rules: only a Windows receiver refuses what Windows cannot ho
 
 describe("escapeForTerminal", () => {
 	test("escapes control, line-separator and bidi characters and nothing else", () => {
-		expect(escapeForTerminal("\u001b[2Jred\u202e\u2028ok ✓")).toBe("\\x1b[2Jred\\u202e\\u2028ok ✓");
+		expect(escapeForTerminal("\u001b[2Jred\u202e\u2028\u200fok ✓")).toBe(
+			"\\x1b[2Jred\\u202e\\u2028\\u200fok ✓",
+		);
 	});
 });
