@@ -146,7 +146,7 @@ export const ERROR_TABLE = {
 	},
 	"invalid-name": {
 		exit: EXIT.refused,
-		hint: "Rename it to a name both systems can hold; the other files were not affected.",
+		hint: "Rename such files to names that both systems can hold.",
 	},
 	"local-not-found": {
 		exit: EXIT.refused,

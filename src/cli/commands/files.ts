@@ -56,7 +56,7 @@ function failureOf(s: Summary): PairlinkError {
 	const asked = s.files + s.upToDate + failed.length;
 	return new PairlinkError(
 		worst.code,
-		`${failed.length} of ${asked} files failed (each is named above); the others were moved`,
+		`${failed.length} of ${asked} files failed, each named with its reason; the others were moved`,
 	);
 }
 
