@@ -34,7 +34,10 @@ export type ErrorCode =
 	| "busy"
 	| "integrity"
 	| "disk-full"
-	| "interrupted";
+	| "interrupted"
+	| "local-not-found"
+	| "local-exists"
+	| "invalid-name";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -140,6 +143,18 @@ export const ERROR_TABLE = {
 	"disk-full": {
 		exit: EXIT.transfer,
 		hint: "Free some space and run the command again; it resumes.",
+	},
+	"invalid-name": {
+		exit: EXIT.refused,
+		hint: "Rename such files to names that both systems can hold.",
+	},
+	"local-not-found": {
+		exit: EXIT.refused,
+		hint: "Check that path on this device: it is a local path.",
+	},
+	"local-exists": {
+		exit: EXIT.refused,
+		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
 	},
 	interrupted: {
 		exit: EXIT.transfer,

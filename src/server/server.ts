@@ -62,6 +62,8 @@ export interface ServerOptions {
 	timeouts?: Timeouts;
 	maxClients?: number;
 	onEvent?(event: ServerEvent): void;
+	/** The OS whose name rules uploads must meet (default: this one's); for tests. */
+	platform?: string;
 }
 
 export interface RunningServer {
@@ -382,6 +384,7 @@ class ServerConnection {
 		this.session = new ServerSession(this.socket, {
 			root: this.opts.root,
 			policy: this.opts.policy,
+			platform: this.opts.platform,
 			peer,
 			onIdle: () => {
 				if (this.slots.stopping()) this.close();

@@ -8,6 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
+import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
@@ -29,6 +30,8 @@ export interface ServerSessionDeps {
 	onTransfer?(event: TransferEvent): void;
 	/** The last transfer in flight is done (a stopping server closes the connection then). */
 	onIdle?(): void;
+	/** The OS whose name rules uploads must meet (default: this one's); injectable for tests. */
+	platform?: string;
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
@@ -253,14 +256,14 @@ export class ServerSession {
 		for await (const entry of this.deps.root.walk(m.path)) {
 			if (this.closed) return;
 			const full = batches.add(entry);
-			if (full)
-				await this.channel.send({ t: "walk-entries", id: m.id, entries: full, done: false });
+			if (full) await this.channel.send(walkMessage(m.id, full, false));
 		}
-		await this.channel.send({ t: "walk-entries", id: m.id, entries: batches.rest(), done: true });
+		await this.channel.send(walkMessage(m.id, batches.rest(), true));
 	}
 
 	private async mkdir(m: MessageOf<"mkdir">): Promise<void> {
 		this.check({ op: "mkdir", path: m.path });
+		checkReceivable(m.path, this.platform);
 		await this.deps.root.mkdir(m.path, m.parents);
 		await this.channel.send({ t: "ok", id: m.id });
 	}
@@ -381,6 +384,7 @@ export class ServerSession {
 		this.uploads.set(m.id, upload);
 		upload.chain = (async () => {
 			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
+			checkReceivable(m.path, this.platform);
 			try {
 				upload.part = await Part.open(this.deps.root, m.path, overwrite);
 			} catch (e) {
@@ -470,6 +474,10 @@ export class ServerSession {
 
 	// ---- plumbing
 
+	private get platform(): string {
+		return this.deps.platform ?? process.platform;
+	}
+
 	private check(op: Parameters<typeof allowed>[2]): void {
 		const refusal = allowed(this.deps.policy, this.deps.peer, op);
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
@@ -500,4 +508,18 @@ export class ServerSession {
 	private send(message: Message): void {
 		void this.channel.send(message).catch(() => undefined);
 	}
+}
+
+/**
+ * One walk message: files the wire rules let through as entries, the others
+ * as refusals the client reports per file (their names only for people).
+ */
+function walkMessage(id: number, batch: WalkEntry[], done: boolean): Message {
+	const entries: WalkEntry[] = [];
+	const refused: { path: string; code: "invalid-path"; why: string }[] = [];
+	for (const { refused: why, ...entry } of batch) {
+		if (why === undefined) entries.push(entry);
+		else refused.push({ path: entry.path.slice(0, 4000), code: "invalid-path", why });
+	}
+	return { t: "walk-entries", id, entries, ...(refused.length > 0 ? { refused } : {}), done };
 }

@@ -105,7 +105,7 @@ describe("interactive session in a terminal", () => {
 			{ expect: "desk:/docs> ", send: "put up.txt\r" },
 			{ expect: "1 file" },
 			{ expect: "desk:/docs> ", send: "get no-such-file\r" },
-			{ expect: "No such file" },
+			{ expect: "does not exist on the server" },
 			{ expect: "desk:/docs> ", send: "pwd\r" },
 			{ expect: "/docs" },
 			{ expect: "desk:/docs> ", send: "exit\r" },
@@ -169,7 +169,7 @@ describe("batch mode (commands on stdin)", () => {
 		);
 		expect(r.code).toBe(5);
 		expect(r.stdout).toBe("/\n");
-		expect(r.stderr).toMatch(/No such file/);
+		expect(r.stderr).toMatch(/"missing.txt" does not exist on the server/);
 		const bad = await batch(
 			["connect", `127.0.0.1:${srv.server.port}`],
 			client.home,

@@ -27,6 +27,7 @@ import type { Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
 import { listenTls } from "../../src/transport/listen.ts";
+import { binaryExists, describeResult, runPairlink } from "../helpers/cli.ts";
 import {
 	connectTo,
 	makeDevice,
@@ -199,9 +200,6 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 		{ path: "..\\x", name: "..\\x" },
 		{ path: "ctl\u0007x", name: "ctl\u0007x" },
 		{ path: "\u001b[31mred", name: "\u001b[31mred" },
-		{ path: "CON", name: "CON" },
-		{ path: "sub/aux.txt", name: "aux.txt" },
-		{ path: "C:x", name: "C:x" },
 		{ path: "ok.txt", name: "../evil" }, // an innocent path with a lying name
 		{ path: ".x.pairlink-part", name: ".x.pairlink-part" },
 	];
@@ -246,6 +244,63 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 			await ws.expectNothingOutside();
 			// getFiles walks (and checks every name) before it creates anything.
 			expect(await snapshot(ws.dest)).toEqual(new Map());
+		},
+	);
+
+	test("names only Windows refuses: a Linux receiver asks for each, a win32 receiver refuses each and gets the rest", async () => {
+		const names = ["CON", "aux.txt", "C:x", "notes: 2026?.txt"];
+		const handler = withStat({ d: { name: "d", type: "dir", size: 0, mtime: 0 } }, (m, fs) => {
+			if (m.t === "walk")
+				void send(fs, {
+					t: "walk-entries",
+					id: m.id,
+					entries: ["honest.txt", ...names].map((n) => ({ ...fileEntry(n, 5), path: n })),
+					done: true,
+				});
+			else if (m.t === "get") void send(fs, { t: "error", id: m.id, code: "not-found" });
+		});
+		for (const platform of ["linux", "win32"]) {
+			const ws = await workspace();
+			const fake = fakeServer(evil.identity, handler);
+			const conn = await connectToFake(fake);
+			const summary = await within(
+				WAIT_MS,
+				getFiles(conn.session, ["d"], {
+					recursive: true,
+					overwrite: false,
+					dest: ws.dest,
+					platform,
+				}),
+				"get -r",
+			);
+			const asked = fake.received.flatMap((m) => (m.t === "get" ? [m.path] : []));
+			const failed = new Map(summary.failed.map((f) => [f.path, f.error.code]));
+			if (platform === "linux") {
+				expect(asked.sort()).toEqual(["d/honest.txt", ...names.map((n) => `d/${n}`)].sort());
+				for (const n of names) expect(failed.get(`d/${n}`)).toBe("not-found");
+			} else {
+				expect(asked).toEqual(["d/honest.txt"]);
+				for (const n of names) expect(failed.get(`d/${n}`)).toBe("invalid-name");
+			}
+			expect(failed.get("d/honest.txt")).toBe("not-found");
+			await ws.expectNothingOutside();
+		}
+	});
+
+	test.skipIf(!binaryExists())(
+		"dist/pairlink get -r from a server that sends a forbidden name: exit 5 at once, nothing written",
+		async () => {
+			const ws = await workspace();
+			const fake = fakeServer(evil.identity, liar({ path: "sub/..\\evil", name: "..\\evil" }));
+			const args = ["get", fake.target.display, "d", "-r", "-o", ws.dest, "--json"];
+			const r = await runPairlink(args, { mode: "binary", home: client.home });
+			expect(r.exitCode, describeResult(r)).toBe(5);
+			expect(r.stderr).toContain("Refused path");
+			// Stopped at the listing: not even the honest file was asked for, nothing was written.
+			expect(fake.received.map((m) => m.t)).toEqual(["stat", "walk"]);
+			expect(r.stdout).not.toContain("honest.txt");
+			expect(await snapshot(ws.dest)).toEqual(new Map());
+			await ws.expectNothingOutside();
 		},
 	);
 
@@ -483,11 +538,13 @@ describe("(5) entries with names no pairlink server could send", () => {
 			}),
 		);
 		const conn = await connectToFake(fake);
-		const e = await expectRefusal(
-			getFiles(conn.session, [bad], { recursive: false, overwrite: false, dest: ws.dest }),
-			"invalid-path",
-		);
-		expect(e.message).not.toMatch(CONTROL);
+		const summary = await getFiles(conn.session, [bad], {
+			recursive: false,
+			overwrite: false,
+			dest: ws.dest,
+		});
+		expect(summary.failed.map((f) => [f.path, f.error.code])).toEqual([[bad, "invalid-path"]]);
+		expect(summary.failed[0]?.error.message).not.toMatch(CONTROL);
 		// Refused locally: the request never left the client.
 		expect(fake.received).toEqual([]);
 		expect(await readdir(ws.dest)).toEqual([]);
