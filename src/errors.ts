@@ -37,7 +37,9 @@ export type ErrorCode =
 	| "interrupted"
 	| "local-not-found"
 	| "local-exists"
-	| "invalid-name";
+	| "invalid-name"
+	| "changed"
+	| "stream-broken";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -155,6 +157,14 @@ export const ERROR_TABLE = {
 	"local-exists": {
 		exit: EXIT.refused,
 		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
+	},
+	changed: {
+		exit: EXIT.transfer,
+		hint: "Run the command again once the file is no longer being written.",
+	},
+	"stream-broken": {
+		exit: EXIT.transfer,
+		hint: "The output is incomplete: run the command again into a pipe or file that stays open.",
 	},
 	interrupted: {
 		exit: EXIT.transfer,

@@ -6,10 +6,11 @@
  * survives an interruption is the resume point for the next attempt.
  */
 import { constants } from "node:fs";
-import { type FileHandle, link, lstat, open, rename, unlink } from "node:fs/promises";
+import { type FileHandle, link, lstat, open, rename, statfs, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { applyMeta, type FileMeta } from "./metadata.ts";
 import { display, errno, fsError, partName, type SandboxRoot } from "./root.ts";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -103,6 +104,12 @@ export class PartFile {
 		this.offset = 0;
 	}
 
+	/** Bytes free for unprivileged use where the file will stand (SPEC: refuse early, not at 90%). */
+	async freeBytes(): Promise<number> {
+		const s = await statfs(dirname(this.finalPath));
+		return Number(s.bavail) * Number(s.bsize);
+	}
+
 	get received(): number {
 		return this.offset;
 	}
@@ -134,7 +141,11 @@ export class PartFile {
 	 * Verify and move into place. On a mismatch the part file is deleted (its
 	 * content is known bad) and nothing appears at the final name.
 	 */
-	async commit(expected: { size: number; sha256: string }, overwrite: boolean): Promise<string> {
+	async commit(
+		expected: { size: number; sha256: string },
+		overwrite: boolean,
+		meta?: FileMeta,
+	): Promise<string> {
 		const actual = this.hasher.digest("hex");
 		if (this.offset !== expected.size || actual !== expected.sha256) {
 			await this.discard();
@@ -146,6 +157,8 @@ export class PartFile {
 			);
 		}
 		try {
+			// The sender's mtime and executable bits, set before the name appears.
+			if (meta) await applyMeta(this.fh, meta, process.platform);
 			await this.fh.sync();
 			await this.close();
 			if (overwrite) {

@@ -9,6 +9,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rm, stat } from "node:fs/promises";
 import { isAbsolute, join, relative } from "node:path";
 import { PairlinkError } from "../errors.ts";
+import { type Excluded, NOTHING_EXCLUDED } from "./exclude.ts";
 import { PART_SUFFIX, parseWirePath, wireNameProblem } from "./safe-path.ts";
 
 export type EntryType = "file" | "dir" | "symlink";
@@ -26,6 +27,8 @@ export interface WalkEntry extends Entry {
 	path: string;
 	/** Set when the name breaks the wire rules: why it cannot be sent (`path` is then for people only). */
 	refused?: string;
+	/** A symlink that is not followed: why. */
+	why?: string;
 }
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -209,13 +212,20 @@ export class SandboxRoot {
 		return entries;
 	}
 
-	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
-	async *walk(wirePath: string): AsyncGenerator<WalkEntry> {
+	/**
+	 * Depth-first walk of a directory: directories before their contents.
+	 * `excluded` leaves paths out (an excluded directory is never read). A
+	 * symlink is followed when its target stays inside the root and is not a
+	 * directory already walked (a loop or a repeat); otherwise it is reported
+	 * with `why`, never followed.
+	 */
+	async *walk(wirePath: string, excluded: Excluded = NOTHING_EXCLUDED): AsyncGenerator<WalkEntry> {
 		const { abs, stats, parts } = await this.resolveExisting(wirePath);
 		if (!stats.isDirectory()) {
 			yield { ...entryFromStats(parts.at(-1) ?? "", stats), path: parts.at(-1) ?? "" };
 			return;
 		}
+		const walked = new Set<string>([`${stats.dev}:${stats.ino}`]);
 		const stack: { abs: string; rel: string }[] = [{ abs, rel: "" }];
 		while (stack.length > 0) {
 			const dir = stack.pop() as { abs: string; rel: string };
@@ -228,8 +238,9 @@ export class SandboxRoot {
 			const subdirs: { abs: string; rel: string }[] = [];
 			for (const name of names) {
 				if (name.endsWith(PART_SUFFIX)) continue; // unfinished transfers are not files to send
-				const childAbs = join(dir.abs, name);
+				let childAbs = join(dir.abs, name);
 				const rel = dir.rel ? `${dir.rel}/${name}` : name;
+				if (excluded(rel)) continue;
 				let s: Stats;
 				try {
 					s = await lstat(childAbs);
@@ -245,11 +256,42 @@ export class SandboxRoot {
 					yield { ...entryFromStats(name, s), path: rel, refused };
 					continue;
 				}
+				if (s.isSymbolicLink()) {
+					const target = await this.followLink(childAbs, walked);
+					if (typeof target === "string") {
+						yield { ...entryFromStats(name, s), path: rel, why: target };
+						continue;
+					}
+					({ abs: childAbs, stats: s } = target);
+				}
 				yield { ...entryFromStats(name, s), path: rel };
-				if (s.isDirectory()) subdirs.push({ abs: childAbs, rel });
+				if (s.isDirectory()) {
+					walked.add(`${s.dev}:${s.ino}`);
+					subdirs.push({ abs: childAbs, rel });
+				}
 			}
 			stack.push(...subdirs.reverse());
 		}
+	}
+
+	/** A symlink met by a walk: its target inside the root, or why it is not followed. */
+	private async followLink(
+		link: string,
+		walked: ReadonlySet<string>,
+	): Promise<{ abs: string; stats: Stats } | string> {
+		let real: string;
+		let stats: Stats;
+		try {
+			real = await realpath(link);
+			stats = await stat(real);
+		} catch (e) {
+			return errno(e) === "ELOOP" ? "a symlink loop" : "its target does not exist";
+		}
+		if (!this.contains(real)) return "its target is outside the shared directory";
+		if (stats.isDirectory() && walked.has(`${stats.dev}:${stats.ino}`))
+			return "a loop: its target is a directory already sent";
+		if (!stats.isDirectory() && !stats.isFile()) return "its target is not a regular file";
+		return { abs: real, stats };
 	}
 
 	/** Open a regular file for reading without following a symlink that leads out. */

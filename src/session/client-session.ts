@@ -4,9 +4,15 @@
  * Every name a server sends back is checked by the same rules the server
  * applies to ours, and every download lands through a verified part file.
  */
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import { PartFile, readChunks } from "../fs/part-file.ts";
+import {
+	changed,
+	changedWhileRead,
+	type FileMeta,
+	snapshot,
+} from "../fs/metadata.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
@@ -16,9 +22,12 @@ import { errorFromWire } from "../protocol/wire-errors.ts";
 
 export interface TransferResult {
 	bytes: number;
+	/** Empty when the file was not moved and not hashed (up to date by size and time). */
 	sha256: string;
 	/** Bytes of verified partial data that were not sent again. */
 	resumedFrom: number;
+	/** Set when the file was not moved because the destination already had it. */
+	skipped?: "up-to-date";
 }
 
 export interface TransferOptions {
@@ -131,12 +140,12 @@ export class ClientSession {
 	 * it cannot send. Every path is checked before anyone uses it: one that
 	 * breaks the wire rules fails the whole walk (the server misbehaves).
 	 */
-	walk(path: string): Promise<Walk> {
+	walk(path: string, exclude: readonly string[] = []): Promise<Walk> {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const walk: Walk = { entries: [], refused: [] };
 		return this.request<Walk>(
-			(id) => ({ t: "walk", id, path }),
+			(id) => ({ t: "walk", id, path, ...(exclude.length > 0 ? { exclude: [...exclude] } : {}) }),
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
 				for (const e of m.entries) {
@@ -151,6 +160,17 @@ export class ClientSession {
 				return true;
 			},
 		);
+	}
+
+	/** SHA-256 of a remote file, hashed by the server on request (--checksum). */
+	hash(path: string): Promise<{ size: number; sha256: string }> {
+		const refused = checkPath(path);
+		if (refused) return refused;
+		return this.request((id) => ({ t: "hash", id, path }), (m, resolve) => {
+			if (m.t !== "hash-ok") return false;
+			resolve({ size: m.size, sha256: m.sha256 });
+			return true;
+		});
 	}
 
 	mkdir(path: string, parents = false): Promise<void> {
@@ -190,6 +210,7 @@ export class ClientSession {
 		};
 		/** The file's hash when the server sent it whole (no file-end follows). */
 		let wholeSha: string | undefined;
+		let meta: FileMeta | undefined;
 		let resolveResult: (r: TransferResult) => void = () => undefined;
 		let rejectResult: (e: PairlinkError) => void = () => undefined;
 		/** After every byte is written: verify, move into place, acknowledge. */
@@ -197,7 +218,7 @@ export class ClientSession {
 			chain = chain.then(async () => {
 				if (failure) return rejectResult(failure);
 				try {
-					const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite);
+					const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite, meta);
 					void this.channel.send({ t: "ack", id }).catch(() => undefined);
 					resolveResult({ bytes: size, sha256, resumedFrom });
 				} catch (e) {
@@ -232,6 +253,7 @@ export class ClientSession {
 						incoming = start;
 						resumedFrom = start;
 						wholeSha = m.sha256;
+						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
 						chain = chain.then(() => part.startAt(start)).catch(fail);
 						opts.onProgress?.(start, size);
 						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
@@ -271,31 +293,45 @@ export class ClientSession {
 		} catch (e) {
 			await chain.catch(() => undefined);
 			const error = e instanceof PairlinkError ? e : fsError(e, dest);
-			// Known-bad data is not kept; anything else stays resumable.
-			if (error.code === "integrity" || part.received === 0) await part.discard();
+			// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
+			if (error.code === "integrity" || error.code === "changed" || part.received === 0)
+				await part.discard();
 			else await part.keep();
 			throw error;
 		}
 	}
 
-	/** Upload a local file; resumes from a verified part file the server kept. */
+	/**
+	 * Upload a local file with its mtime and mode; resumes from a verified
+	 * part file the server kept. The server answers "up-to-date" instead of
+	 * put-ready when it already has the file. A source that changes while it
+	 * is read is not committed.
+	 */
 	async upload(
 		localPath: string,
 		remotePath: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
 		parseWirePath(remotePath);
+		const label = JSON.stringify(localPath);
+		const named = await stat(localPath).catch((e) => Promise.reject(fsError(e, label)));
 		// Small files (most of a tree) are read in one native call: open, read and close.
-		const small = await readIfSmall(localPath);
-		if (small) return this.uploadWhole(small, remotePath, opts);
+		const small = named.size <= MAX_DATA_PAYLOAD ? await readIfSmall(localPath) : undefined;
+		if (small) {
+			const after = await stat(localPath).catch(() => undefined);
+			if (small.length !== named.size || !after || changed(snapshot(named), snapshot(after)))
+				throw changedHere(label);
+			return this.uploadWhole(small, remotePath, opts, metaOf(named));
+		}
 		let fh: Awaited<ReturnType<typeof open>>;
 		try {
 			fh = await open(localPath, "r");
 		} catch (e) {
-			throw fsError(e, JSON.stringify(localPath));
+			throw fsError(e, label);
 		}
 		try {
-			const { size } = await fh.stat();
+			const before = snapshot(await fh.stat());
+			const size = before.size;
 			let aborted: PairlinkError | undefined;
 			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
 			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
@@ -305,18 +341,15 @@ export class ClientSession {
 			const result = this.request<TransferResult>(
 				(n) => {
 					id = n;
-					return { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
+					const put = { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
+					return { ...put, ...metaOf(before) } as Message;
 				},
 				(m, resolve) => {
 					if (m.t === "put-ready") {
 						ready(m);
 						return true;
 					}
-					if (m.t === "put-ok") {
-						resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
-						return true;
-					}
-					return false;
+					return answerPut(m, resolve, size);
 				},
 			);
 			result.catch((e) => {
@@ -344,6 +377,12 @@ export class ClientSession {
 				done += chunk.length;
 				opts.onProgress?.(done, size);
 			}
+			if (!aborted && (await changedWhileRead(fh, before, localPath))) {
+				// The server discards what it got and answers with an error; only then is the id free.
+				await this.channel.send({ t: "put-abort", id });
+				await result.catch(() => undefined);
+				throw changedHere(label);
+			}
 			if (!aborted) {
 				const sha256 = hasher.digest("hex");
 				await this.channel.send({ t: "put-end", id, sha256 });
@@ -367,6 +406,7 @@ export class ClientSession {
 		data: Uint8Array,
 		remotePath: string,
 		opts: TransferOptions,
+		meta: FileMeta,
 	): Promise<TransferResult> {
 		const size = data.length;
 		const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
@@ -376,19 +416,166 @@ export class ClientSession {
 				// Queued right behind the put, in the same turn, so both go out in one write.
 				if (size > 0)
 					queueMicrotask(() => void this.channel.sendData(id, data).catch(() => undefined));
-				return { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
+				const put = { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
+				return { ...put, ...meta } as Message;
 			},
-			(m, resolve) => {
-				if (m.t !== "put-ok") return false;
-				resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
-				return true;
-			},
+			(m, resolve) => answerPut(m, resolve, size),
 		);
 		const r = await result;
-		if (r.sha256 !== sha256)
+		if (!r.skipped && r.sha256 !== sha256)
 			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
 		opts.onProgress?.(size, size);
 		return r;
+	}
+
+	/**
+	 * Upload a stream of unknown length (standard input) into `remotePath`:
+	 * still through a part file on the server, committed only when the
+	 * SHA-256 sent at the end matches. Never resumed. A source that fails
+	 * while it is read commits nothing.
+	 */
+	async uploadStream(
+		source: AsyncIterable<Uint8Array>,
+		remotePath: string,
+		opts: TransferOptions,
+	): Promise<TransferResult> {
+		parseWirePath(remotePath);
+		let id = 0;
+		let ready: () => void = () => undefined;
+		const readyP = new Promise<void>((r) => {
+			ready = r;
+		});
+		let aborted = false;
+		const result = this.request<TransferResult>(
+			(n) => {
+				id = n;
+				return { t: "put", id: n, path: remotePath, size: 0, overwrite: opts.overwrite, stream: true };
+			},
+			(m, resolve) => {
+				if (m.t === "put-ready") {
+					ready();
+					return true;
+				}
+				return answerPut(m, resolve, 0);
+			},
+		);
+		result.catch(() => {
+			aborted = true;
+		});
+		await Promise.race([readyP, result]);
+		await this.channel.send({ t: "put-start", id, offset: 0 });
+		const hasher = new Bun.CryptoHasher("sha256");
+		let size = 0;
+		try {
+			for await (const chunk of source) {
+				if (aborted) break;
+				for (let at = 0; at < chunk.length; at += MAX_DATA_PAYLOAD) {
+					const piece = chunk.slice(at, at + MAX_DATA_PAYLOAD);
+					hasher.update(piece);
+					await this.channel.sendData(id, piece);
+					size += piece.length;
+				}
+				opts.onProgress?.(size, size);
+			}
+		} catch (e) {
+			await this.channel.send({ t: "put-abort", id }).catch(() => undefined);
+			await result.catch(() => undefined);
+			throw new PairlinkError(
+				"stream-broken",
+				`standard input failed while it was being sent (${(e as Error)?.message ?? String(e)}); nothing was committed`,
+			);
+		}
+		if (aborted) return await result;
+		const sha256 = hasher.digest("hex");
+		await this.channel.send({ t: "put-end", id, sha256, size });
+		const r = await result;
+		if (r.sha256 !== sha256)
+			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
+		return { ...r, bytes: size };
+	}
+
+	/**
+	 * Download `remotePath` into `sink` (standard output) as it arrives,
+	 * hashed on the way: bytes already written cannot be taken back, so a
+	 * mismatch at the end fails with the output said to be incomplete.
+	 */
+	async downloadTo(
+		remotePath: string,
+		sink: (chunk: Uint8Array) => Promise<void>,
+		opts: Pick<TransferOptions, "onProgress">,
+	): Promise<TransferResult & { written: number }> {
+		parseWirePath(remotePath);
+		let size = 0;
+		let incoming = 0;
+		let written = 0;
+		let wholeSha: string | undefined;
+		let chain = Promise.resolve();
+		const hasher = new Bun.CryptoHasher("sha256");
+		let failure: PairlinkError | undefined;
+		let settle: { resolve(r: TransferResult): void; reject(e: PairlinkError): void } | undefined;
+		const finish = (expected: string, id: number) => {
+			chain = chain.then(() => {
+				if (failure) return settle?.reject(failure);
+				const sha256 = hasher.digest("hex");
+				if (sha256 !== expected)
+					return settle?.reject(
+						new PairlinkError("integrity", "the data did not match the server's SHA-256"),
+					);
+				void this.channel.send({ t: "ack", id }).catch(() => undefined);
+				settle?.resolve({ bytes: size, sha256, resumedFrom: 0 });
+			});
+		};
+		try {
+			const r = await this.request<TransferResult>(
+				(id) => ({ t: "get", id, path: remotePath, offset: 0 }),
+				(m, resolve, reject, id) => {
+					settle = { resolve, reject };
+					if (m.t === "file") {
+						size = m.size;
+						wholeSha = m.sha256;
+						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
+						return true;
+					}
+					if (m.t === "file-end") {
+						finish(m.sha256, id);
+						return true;
+					}
+					return false;
+				},
+				(parts, length, reject, id) => {
+					incoming += length;
+					if (incoming > size) {
+						failure ??= new PairlinkError("integrity", "the server sent more data than it announced");
+						reject(failure);
+						return;
+					}
+					this.hold(length);
+					const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+					hasher.update(chunk);
+					chain = chain
+						.then(async () => {
+							if (failure) return;
+							await sink(chunk);
+							written += chunk.length;
+							opts.onProgress?.(written, size);
+						})
+						.catch((e) => {
+							failure ??= new PairlinkError(
+								"stream-broken",
+								`the output was closed after ${written} bytes (${(e as Error)?.message ?? String(e)})`,
+							);
+							reject(failure);
+						})
+						.finally(() => this.release(length));
+					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
+				},
+			);
+			return { ...r, written };
+		} catch (e) {
+			await chain.catch(() => undefined);
+			const error = e instanceof PairlinkError ? e : new PairlinkError("internal", String(e));
+			throw Object.assign(error, { written });
+		}
 	}
 
 	onMessage(message: Message): void {
@@ -419,7 +606,7 @@ export class ClientSession {
 			return;
 		}
 		if (message.t === "error") {
-			exchange.fail(errorFromWire(message.code, exchange.about));
+			exchange.fail(errorFromWire(message.code, exchange.about, message.free));
 			return;
 		}
 		exchange.onMessage(message);
@@ -531,6 +718,26 @@ export class ClientSession {
 		}
 	}
 }
+
+/** The answers that end an upload: put-ok, or "up-to-date" when nothing had to move. */
+function answerPut(m: Message, resolve: (r: TransferResult) => void, size: number): boolean {
+	if (m.t === "put-ok") resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
+	else if (m.t === "up-to-date")
+		resolve({ bytes: size, sha256: "", resumedFrom: 0, skipped: "up-to-date" });
+	else return false;
+	return true;
+}
+
+/** What a local file tells the server about itself: its mtime (ms) and mode. */
+function metaOf(s: { mtimeMs: number; mode: number }): FileMeta {
+	return { mtime: Math.round(s.mtimeMs), mode: s.mode & 0o7777 };
+}
+
+const changedHere = (label: string) =>
+	new PairlinkError(
+		"changed",
+		`${label} changed while it was being sent; nothing was committed, run the command again`,
+	);
 
 function okOnly(m: Message, resolve: (v: undefined) => void): boolean {
 	if (m.t !== "ok") return false;

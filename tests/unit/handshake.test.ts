@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { PairlinkError } from "../../src/errors.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/limits.ts";
 import type { Message } from "../../src/protocol/messages.ts";
 import {
 	type ClientEvent,
@@ -78,7 +79,7 @@ describe("server handshake", () => {
 		});
 		expect(r.actions[0]).toEqual({
 			type: "send",
-			message: { t: "hello", version: 1, mode: "session", name: "desk" },
+			message: { t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "desk" },
 		});
 	});
 
@@ -144,7 +145,7 @@ describe("client handshake", () => {
 	test("trusted server: HELLO out, HELLO back, established", () => {
 		const r = runClient([
 			ctls(true),
-			msg({ t: "hello", version: 1, mode: "session", name: "desk" }),
+			msg({ t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "desk" }),
 		]);
 		expect(r.kinds).toEqual(["send", "established"]);
 		expect(r.state).toMatchObject({ phase: "ready", peerName: "desk" });
