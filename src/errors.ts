@@ -164,7 +164,7 @@ export const ERROR_TABLE = {
 	},
 	"stream-broken": {
 		exit: EXIT.transfer,
-		hint: "The output is incomplete: run the command again into a pipe or file that stays open.",
+		hint: "Run the command again; a pipe must stay open until the whole file is through.",
 	},
 	interrupted: {
 		exit: EXIT.transfer,

@@ -95,3 +95,10 @@ export async function changedWhileRead(
 	const named = await stat(path).catch(() => undefined);
 	return named === undefined || changed(before, snapshot(named));
 }
+
+/** SHA-256 (hex) of a local file, streamed (--checksum on the side that has the file). */
+export async function sha256Of(path: string): Promise<string> {
+	const h = new Bun.CryptoHasher("sha256");
+	for await (const chunk of Bun.file(path).stream()) h.update(chunk);
+	return h.digest("hex");
+}

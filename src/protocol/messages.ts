@@ -121,6 +121,8 @@ export const MessageSchema = v.variant("t", [
 		/** The source's metadata: applied at commit, and the server's up-to-date check (no round trip). */
 		mtime: v.optional(Mtime),
 		mode: v.optional(Mode),
+		/** false: the client compared by SHA-256 (--checksum) and wants it sent even if size and mtime match. */
+		quick: v.optional(v.boolean()),
 		/** Standard input: length unknown until put-end (`size` is then 0), never resumed. */
 		stream: v.optional(v.literal(true)),
 	}),

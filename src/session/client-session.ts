@@ -6,13 +6,8 @@
  */
 import { open, stat } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
+import { changed, changedWhileRead, type FileMeta, snapshot } from "../fs/metadata.ts";
 import { PartFile, readChunks } from "../fs/part-file.ts";
-import {
-	changed,
-	changedWhileRead,
-	type FileMeta,
-	snapshot,
-} from "../fs/metadata.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
@@ -32,6 +27,8 @@ export interface TransferResult {
 
 export interface TransferOptions {
 	overwrite: boolean;
+	/** The caller compared by SHA-256 already: the server must not skip by size and mtime. */
+	checksum?: boolean;
 	/** Called with the bytes of this file done so far (including resumed ones). */
 	onProgress?(done: number, total: number): void;
 }
@@ -166,11 +163,14 @@ export class ClientSession {
 	hash(path: string): Promise<{ size: number; sha256: string }> {
 		const refused = checkPath(path);
 		if (refused) return refused;
-		return this.request((id) => ({ t: "hash", id, path }), (m, resolve) => {
-			if (m.t !== "hash-ok") return false;
-			resolve({ size: m.size, sha256: m.sha256 });
-			return true;
-		});
+		return this.request(
+			(id) => ({ t: "hash", id, path }),
+			(m, resolve) => {
+				if (m.t !== "hash-ok") return false;
+				resolve({ size: m.size, sha256: m.sha256 });
+				return true;
+			},
+		);
 	}
 
 	mkdir(path: string, parents = false): Promise<void> {
@@ -342,7 +342,7 @@ export class ClientSession {
 				(n) => {
 					id = n;
 					const put = { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
-					return { ...put, ...metaOf(before) } as Message;
+					return { ...put, ...metaOf(before), ...quick(opts) } as Message;
 				},
 				(m, resolve) => {
 					if (m.t === "put-ready") {
@@ -417,7 +417,7 @@ export class ClientSession {
 				if (size > 0)
 					queueMicrotask(() => void this.channel.sendData(id, data).catch(() => undefined));
 				const put = { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
-				return { ...put, ...meta } as Message;
+				return { ...put, ...meta, ...quick(opts) } as Message;
 			},
 			(m, resolve) => answerPut(m, resolve, size),
 		);
@@ -449,7 +449,14 @@ export class ClientSession {
 		const result = this.request<TransferResult>(
 			(n) => {
 				id = n;
-				return { t: "put", id: n, path: remotePath, size: 0, overwrite: opts.overwrite, stream: true };
+				return {
+					t: "put",
+					id: n,
+					path: remotePath,
+					size: 0,
+					overwrite: opts.overwrite,
+					stream: true,
+				};
 			},
 			(m, resolve) => {
 				if (m.t === "put-ready") {
@@ -545,7 +552,10 @@ export class ClientSession {
 				(parts, length, reject, id) => {
 					incoming += length;
 					if (incoming > size) {
-						failure ??= new PairlinkError("integrity", "the server sent more data than it announced");
+						failure ??= new PairlinkError(
+							"integrity",
+							"the server sent more data than it announced",
+						);
 						reject(failure);
 						return;
 					}
@@ -562,7 +572,7 @@ export class ClientSession {
 						.catch((e) => {
 							failure ??= new PairlinkError(
 								"stream-broken",
-								`the output was closed after ${written} bytes (${(e as Error)?.message ?? String(e)})`,
+								`the output could not be written (${(e as Error)?.message ?? String(e)})`,
 							);
 							reject(failure);
 						})
@@ -732,6 +742,8 @@ function answerPut(m: Message, resolve: (r: TransferResult) => void, size: numbe
 function metaOf(s: { mtimeMs: number; mode: number }): FileMeta {
 	return { mtime: Math.round(s.mtimeMs), mode: s.mode & 0o7777 };
 }
+
+const quick = (opts: TransferOptions) => (opts.checksum ? { quick: false } : {});
 
 const changedHere = (label: string) =>
 	new PairlinkError(

@@ -6,9 +6,9 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { excluder } from "../fs/exclude.ts";
 import { changedWhileRead, type FileMeta, snapshot, upToDate } from "../fs/metadata.ts";
+import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
@@ -335,7 +335,7 @@ export class ServerSession {
 			this.openFiles.add(file.fh);
 			try {
 				const before = snapshot(await file.fh.stat());
-				const mode = before.mode;
+				const mode = before.mode & 0o7777;
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
 					let whole: Uint8Array = new Uint8Array(0);
@@ -344,7 +344,15 @@ export class ServerSession {
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
 					void this.channel
-						.send({ t: "file", id: m.id, size: file.size, mtime: file.mtime, mode, offset: 0, sha256 })
+						.send({
+							t: "file",
+							id: m.id,
+							size: file.size,
+							mtime: file.mtime,
+							mode,
+							offset: 0,
+							sha256,
+						})
 						.catch(() => undefined);
 					if (file.size > 0) await this.channel.sendData(m.id, whole);
 					return;
@@ -431,7 +439,12 @@ export class ServerSession {
 			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
 			checkReceivable(m.path, this.platform);
 			// SPEC's quick check, answered in place of put-ready: no round trip of its own.
-			if (upload.meta && !stream && (await this.isUpToDate(m.path, m.size, upload.meta.mtime))) {
+			if (
+				upload.meta &&
+				!stream &&
+				m.quick !== false &&
+				(await this.isUpToDate(m.path, m.size, upload.meta.mtime))
+			) {
 				this.forgetUpload(m.id, upload);
 				this.send({ t: "up-to-date", id: m.id });
 				return;
