@@ -350,7 +350,7 @@ async function linkFollower(
 		// A directory holding the link itself would be walked again, without end.
 		const within = relative(real, await realpath(dirname(link)));
 		if (seen.has(id) || !(within.startsWith("..") || isAbsolute(within)))
-			return "a symlink loop: its target is a directory already sent";
+			return "a symlink to a directory sent already (a loop or a repeat)";
 		seen.add(id);
 		return { kind: "dir", abs: real };
 	};

@@ -289,7 +289,7 @@ export class SandboxRoot {
 		}
 		if (!this.contains(real)) return "its target is outside the shared directory";
 		if (stats.isDirectory() && walked.has(`${stats.dev}:${stats.ino}`))
-			return "a loop: its target is a directory already sent";
+			return "its target is a directory sent already (a loop or a repeat)";
 		if (!stats.isDirectory() && !stats.isFile()) return "its target is not a regular file";
 		return { abs: real, stats };
 	}
