@@ -13,6 +13,7 @@ import type { Channel } from "../protocol/channel.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -74,10 +75,12 @@ export class ClientSession {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const entries: Entry[] = [];
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<Entry[]>(
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
+				budget = takeListing(budget, m.entries);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
 				return true;
@@ -103,10 +106,12 @@ export class ClientSession {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const entries: WalkEntry[] = [];
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<WalkEntry[]>(
 			(id) => ({ t: "walk", id, path }),
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
+				budget = takeListing(budget, m.entries);
 				for (const e of m.entries) {
 					parseWirePath(e.path);
 					checkName(e.name);
@@ -144,6 +149,7 @@ export class ClientSession {
 		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite);
 		let size = 0;
+		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
 		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
@@ -183,6 +189,12 @@ export class ClientSession {
 					resolveResult = resolve;
 					rejectResult = reject;
 					if (m.t === "file") {
+						// One header per download: a second one would reset the size every data frame is held to.
+						if (announced) {
+							reject(new PairlinkError("protocol", "the server announced the same file twice"));
+							return true;
+						}
+						announced = true;
 						size = m.size;
 						const start = m.offset;
 						if (start !== 0 && start !== part.resumable) {

@@ -12,6 +12,7 @@ import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
 
 export interface TransferEvent {
@@ -29,6 +30,8 @@ export interface ServerSessionDeps {
 	onTransfer?(event: TransferEvent): void;
 	/** The last transfer in flight is done (a stopping server closes the connection then). */
 	onIdle?(): void;
+	/** A request was taken on or finished: the connection re-checks its limits (peer-limits.ts). */
+	onLoad?(): void;
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
@@ -110,6 +113,8 @@ export class ServerSession {
 	private readonly awaitingAck = new Map<number, Download>();
 	private readonly getQueue: (() => Promise<void>)[] = [];
 	private activeGets = 0;
+	/** Requests other than downloads being worked on. */
+	private running = 0;
 	private buffered = 0;
 	private paused = false;
 	private closed = false;
@@ -130,6 +135,14 @@ export class ServerSession {
 			this.getQueue.length > 0 ||
 			this.awaitingAck.size > 0
 		);
+	}
+
+	/** What this peer has asked for and not been given yet: the input of keepReading(). */
+	get load(): Omit<ConnectionLoad, "queuedReplyBytes"> {
+		return {
+			requestsInFlight: this.running + this.activeGets + this.getQueue.length,
+			queuedGets: this.getQueue.length,
+		};
 	}
 
 	private notifyIfIdle(): void {
@@ -225,7 +238,9 @@ export class ServerSession {
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			await upload.part?.keep();
+			// An empty part file resumes nothing: only uploads that moved bytes leave one behind.
+			if (upload.part?.received === 0) await upload.part.discard();
+			else await upload.part?.keep();
 		}
 		this.uploads.clear();
 	}
@@ -285,6 +300,7 @@ export class ServerSession {
 				this.activeGets--;
 				this.pumpGets();
 				this.notifyIfIdle();
+				this.deps.onLoad?.();
 			});
 		}
 	}
@@ -301,6 +317,7 @@ export class ServerSession {
 					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
+					checkUnacked(this.awaitingAck.size);
 					void this.channel
 						.send({ t: "file", id: m.id, size: file.size, mtime: file.mtime, offset: 0, sha256 })
 						.catch(() => undefined);
@@ -332,6 +349,7 @@ export class ServerSession {
 				}
 				const sha256 = h.digest("hex");
 				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
+				checkUnacked(this.awaitingAck.size);
 				await this.channel.send({ t: "file-end", id: m.id, sha256 });
 			} finally {
 				this.openFiles.delete(file.fh);
@@ -363,6 +381,12 @@ export class ServerSession {
 		}
 		if (m.sha256 !== undefined && m.size > MAX_DATA_PAYLOAD) {
 			this.channel.fail(new PairlinkError("protocol", "a file sent whole must fit one data frame"));
+			return;
+		}
+		if (!uploadAllowed(this.uploads.size)) {
+			// Each open upload holds a part file and a descriptor: refuse, and drop its data.
+			this.rememberRefused(m.id);
+			this.send({ t: "error", id: m.id, code: "busy" });
 			return;
 		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
@@ -459,8 +483,7 @@ export class ServerSession {
 		if (upload.failed) return;
 		upload.failed = true;
 		this.uploads.delete(id);
-		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
-		this.refusedUploads.add(id);
+		this.rememberRefused(id);
 		this.refuse(id, e);
 		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
@@ -475,8 +498,17 @@ export class ServerSession {
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
 	}
 
+	private rememberRefused(id: number): void {
+		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
+		this.refusedUploads.add(id);
+	}
+
 	private run(id: number, handler: () => Promise<void>): void {
-		void this.guard(id, handler);
+		this.running++;
+		void this.guard(id, handler).finally(() => {
+			this.running--;
+			this.deps.onLoad?.();
+		});
 	}
 
 	private async guard(id: number, handler: () => Promise<void>): Promise<void> {
