@@ -38,13 +38,16 @@ export type Timeouts = { handshakeMs: number; idleMs: number };
  */
 export const PEER_LIMITS = {
 	/**
-	 * Connections from one source (an IPv4 address, or an IPv6 /64: one
-	 * host can use a whole /64) that have not finished the TLS handshake
-	 * with a trusted certificate. When a source is at its cap, its oldest
-	 * half-open connection is shed to make room: a flood from one source
+	 * Connections not yet showing a trusted certificate that one source (an
+	 * IPv4 address, or an IPv6 /64: one host can use a whole /64) may hold,
+	 * per client the server admits (--max-clients): a burst of parallel
+	 * commands from one host still fits. The server as a whole holds twice
+	 * as many per client, and when they are all taken a newcomer from a
+	 * smaller source sheds the oldest of the biggest: a flood from one source
 	 * only ever competes with itself.
 	 */
-	halfOpenPerSource: 8,
+	halfOpenPerSourcePerClient: 1,
+	halfOpenPerClient: 2,
 	/** Requests one connection may have being worked on; past it the server stops reading. */
 	requestsInFlight: 128,
 	/**

@@ -90,8 +90,8 @@ export function startServer(opts: ServerOptions): RunningServer {
 	const open = new Set<ServerConnection>();
 	// Connections not yet known to be a trusted device, counted per source (peer-limits.ts);
 	// a trusted device's connections that have not sent HELLO yet, counted per device.
-	const halfOpen = new HalfOpenLedger<ServerConnection>(maxClients * 2);
-	const beforeHello = new HalfOpenLedger<ServerConnection>(maxClients * 2);
+	const halfOpen = HalfOpenLedger.forClients<ServerConnection>(maxClients);
+	const beforeHello = HalfOpenLedger.forClients<ServerConnection>(maxClients);
 	let established = 0;
 	let stopping: Promise<void> | undefined;
 	let onEmpty: (() => void) | undefined;

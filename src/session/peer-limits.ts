@@ -46,8 +46,16 @@ export class HalfOpenLedger<T> {
 
 	constructor(
 		private readonly totalCap: number,
-		private readonly perSourceCap: number = PEER_LIMITS.halfOpenPerSource,
+		private readonly perSourceCap: number,
 	) {}
+
+	/** The caps of PEER_LIMITS for a server that admits `maxClients` clients. */
+	static forClients<T>(maxClients: number): HalfOpenLedger<T> {
+		return new HalfOpenLedger<T>(
+			maxClients * PEER_LIMITS.halfOpenPerClient,
+			maxClients * PEER_LIMITS.halfOpenPerSourcePerClient,
+		);
+	}
 
 	get size(): number {
 		return this.sourceOf.size;

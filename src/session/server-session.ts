@@ -9,7 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
-import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
 import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
@@ -115,6 +115,9 @@ export class ServerSession {
 	private activeGets = 0;
 	/** Requests other than downloads being worked on. */
 	private running = 0;
+	/** Download bytes being read and sent (see replyRoom), and who waits for room. */
+	private unsentData = 0;
+	private readonly roomWaiters: (() => void)[] = [];
 	private buffered = 0;
 	private paused = false;
 	private closed = false;
@@ -235,6 +238,7 @@ export class ServerSession {
 	async onClose(): Promise<void> {
 		this.closed = true;
 		this.getQueue.length = 0;
+		for (const wake of this.roomWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
@@ -310,6 +314,9 @@ export class ServerSession {
 			this.check({ op: "get", path: m.path });
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
+			// A small file is read whole; a larger one holds a chunk and the one read ahead.
+			const room = Math.min(file.size, 2 * MAX_DATA_PAYLOAD);
+			await this.replyRoom(room);
 			try {
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
@@ -352,6 +359,7 @@ export class ServerSession {
 				checkUnacked(this.awaitingAck.size);
 				await this.channel.send({ t: "file-end", id: m.id, sha256 });
 			} finally {
+				this.freeRoom(room);
 				this.openFiles.delete(file.fh);
 				await file.fh.close().catch(() => undefined);
 			}
@@ -496,6 +504,28 @@ export class ServerSession {
 	private check(op: Parameters<typeof allowed>[2]): void {
 		const refusal = allowed(this.deps.policy, this.deps.peer, op);
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
+	}
+
+	/**
+	 * Download bytes read from disk and not yet taken by the socket are
+	 * capped per connection (PEER_LIMITS.queuedReplyBytes): a download waits
+	 * for room before it reads anything, so a peer that never reads its
+	 * replies pins at most the cap, however many downloads it asked for.
+	 */
+	private async replyRoom(bytes: number): Promise<void> {
+		while (
+			!this.closed &&
+			this.unsentData > 0 &&
+			this.unsentData + bytes > PEER_LIMITS.queuedReplyBytes
+		) {
+			await new Promise<void>((wake) => this.roomWaiters.push(wake));
+		}
+		this.unsentData += bytes;
+	}
+
+	private freeRoom(bytes: number): void {
+		this.unsentData -= bytes;
+		for (const wake of this.roomWaiters.splice(0)) wake();
 	}
 
 	private rememberRefused(id: number): void {

@@ -37,6 +37,9 @@ const CLIENT_TIMEOUTS: Timeouts = { handshakeMs: 10_000, idleMs: 30_000 };
 /** The innocent client's file, and how many files the share holds (big listings). */
 const SMALL = new TextEncoder().encode("the innocent client's file\n".repeat(100));
 const SHARED_FILES = 3000;
+const BIG_MIB = 16;
+/** serve's default --max-clients (32) times PEER_LIMITS.halfOpenPerSourcePerClient. */
+const HALF_OPEN_PER_SOURCE = 32 * PEER_LIMITS.halfOpenPerSourcePerClient;
 
 let desk: TestDevice;
 let laptop: TestDevice;
@@ -44,6 +47,8 @@ let insider: TestDevice;
 let share: string;
 let srv: ServeProcess;
 let port: number;
+/** serve's descriptors once it listens: what every attack is measured against. */
+let baselineFds: number;
 
 function stats(pid: number): { rssMiB: number; fds: number } {
 	const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -64,7 +69,7 @@ async function innocentRound(): Promise<number> {
 	const conn = await connectTo(laptop, overV6(), { timeouts: CLIENT_TIMEOUTS });
 	try {
 		const entries = await conn.session.list("");
-		expect(entries.length).toBe(SHARED_FILES + 2);
+		expect(entries.length).toBe(SHARED_FILES + 3);
 		const local = await tempDir("pairlink-innocent-");
 		const r = await conn.session.download(
 			"small.txt",
@@ -93,6 +98,7 @@ beforeAll(async () => {
 	await trustEachOther(insider, desk);
 	share = await tempDir("pairlink-share-");
 	await writeFile(join(share, "small.txt"), SMALL);
+	await writeFile(join(share, "big.bin"), new Uint8Array(BIG_MIB * 1024 * 1024).fill(7));
 	await mkdir(join(share, "u"));
 	await Promise.all(
 		Array.from({ length: SHARED_FILES }, (_, i) =>
@@ -105,6 +111,7 @@ beforeAll(async () => {
 	});
 	const listening = await srv.waitForEvent("listening");
 	port = listening.port as number;
+	baselineFds = stats(srv.pid).fds;
 });
 
 afterAll(async () => {
@@ -151,10 +158,10 @@ describe("limits per peer, against a real serve process", () => {
 			).length;
 			// Every round served, and the flood never held more than its source's slots.
 			expect(latencies.length).toBe(ROUNDS);
-			expect(peakFds - before.fds).toBeLessThan(PEER_LIMITS.halfOpenPerSource + 16);
+			expect(peakFds - baselineFds).toBeLessThan(HALF_OPEN_PER_SOURCE + 16);
 			expect(refused).toBeGreaterThan(0);
 			figure(
-				`flood from 127.0.0.1 (${HOLD} raw sockets re-opened as shed, ${opened} opened, ${refused} refused over the source's ${PEER_LIMITS.halfOpenPerSource} half-open slots): innocent client on ::1 served ${latencies.length}/${ROUNDS} rounds of ls+get (${Math.min(...latencies).toFixed(0)}..${Math.max(...latencies).toFixed(0)} ms); serve descriptors ${before.fds} -> peak ${peakFds}`,
+				`flood from 127.0.0.1 (${HOLD} raw sockets re-opened as shed, ${opened} opened, ${refused} refused over the source's ${HALF_OPEN_PER_SOURCE} half-open slots): innocent client on ::1 served ${latencies.length}/${ROUNDS} rounds of ls+get (${Math.min(...latencies).toFixed(0)}..${Math.max(...latencies).toFixed(0)} ms); serve descriptors ${before.fds} -> peak ${peakFds}`,
 			);
 		},
 		TEST_MS,
@@ -205,6 +212,42 @@ describe("limits per peer, against a real serve process", () => {
 	);
 
 	test(
+		"peers that ask for big downloads and never read pin at most the reply cap each: serve's RSS stays flat",
+		async () => {
+			const PEERS = 4;
+			const GETS = 64;
+			const before = stats(srv.pid);
+			const peers = await Promise.all(
+				Array.from({ length: PEERS }, async () => {
+					const peer = handPeer(port, insider.identity);
+					await helloExchange(peer, "session", "insider");
+					peer.pause();
+					for (let id = 1; id <= GETS; id++)
+						await peer.send({ t: "get", id, path: "big.bin", offset: 0 });
+					return peer;
+				}),
+			);
+			const samples: number[] = [];
+			const rounds: number[] = [];
+			const end = performance.now() + 5000;
+			while (performance.now() < end) {
+				rounds.push(await innocentRound());
+				samples.push(stats(srv.pid).rssMiB);
+			}
+			for (const p of peers) p.terminate();
+			await within(5000, Promise.all(peers.map((p) => p.closed)), "the readers to close");
+			const peak = Math.max(...samples);
+			// Before the cap each of them pinned 32 downloads x 1 MiB (32 concurrent gets).
+			expect(peak - before.rssMiB).toBeLessThan(80);
+			expect(rounds.length).toBeGreaterThan(0);
+			figure(
+				`${PEERS} peers x ${GETS} gets of a ${BIG_MIB} MiB file, never reading: serve RSS ${before.rssMiB.toFixed(0)} MiB -> peak ${peak.toFixed(0)} MiB (cap ${PEER_LIMITS.queuedReplyBytes / 1024 / 1024} MiB of replies per connection); innocent client served ${rounds.length} rounds`,
+			);
+		},
+		TEST_MS,
+	);
+
+	test(
 		"a paired peer opening 20,000 uploads holds at most the per-connection cap of part files and descriptors, and leaves none",
 		async () => {
 			const UPLOADS = 20_000;
@@ -234,11 +277,11 @@ describe("limits per peer, against a real serve process", () => {
 			expect(ready).toBe(PEER_LIMITS.openUploads);
 			expect(busy).toBe(UPLOADS - PEER_LIMITS.openUploads);
 			expect(partsDuring).toBe(PEER_LIMITS.openUploads);
-			expect(during.fds - before.fds).toBeLessThan(PEER_LIMITS.openUploads + 16);
+			expect(during.fds - baselineFds).toBeLessThan(PEER_LIMITS.openUploads + 16);
 			// Empty part files resume nothing: none is left behind.
 			expect(partsAfter).toBe(0);
 			figure(
-				`${UPLOADS} uploads opened by one peer: ${ready} admitted, ${busy} refused busy; part files ${partsDuring} while connected, ${partsAfter} after; serve descriptors ${before.fds} -> ${during.fds}, RSS ${before.rssMiB.toFixed(0)} -> ${during.rssMiB.toFixed(0)} MiB; innocent ls+get in ${innocent.toFixed(0)} ms`,
+				`${UPLOADS} uploads opened by one peer: ${ready} admitted, ${busy} refused busy; part files ${partsDuring} while connected, ${partsAfter} after; serve descriptors ${baselineFds} (listening) -> ${during.fds}, RSS ${before.rssMiB.toFixed(0)} -> ${during.rssMiB.toFixed(0)} MiB; innocent ls+get in ${innocent.toFixed(0)} ms`,
 			);
 		},
 		TEST_MS,
