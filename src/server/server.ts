@@ -201,7 +201,8 @@ function watchRevocations(trust: TrustStore, onChange: () => void): FSWatcher | 
 	try {
 		const name = basename(trust.file);
 		const watcher = watch(dirname(trust.file), (_event, file) => {
-			if (file === null || file === name || file.startsWith(`${name}.`)) reload();
+			// Every write renames a complete temp file onto this name: that is the event to act on.
+			if (file === null || file === name) reload();
 		});
 		watcher.on("error", () => undefined);
 		return watcher;
