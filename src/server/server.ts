@@ -3,8 +3,6 @@
  * the trust store, runs the handshake, and hands trusted connections to a
  * session (or, with a pending code, to pairing).
  */
-import { type FSWatcher, watch } from "node:fs";
-import { basename, dirname } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
@@ -28,6 +26,7 @@ import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
 import type { Credentials } from "../transport/tls-options.ts";
 import type { PairingGate } from "./pairing-gate.ts";
+import { watchRevocations } from "./revocation.ts";
 
 export type ServerEvent =
 	| { event: "listening"; host: string; port: number; fingerprint: string }
@@ -171,45 +170,6 @@ export function startServer(opts: ServerOptions): RunningServer {
 			return stopping;
 		},
 	};
-}
-
-/**
- * `pairlink devices remove` in another process must end the removed
- * device's open sessions at once (SPEC): watch the trust store's directory
- * (the file is replaced on every write, so watching the file itself would
- * lose it) and re-read it on every change.
- */
-function watchRevocations(trust: TrustStore, onChange: () => void): FSWatcher | undefined {
-	let reloading: Promise<void> | undefined;
-	let again = false;
-	const reload = (): void => {
-		if (reloading) {
-			again = true;
-			return;
-		}
-		reloading = trust
-			.reload()
-			.then(onChange, () => undefined)
-			.finally(() => {
-				reloading = undefined;
-				if (again) {
-					again = false;
-					reload();
-				}
-			});
-	};
-	try {
-		const name = basename(trust.file);
-		const watcher = watch(dirname(trust.file), (_event, file) => {
-			// Every write renames a complete temp file onto this name: that is the event to act on.
-			if (file === null || file === name) reload();
-		});
-		watcher.on("error", () => undefined);
-		return watcher;
-	} catch {
-		// No state directory to watch yet: nothing can be revoked from it either.
-		return undefined;
-	}
 }
 
 interface Slots {
