@@ -44,6 +44,12 @@ async function watch(
 	return row;
 }
 
+async function sessionPeer(port: number, identity: Credentials) {
+	const peer = handPeer(port, identity);
+	await helloExchange(peer, "session", "bench-peer");
+	return peer;
+}
+
 export async function hostileRows(
 	serve: { port: number; pid: number },
 	identity: Credentials,
