@@ -60,8 +60,7 @@ export async function hostileRows(
 		serve.pid,
 		seconds,
 		async (stop) => {
-			const peer = handPeer(serve.port, identity);
-			await helloExchange(peer, "session", "bench-slow-reader");
+			const peer = await sessionPeer(serve.port, identity);
 			peer.pause();
 			let n = 0;
 			const pushing = (async () => {
@@ -82,8 +81,7 @@ export async function hostileRows(
 		serve.pid,
 		seconds,
 		async (stop) => {
-			const peer = handPeer(serve.port, identity);
-			await helloExchange(peer, "session", "bench-uploads");
+			const peer = await sessionPeer(serve.port, identity);
 			let n = 0;
 			while (!stop() && !peer.isClosed && n < 1_000_000) {
 				await peer.send({
