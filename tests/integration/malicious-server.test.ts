@@ -22,7 +22,7 @@ import type { Target } from "../../src/client/target.ts";
 import { getFiles } from "../../src/client/transfer.ts";
 import { PairlinkError } from "../../src/errors.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
-import { FrameType, frameBytes } from "../../src/protocol/frame.ts";
+import { encodeFrame, FrameType, frameBytes } from "../../src/protocol/frame.ts";
 import { PEER_LIMITS, type Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
@@ -726,5 +726,39 @@ describe("(8) a server that tries to exhaust the client", () => {
 			{ t: "list", id: 1, path: "" },
 			{ t: "error", code: "timeout" },
 		]);
+	});
+});
+
+describe("(9) a server that trickles", () => {
+	test("one byte per half idle period is no progress: ls fails with a timeout having received no whole frame", async () => {
+		const IDLE_MS = 600;
+		let trickled = 0;
+		const fake = fakeServer(evil.identity, async (m, fs) => {
+			if (m.t !== "list") return;
+			const frame = encodeFrame(
+				FrameType.control,
+				0,
+				new TextEncoder().encode(
+					JSON.stringify({ t: "entries", id: m.id, entries: [], done: true }),
+				),
+			);
+			// Below the frame layer on purpose: a byte at a time, each well inside the idle limit.
+			const raw = (fs as unknown as { raw: { write(b: Uint8Array): number } }).raw;
+			while (trickled < frame.length && !fs.closed) {
+				raw.write(frame.subarray(trickled, trickled + 1));
+				trickled++;
+				await Bun.sleep(IDLE_MS / 2); // the trickler's pace
+			}
+		});
+		const conn = await within(
+			WAIT_MS,
+			connectTo(client, fake.target, { timeouts: { handshakeMs: 5000, idleMs: IDLE_MS } }),
+			"connect",
+		);
+		cleanups.push(() => conn.close());
+		const e = await expectRefusal(within(WAIT_MS, conn.session.list(""), "ls"), "timeout");
+		expect(e.exitCode).toBe(3);
+		// The whole answer is a few dozen bytes; the client hung up after a handful.
+		expect(trickled).toBeLessThan(5);
 	});
 });
