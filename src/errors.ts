@@ -38,6 +38,10 @@ export type ErrorCode =
 	| "local-not-found"
 	| "local-exists"
 	| "invalid-name"
+	| "state-permission"
+	| "path-too-long"
+	| "io-error"
+	| "out-of-descriptors"
 	| "changed"
 	| "stream-broken";
 
@@ -169,6 +173,22 @@ export const ERROR_TABLE = {
 	interrupted: {
 		exit: EXIT.transfer,
 		hint: "Run the same command again; it resumes from the verified part.",
+	},
+	"state-permission": {
+		exit: EXIT.refused,
+		hint: "Give your user access to the state directory (chown it, chmod 700), or set PAIRLINK_HOME to a directory you own.",
+	},
+	"path-too-long": {
+		exit: EXIT.usage,
+		hint: "Set PAIRLINK_HOME to a shorter path.",
+	},
+	"io-error": {
+		exit: EXIT.transfer,
+		hint: "The disk reported an I/O error: check the disk (dmesg, fsck) or move PAIRLINK_HOME to another one, then run again.",
+	},
+	"out-of-descriptors": {
+		exit: EXIT.transfer,
+		hint: "Too many files are open: raise the limit (ulimit -n) or close other programs, then run again.",
 	},
 } as const satisfies Record<ErrorCode, ErrorInfo>;
 

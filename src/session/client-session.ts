@@ -14,6 +14,7 @@ import type { Channel } from "../protocol/channel.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -108,10 +109,12 @@ export class ClientSession {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const entries: Entry[] = [];
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<Entry[]>(
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
+				budget = takeListing(budget, m.entries);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
 				return true;
@@ -141,10 +144,18 @@ export class ClientSession {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const walk: Walk = { entries: [], refused: [] };
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<Walk>(
 			(id) => ({ t: "walk", id, path, ...(exclude.length > 0 ? { exclude: [...exclude] } : {}) }),
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
+				const refusals = m.refused ?? [];
+				// Refusals are entries too: an endless list of them must hit the same cap.
+				budget = takeListing(budget, m.entries);
+				budget = takeListing(
+					budget,
+					refusals.map((r) => ({ name: r.why, path: r.path })),
+				);
 				for (const e of m.entries) {
 					if (peerPath(e.path).at(-1) !== e.name)
 						throw new PeerNameError(
@@ -152,7 +163,7 @@ export class ClientSession {
 						);
 					walk.entries.push(e);
 				}
-				walk.refused.push(...(m.refused ?? []));
+				walk.refused.push(...refusals);
 				if (m.done) resolve(walk);
 				return true;
 			},
@@ -199,6 +210,7 @@ export class ClientSession {
 		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite);
 		let size = 0;
+		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
 		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
@@ -239,6 +251,12 @@ export class ClientSession {
 					resolveResult = resolve;
 					rejectResult = reject;
 					if (m.t === "file") {
+						// One header per download: a second one would reset the size every data frame is held to.
+						if (announced) {
+							reject(new PairlinkError("protocol", "the server announced the same file twice"));
+							return true;
+						}
+						announced = true;
 						size = m.size;
 						const start = m.offset;
 						if (start !== 0 && start !== part.resumable) {

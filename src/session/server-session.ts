@@ -12,9 +12,10 @@ import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts"
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
-import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
 
 export interface TransferEvent {
@@ -34,6 +35,8 @@ export interface ServerSessionDeps {
 	onIdle?(): void;
 	/** The OS whose name rules uploads must meet (default: this one's); injectable for tests. */
 	platform?: string;
+	/** A request was taken on or finished: the connection re-checks its limits (peer-limits.ts). */
+	onLoad?(): void;
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
@@ -125,6 +128,11 @@ export class ServerSession {
 	private readonly awaitingAck = new Map<number, Download>();
 	private readonly getQueue: (() => Promise<void>)[] = [];
 	private activeGets = 0;
+	/** Requests other than downloads being worked on. */
+	private running = 0;
+	/** Download bytes being read and sent (see replyRoom), and who waits for room. */
+	private unsentData = 0;
+	private readonly roomWaiters: (() => void)[] = [];
 	private buffered = 0;
 	private paused = false;
 	private closed = false;
@@ -145,6 +153,14 @@ export class ServerSession {
 			this.getQueue.length > 0 ||
 			this.awaitingAck.size > 0
 		);
+	}
+
+	/** What this peer has asked for and not been given yet: the input of keepReading(). */
+	get load(): Omit<ConnectionLoad, "queuedReplyBytes"> {
+		return {
+			requestsInFlight: this.running + this.activeGets + this.getQueue.length,
+			queuedGets: this.getQueue.length,
+		};
 	}
 
 	private notifyIfIdle(): void {
@@ -243,11 +259,12 @@ export class ServerSession {
 	async onClose(): Promise<void> {
 		this.closed = true;
 		this.getQueue.length = 0;
+		for (const wake of this.roomWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			// A stream cannot be resumed: what arrived of it is of no use.
-			if (upload.stream) await upload.part?.discard();
+			// An empty part file resumes nothing, nor does a stream (it is never resumed).
+			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
 			else await upload.part?.keep();
 		}
 		this.uploads.clear();
@@ -324,6 +341,7 @@ export class ServerSession {
 				this.activeGets--;
 				this.pumpGets();
 				this.notifyIfIdle();
+				this.deps.onLoad?.();
 			});
 		}
 	}
@@ -333,6 +351,9 @@ export class ServerSession {
 			this.check({ op: "get", path: m.path });
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
+			// A small file is read whole; a larger one holds a chunk and the one read ahead.
+			const room = Math.min(file.size, 2 * MAX_DATA_PAYLOAD);
+			await this.replyRoom(room);
 			try {
 				const before = snapshot(await file.fh.stat());
 				const mode = before.mode & 0o7777;
@@ -343,6 +364,7 @@ export class ServerSession {
 					if (await changedWhileRead(file.fh, before, file.abs)) throw changedSource();
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
+					checkUnacked(this.awaitingAck.size);
 					void this.channel
 						.send({
 							t: "file",
@@ -385,8 +407,10 @@ export class ServerSession {
 				if (await changedWhileRead(file.fh, before, file.abs)) throw changedSource();
 				const sha256 = h.digest("hex");
 				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
+				checkUnacked(this.awaitingAck.size);
 				await this.channel.send({ t: "file-end", id: m.id, sha256 });
 			} finally {
+				this.freeRoom(room);
 				this.openFiles.delete(file.fh);
 				await file.fh.close().catch(() => undefined);
 			}
@@ -416,6 +440,12 @@ export class ServerSession {
 		}
 		if (m.sha256 !== undefined && m.size > MAX_DATA_PAYLOAD) {
 			this.channel.fail(new PairlinkError("protocol", "a file sent whole must fit one data frame"));
+			return;
+		}
+		if (!uploadAllowed(this.uploads.size)) {
+			// Each open upload holds a part file and a descriptor: refuse, and drop its data.
+			this.rememberRefused(m.id);
+			this.send({ t: "error", id: m.id, code: "busy" });
 			return;
 		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
@@ -569,8 +599,7 @@ export class ServerSession {
 	private forgetUpload(id: number, upload: Upload): void {
 		upload.failed = true;
 		this.uploads.delete(id);
-		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
-		this.refusedUploads.add(id);
+		this.rememberRefused(id);
 	}
 
 	// ---- plumbing
@@ -584,8 +613,39 @@ export class ServerSession {
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
 	}
 
+	/**
+	 * Download bytes read from disk and not yet taken by the socket are
+	 * capped per connection (PEER_LIMITS.queuedReplyBytes): a download waits
+	 * for room before it reads anything, so a peer that never reads its
+	 * replies pins at most the cap, however many downloads it asked for.
+	 */
+	private async replyRoom(bytes: number): Promise<void> {
+		while (
+			!this.closed &&
+			this.unsentData > 0 &&
+			this.unsentData + bytes > PEER_LIMITS.queuedReplyBytes
+		) {
+			await new Promise<void>((wake) => this.roomWaiters.push(wake));
+		}
+		this.unsentData += bytes;
+	}
+
+	private freeRoom(bytes: number): void {
+		this.unsentData -= bytes;
+		for (const wake of this.roomWaiters.splice(0)) wake();
+	}
+
+	private rememberRefused(id: number): void {
+		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
+		this.refusedUploads.add(id);
+	}
+
 	private run(id: number, handler: () => Promise<void>): void {
-		void this.guard(id, handler);
+		this.running++;
+		void this.guard(id, handler).finally(() => {
+			this.running--;
+			this.deps.onLoad?.();
+		});
 	}
 
 	private async guard(id: number, handler: () => Promise<void>): Promise<void> {

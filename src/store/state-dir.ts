@@ -28,7 +28,7 @@ import {
 	unlink,
 } from "node:fs/promises";
 import path from "node:path";
-import { PairlinkError } from "../errors";
+import { type ErrorCode, PairlinkError } from "../errors";
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
@@ -114,22 +114,26 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 		await mkdir(dir, { recursive: true, mode: DIR_MODE });
 	} catch (e) {
 		if (errnoCode(e) !== "EEXIST") {
-			throw new PairlinkError(
-				"state-corrupt",
-				`Cannot create the state directory ${dir}: ${describe(e)}.`,
-				{
-					cause: e,
-				},
+			throw (
+				stateError(e, dir) ??
+				new PairlinkError(
+					"state-corrupt",
+					`Cannot create the state directory ${dir}: ${describe(e)}.`,
+					{ cause: e },
+				)
 			);
 		}
 	}
 	const st = await stat(dir).catch((e: unknown) => {
-		throw new PairlinkError(
-			"state-corrupt",
-			`Cannot read the state directory ${dir}: ${describe(e)}.`,
-			{
-				cause: e,
-			},
+		throw (
+			stateError(e, dir) ??
+			new PairlinkError(
+				"state-corrupt",
+				`Cannot read the state directory ${dir}: ${describe(e)}.`,
+				{
+					cause: e,
+				},
+			)
 		);
 	});
 	if (!st.isDirectory()) {
@@ -230,7 +234,9 @@ export async function writeFileAtomic(
 	data: string | Uint8Array,
 	hooks: AtomicWriteHooks = {},
 ): Promise<void> {
-	const temp = await writeTemp(file, data);
+	const temp = await writeTemp(file, data).catch((e: unknown) => {
+		throw stateError(e, file) ?? e;
+	});
 	try {
 		await hooks.beforeCommit?.(temp);
 		await rename(temp, file);
@@ -253,7 +259,9 @@ export async function createFileExclusive(
 	data: string | Uint8Array,
 	hooks: AtomicWriteHooks = {},
 ): Promise<boolean> {
-	const temp = await writeTemp(file, data);
+	const temp = await writeTemp(file, data).catch((e: unknown) => {
+		throw stateError(e, file) ?? e;
+	});
 	try {
 		await hooks.beforeCommit?.(temp);
 		try {
@@ -299,7 +307,10 @@ export async function readJsonFile<T>(
 	} catch (e) {
 		if (errnoCode(e) === "ENOENT") return undefined;
 		if (e instanceof PairlinkError) throw e;
-		throw new PairlinkError("state-corrupt", `Cannot read ${file}: ${describe(e)}.`, { cause: e });
+		throw (
+			stateError(e, file) ??
+			new PairlinkError("state-corrupt", `Cannot read ${file}: ${describe(e)}.`, { cause: e })
+		);
 	}
 	let value: unknown;
 	try {
@@ -322,6 +333,35 @@ export async function removeFile(file: string): Promise<void> {
 		if (errnoCode(e) !== "ENOENT") throw e;
 	}
 	await syncDir(path.dirname(file));
+}
+
+/**
+ * The system errors a state directory can meet that are not pairlink's
+ * fault, as errors that say what to do (SPEC exit codes, not "a bug"):
+ * permission denied, a path too long, a failing disk, no descriptors left.
+ * Undefined for anything else.
+ */
+export function stateError(e: unknown, file: string): PairlinkError | undefined {
+	const why = (code: ErrorCode, what: string) =>
+		new PairlinkError(code, `pairlink cannot use ${file}: ${what}`, { cause: e });
+	switch (errnoCode(e)) {
+		case "EACCES":
+		case "EPERM":
+		case "EROFS":
+			return why("state-permission", "permission denied");
+		case "ENAMETOOLONG":
+			return why("path-too-long", "the path is too long for the file system");
+		case "EIO":
+			return why("io-error", "the disk reported an input/output error");
+		case "EMFILE":
+		case "ENFILE":
+			return why("out-of-descriptors", "too many files are open");
+		case "ENOSPC":
+		case "EDQUOT":
+			return why("disk-full", "the disk is full");
+		default:
+			return undefined;
+	}
 }
 
 /** `error.code` of a Node system error, if any. */
@@ -420,7 +460,7 @@ export async function withFileLock<T>(
 				await mkdir(path.dirname(lock), { recursive: true, mode: DIR_MODE });
 				continue;
 			}
-			if (errnoCode(e) !== "EEXIST") throw e;
+			if (errnoCode(e) !== "EEXIST") throw stateError(e, lock) ?? e;
 			if (await lockAbandoned(lock, staleMs)) {
 				await unlink(lock).catch(() => undefined);
 				continue;
