@@ -30,7 +30,7 @@ const tls = (
 	...over,
 });
 const msg = (message: Message): ServerEvent & ClientEvent => ({ type: "message", message });
-const hello = (mode: "session" | "pair", version = 1): Message => ({
+const hello = (mode: "session" | "pair", version = PROTOCOL_VERSION): Message => ({
 	t: "hello",
 	version,
 	mode,
@@ -92,7 +92,8 @@ describe("server handshake", () => {
 			[[{ type: "data" }], ["fail:protocol:undefined"]],
 			[[tls("trusted"), { type: "data" }], ["fail:protocol:undefined"]],
 			[[tls("trusted"), msg({ t: "ping", nonce: "x" })], ["fail:protocol:undefined"]],
-			[[tls("trusted"), msg(hello("session", 2))], ["fail:protocol:version"]],
+			[[tls("trusted"), msg(hello("session", 1))], ["fail:protocol:version"]],
+			[[tls("trusted"), msg(hello("session", PROTOCOL_VERSION + 1))], ["fail:protocol:version"]],
 			[[tls("pairing"), msg(hello("session"))], ["fail:not-trusted:not-trusted"]],
 			[[tls("trusted"), msg(hello("pair"))], ["fail:no-code:no-code"]],
 			[[tls("untrusted"), msg(hello("session"))], ["fail:not-trusted:not-trusted"]],
