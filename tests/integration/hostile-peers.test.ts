@@ -193,8 +193,8 @@ describe("bad peers on real sockets", () => {
 		},
 		{ name: "a frame of an unknown type", bytes: () => header(9, 0, 0) },
 		{
-			name: "a frame of another protocol version",
-			bytes: () => header(FrameType.control, 0, 2, 2),
+			name: "a frame of the previous protocol version",
+			bytes: () => header(FrameType.control, 0, 2, PROTOCOL_VERSION - 1),
 		},
 		{
 			name: `an oversized control frame header (${MAX_CONTROL_PAYLOAD + 1} bytes announced)`,
