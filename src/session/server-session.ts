@@ -183,7 +183,9 @@ export class ServerSession {
 				this.run(message.id, () => this.walk(message));
 				return;
 			case "hash":
-				this.run(message.id, () => this.hash(message));
+				// Reading a whole file, like a download: it waits its turn with them.
+				this.getQueue.push(() => this.guard(message.id, () => this.hash(message)));
+				this.pumpGets();
 				return;
 			case "mkdir":
 				this.run(message.id, () => this.mkdir(message));
