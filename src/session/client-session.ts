@@ -69,6 +69,17 @@ interface Exchange {
 	fail(error: PairlinkError): void;
 }
 
+/** Where one download's bytes go (a part file, or standard output), for `receive`. */
+interface Receiver {
+	/** The server's `file` message: a refusal, or a step to take before the first write. */
+	start(m: MessageOf<"file">): PairlinkError | (() => Promise<void>) | undefined;
+	write(parts: Uint8Array[]): Promise<void>;
+	/** Every byte is in: verify against `expected` and keep it. */
+	finish(expected: string): Promise<TransferResult>;
+	/** A failure of the sink, told as the user needs it. */
+	error(e: unknown): PairlinkError;
+}
+
 /** Download bytes buffered ahead of the disk before the socket is paused. */
 const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
@@ -199,7 +210,8 @@ export class ClientSession {
 	/**
 	 * Download `remotePath` into `dest` (a path inside the `local` root). A part
 	 * file left by an interrupted attempt is offered for resume; nothing
-	 * appears at the final name unless size and SHA-256 match.
+	 * appears at the final name unless size and SHA-256 match. The file gets
+	 * the server's mtime and executable bits.
 	 */
 	async download(
 		remotePath: string,
@@ -210,36 +222,11 @@ export class ClientSession {
 		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite);
 		let size = 0;
-		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
-		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
-		let incoming = 0;
-		let chain = Promise.resolve();
-		let failure: PairlinkError | undefined;
-		const fail = (e: unknown) => {
-			failure ??= e instanceof PairlinkError ? e : fsError(e, dest);
-		};
-		/** The file's hash when the server sent it whole (no file-end follows). */
-		let wholeSha: string | undefined;
 		let meta: FileMeta | undefined;
-		let resolveResult: (r: TransferResult) => void = () => undefined;
-		let rejectResult: (e: PairlinkError) => void = () => undefined;
-		/** After every byte is written: verify, move into place, acknowledge. */
-		const finish = (expected: string, id: number) => {
-			chain = chain.then(async () => {
-				if (failure) return rejectResult(failure);
-				try {
-					const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite, meta);
-					void this.channel.send({ t: "ack", id }).catch(() => undefined);
-					resolveResult({ bytes: size, sha256, resumedFrom });
-				} catch (e) {
-					rejectResult(e instanceof PairlinkError ? e : fsError(e, dest));
-				}
-			});
-		};
 		try {
-			const result = await this.request<TransferResult>(
+			return await this.receive(
 				(id) => ({
 					t: "get",
 					id,
@@ -247,69 +234,31 @@ export class ClientSession {
 					offset: part.resumable,
 					...(part.prefixSha256 ? { prefix: part.prefixSha256 } : {}),
 				}),
-				(m, resolve, reject, id) => {
-					resolveResult = resolve;
-					rejectResult = reject;
-					if (m.t === "file") {
-						// One header per download: a second one would reset the size every data frame is held to.
-						if (announced) {
-							reject(new PairlinkError("protocol", "the server announced the same file twice"));
-							return true;
-						}
-						announced = true;
-						size = m.size;
-						const start = m.offset;
-						if (start !== 0 && start !== part.resumable) {
-							reject(
-								new PairlinkError(
-									"protocol",
-									"the server resumed at an offset this device did not offer",
-								),
+				{
+					start: (m) => {
+						if (m.offset !== 0 && m.offset !== part.resumable)
+							return new PairlinkError(
+								"protocol",
+								"the server resumed at an offset this device did not offer",
 							);
-							return true;
-						}
-						incoming = start;
-						resumedFrom = start;
-						wholeSha = m.sha256;
+						size = m.size;
+						resumedFrom = m.offset;
 						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
-						chain = chain.then(() => part.startAt(start)).catch(fail);
-						opts.onProgress?.(start, size);
-						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
-						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
-						return true;
-					}
-					if (m.t === "file-end") {
-						finish(m.sha256, id);
-						return true;
-					}
-					return false;
-				},
-				(parts, length, reject, id) => {
-					// A server that sends more than it announced (or data before "file") is lying: stop at once.
-					incoming += length;
-					if (incoming > size) {
-						fail(new PairlinkError("integrity", "the server sent more data than it announced"));
-						reject(failure as PairlinkError);
-						return;
-					}
-					this.hold(length);
-					chain = chain
-						.then(async () => {
-							if (failure) return;
-							await part.write(parts);
-							opts.onProgress?.(part.received, size);
-						})
-						.catch((e) => {
-							fail(e);
-							reject(failure as PairlinkError);
-						})
-						.finally(() => this.release(length));
-					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
+						opts.onProgress?.(m.offset, size);
+						return () => part.startAt(m.offset);
+					},
+					write: async (parts) => {
+						await part.write(parts);
+						opts.onProgress?.(part.received, size);
+					},
+					finish: async (expected) => {
+						const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite, meta);
+						return { bytes: size, sha256, resumedFrom };
+					},
+					error: (e) => (e instanceof PairlinkError ? e : fsError(e, dest)),
 				},
 			);
-			return result;
 		} catch (e) {
-			await chain.catch(() => undefined);
 			const error = e instanceof PairlinkError ? e : fsError(e, dest);
 			// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
 			if (error.code === "integrity" || error.code === "changed" || part.received === 0)
@@ -523,41 +472,106 @@ export class ClientSession {
 	 * Download `remotePath` into `sink` (standard output) as it arrives,
 	 * hashed on the way: bytes already written cannot be taken back, so a
 	 * mismatch at the end fails with the output said to be incomplete.
+	 * A failure carries `written`, the bytes that reached the sink.
 	 */
 	async downloadTo(
 		remotePath: string,
 		sink: (chunk: Uint8Array) => Promise<void>,
 		opts: Pick<TransferOptions, "onProgress">,
-	): Promise<TransferResult & { written: number }> {
+	): Promise<TransferResult> {
 		parseWirePath(remotePath);
-		let size = 0;
-		let incoming = 0;
-		let written = 0;
-		let wholeSha: string | undefined;
-		let chain = Promise.resolve();
 		const hasher = new Bun.CryptoHasher("sha256");
+		let size = 0;
+		let written = 0;
+		try {
+			return await this.receive((id) => ({ t: "get", id, path: remotePath, offset: 0 }), {
+				start: (m) => {
+					size = m.size;
+					return m.offset === 0
+						? undefined
+						: new PairlinkError("protocol", "the server resumed a download nobody offered");
+				},
+				write: async (parts) => {
+					const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+					hasher.update(chunk);
+					await sink(chunk);
+					written += chunk.length;
+					opts.onProgress?.(written, size);
+				},
+				finish: async (expected) => {
+					const sha256 = hasher.digest("hex");
+					if (sha256 !== expected)
+						throw new PairlinkError("integrity", "the data did not match the server's SHA-256");
+					return { bytes: size, sha256, resumedFrom: 0 };
+				},
+				error: (e) =>
+					e instanceof PairlinkError
+						? e
+						: new PairlinkError(
+								"stream-broken",
+								`the output could not be written (${(e as Error)?.message ?? String(e)})`,
+							),
+			});
+		} catch (e) {
+			const error = e instanceof PairlinkError ? e : new PairlinkError("internal", String(e));
+			throw Object.assign(error, { written });
+		}
+	}
+
+	/**
+	 * One download's answers, whatever receives the bytes: the `file`
+	 * announcement, data frames in order (never more than announced: a server
+	 * that sends more is lying and is stopped at once), then the hash —
+	 * after file-end, or once the bytes of a file sent whole are in. Every
+	 * write goes through one chain; the result is acknowledged once kept.
+	 */
+	private async receive(build: (id: number) => Message, r: Receiver): Promise<TransferResult> {
+		let size = 0;
+		/** Bytes announced so far by the offset plus data frames, before they reach the sink. */
+		let incoming = 0;
+		/** The file's hash when the server sent it whole (no file-end follows). */
+		let wholeSha: string | undefined;
+		let announced = false;
+		let chain = Promise.resolve();
 		let failure: PairlinkError | undefined;
-		let settle: { resolve(r: TransferResult): void; reject(e: PairlinkError): void } | undefined;
+		let settle: { resolve(v: TransferResult): void; reject(e: PairlinkError): void } | undefined;
 		const finish = (expected: string, id: number) => {
-			chain = chain.then(() => {
+			chain = chain.then(async () => {
 				if (failure) return settle?.reject(failure);
-				const sha256 = hasher.digest("hex");
-				if (sha256 !== expected)
-					return settle?.reject(
-						new PairlinkError("integrity", "the data did not match the server's SHA-256"),
-					);
-				void this.channel.send({ t: "ack", id }).catch(() => undefined);
-				settle?.resolve({ bytes: size, sha256, resumedFrom: 0 });
+				try {
+					const result = await r.finish(expected);
+					void this.channel.send({ t: "ack", id }).catch(() => undefined);
+					settle?.resolve(result);
+				} catch (e) {
+					settle?.reject(r.error(e));
+				}
 			});
 		};
 		try {
-			const r = await this.request<TransferResult>(
-				(id) => ({ t: "get", id, path: remotePath, offset: 0 }),
+			return await this.request<TransferResult>(
+				build,
 				(m, resolve, reject, id) => {
 					settle = { resolve, reject };
 					if (m.t === "file") {
+						// One header per download: a second one would reset the size every data frame is held to.
+						if (announced) {
+							reject(new PairlinkError("protocol", "the server announced the same file twice"));
+							return true;
+						}
+						announced = true;
+						const started = r.start(m);
+						if (started instanceof PairlinkError) {
+							reject(started);
+							return true;
+						}
 						size = m.size;
+						incoming = m.offset;
 						wholeSha = m.sha256;
+						if (started)
+							chain = chain.then(started).catch((e) => {
+								failure ??= r.error(e);
+							});
+						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
 						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
 						return true;
 					}
@@ -578,31 +592,22 @@ export class ClientSession {
 						return;
 					}
 					this.hold(length);
-					const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-					hasher.update(chunk);
 					chain = chain
 						.then(async () => {
-							if (failure) return;
-							await sink(chunk);
-							written += chunk.length;
-							opts.onProgress?.(written, size);
+							if (!failure) await r.write(parts);
 						})
 						.catch((e) => {
-							failure ??= new PairlinkError(
-								"stream-broken",
-								`the output could not be written (${(e as Error)?.message ?? String(e)})`,
-							);
+							failure ??= r.error(e);
 							reject(failure);
 						})
 						.finally(() => this.release(length));
 					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
 				},
 			);
-			return { ...r, written };
 		} catch (e) {
+			// Nothing may still be writing when the caller discards or keeps what arrived.
 			await chain.catch(() => undefined);
-			const error = e instanceof PairlinkError ? e : new PairlinkError("internal", String(e));
-			throw Object.assign(error, { written });
+			throw e;
 		}
 	}
 

@@ -3,7 +3,6 @@
  * Bytes written cannot be taken back, so any failure once the file has
  * started is exit 6 saying the output is incomplete.
  */
-import { createWriteStream } from "node:fs";
 import { EXIT, PairlinkError } from "../../errors.ts";
 import { normalizeRemote } from "../../fs/safe-path.ts";
 import type { ClientSession } from "../../session/client-session.ts";
@@ -12,14 +11,11 @@ import { progressFor } from "../progress.ts";
 
 /**
  * Standard output as a sink of its own (not process.stdout, whose EPIPE
- * handler ends the process with 0): each chunk resolves once written, and
- * a reader that went away is an error the caller reports.
+ * handler ends the process with 0): each chunk resolves once all of it is
+ * written, pipe or file, and a reader that went away rejects (EPIPE).
  */
-function stdoutSink(): (chunk: Uint8Array) => Promise<void> {
-	const w = createWriteStream("", { fd: 1, autoClose: false });
-	w.on("error", () => undefined); // every write's callback gets the error too
-	return (chunk) =>
-		new Promise((resolve, reject) => w.write(chunk, (e) => (e ? reject(e) : resolve())));
+async function toStdout(chunk: Uint8Array): Promise<void> {
+	await Bun.write(Bun.stdout, chunk);
 }
 
 /** Nothing but the file reaches stdout: progress goes to stderr, and only when it is a terminal. */
@@ -36,7 +32,7 @@ export async function getToStdout(
 	const remote = normalizeRemote(remotes[0] as string);
 	const progress = progressFor(false);
 	try {
-		await session.downloadTo(remote, stdoutSink(), {
+		await session.downloadTo(remote, toStdout, {
 			onProgress: (d, t) => {
 				progress.hooks.onFileProgress?.(remote, d, t);
 				progress.hooks.onProgress?.(d, t);
