@@ -8,7 +8,11 @@ import {
 	frameBytes,
 	HEADER_SIZE,
 } from "../../src/protocol/frame.ts";
-import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PROTOCOL_VERSION } from "../../src/protocol/limits.ts";
+import {
+	MAX_CONTROL_PAYLOAD,
+	MAX_DATA_PAYLOAD,
+	PROTOCOL_VERSION,
+} from "../../src/protocol/limits.ts";
 
 interface Expected {
 	type: FrameType;
