@@ -23,12 +23,16 @@ export function outJson(value: unknown): void {
 	process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE =
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
+	/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /**
- * Peer-controlled text (device and file names) shown with every control
- * character escaped, so a name cannot move the cursor, change colours or
+ * The one escaper for text that may have come from a peer (device and file
+ * names, error messages, stack traces, completion candidates): C0 and C1
+ * controls, line separators and every bidi control (including the marks
+ * U+200E, U+200F, U+061C) and the invisible U+FEFF are shown as escapes, so
+ * a name cannot move the cursor, change colours, reorder what is shown, or
  * rewrite the screen (croc issue #595).
  */
 export function safe(text: string): string {
@@ -38,4 +42,9 @@ export function safe(text: string): string {
 			? `\\x${code.toString(16).padStart(2, "0")}`
 			: `\\u${code.toString(16).padStart(4, "0")}`;
 	});
+}
+
+/** `safe` for multi-line text (a stack trace): line breaks kept, everything else escaped. */
+export function safeLines(text: string): string {
+	return text.split("\n").map(safe).join("\n");
 }

@@ -2,7 +2,7 @@
  * Errors on the wire are small stable codes, never local messages or stack
  * traces: the receiving side turns them into its own sentence.
  */
-import { type ErrorCode, PairlinkError } from "../errors.ts";
+import { type AdviceKey, type ErrorCode, PairlinkError } from "../errors.ts";
 
 export const WIRE_ERROR_CODES = [
 	"protocol",
@@ -33,7 +33,7 @@ export const WIRE_ERROR_CODES = [
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
-const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
+const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advice?: AdviceKey }> = {
 	protocol: { code: "protocol", message: "The peer reported a protocol error." },
 	version: {
 		code: "protocol",
@@ -52,7 +52,8 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 	},
 	busy: {
 		code: "connect-failed",
-		message: "The server is busy (too many connections, or stopping).",
+		message: "The server is busy: it already serves as many clients as it allows.",
+		advice: "server-busy",
 	},
 	"in-use": { code: "busy", message: "That file is being received by another transfer right now." },
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },
@@ -60,18 +61,22 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 	"not-found": { code: "not-found", message: "No such file or directory on the server." },
 	exists: {
 		code: "exists",
-		message: "It already exists on the server; pass --overwrite to replace it.",
+		message: "It already exists on the server.",
 	},
 	"overwrite-forbidden": {
 		code: "permission",
-		message:
-			"The server does not allow replacing files; run its `pairlink serve` with --allow-overwrite.",
+		message: "The server does not allow replacing files.",
+		advice: "overwrite-forbidden",
 	},
-	"read-only": { code: "permission", message: "The server is read-only (serve --read-only)." },
+	"read-only": {
+		code: "permission",
+		message: "The server is read-only.",
+		advice: "read-only",
+	},
 	"delete-forbidden": {
 		code: "permission",
-		message:
-			"The server does not allow deleting: its `pairlink serve` must run with --allow-delete.",
+		message: "The server does not allow deleting.",
+		advice: "delete-forbidden",
 	},
 	permission: { code: "permission", message: "The server has no permission for that path." },
 	"invalid-path": {
@@ -89,8 +94,8 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 };
 
 export function errorFromWire(code: WireErrorCode): PairlinkError {
-	const { code: local, message } = FROM_WIRE[code];
-	return new PairlinkError(local, message);
+	const { code: local, message, advice } = FROM_WIRE[code];
+	return new PairlinkError(local, message, { advice });
 }
 
 export function wireCodeFor(e: unknown): WireErrorCode {
