@@ -162,7 +162,7 @@ export const ADVICE = {
 		"It serves as many clients as its --max-clients allows; try again when one has finished.",
 	"server-stopped": "Run the same command again once it serves again; transfers resume.",
 	"user-cancelled": "Run the same command again; it resumes from the verified part.",
-	"dir-exists": "Nothing to do: the directory is already there.",
+	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",
 	"pairing-off":
 		"The server runs with --no-pair; pair while it accepts pairing (`pairlink serve` without --no-pair).",
 	"already-paired": "Nothing to do: connect to it by name, e.g. `pairlink ls NAME`.",

@@ -1,5 +1,13 @@
 /** The one way an error reaches the user: one sentence and a hint on stderr, and an exit code. */
-import { ERROR_TABLE, EXIT, type ExitCode, isPairlinkError } from "../errors.ts";
+import {
+	type AdviceKey,
+	ERROR_TABLE,
+	type ErrorCode,
+	EXIT,
+	type ExitCode,
+	isPairlinkError,
+	PairlinkError,
+} from "../errors.ts";
 import { logger, safe, safeLines } from "./terminal.ts";
 
 export function isUsageError(e: unknown): boolean {
@@ -37,6 +45,15 @@ export function reportError(
 	if (debug && e instanceof Error && e.stack) process.stderr.write(`${safeLines(e.stack)}\n`);
 	return exitCodeOf(e);
 }
+
+/** For `.catch`: an error of `code` gets the advice that fits where it happened. */
+export const adviseOn =
+	(code: ErrorCode, advice: AdviceKey) =>
+	(e: unknown): never => {
+		if (isPairlinkError(e) && e.code === code)
+			throw new PairlinkError(code, e.message, { advice, cause: e });
+		throw e;
+	};
 
 export const sentence = (s: string) => (/[.!?]$/.test(s) ? s : `${s}.`);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping colour codes

@@ -1,6 +1,6 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
 import { type Connection, connect } from "../client/connect.ts";
-import { resolveTarget } from "../client/target.ts";
+import { formatAddress, resolveTarget, type Target } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
 import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
@@ -36,7 +36,29 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		...(code ? { code } : {}),
 		...(opts.wantPair ? { wantPair: true } : {}),
 		...(saveAs ? { saveAs } : {}),
-	});
+	}).catch((e) => Promise.reject(explainUnreachable(e, target)));
+}
+
+/** Say which address was tried and why, in the words of what the user typed. */
+function explainUnreachable(e: unknown, target: Target): unknown {
+	// Only a failure to reach the address at all (dial.ts: "cannot connect", "no answer"),
+	// not a server that answered and refused.
+	if (!(e instanceof PairlinkError) || e.advice || !/^(cannot connect|no answer)/.test(e.message))
+		return e;
+	const where = formatAddress(target.hostname, target.port);
+	if (target.named)
+		return new PairlinkError(
+			e.code,
+			`Cannot reach ${target.named.name} at its last known address ${where}`,
+			{ advice: "stale-address", cause: e },
+		);
+	if (/ENOTFOUND|EAI_|getaddrinfo|DNS/i.test(e.message))
+		return new PairlinkError(
+			"connect-failed",
+			`There is no trusted device and no host named "${target.hostname}"`,
+			{ advice: "unknown-host", cause: e },
+		);
+	return e;
 }
 
 /** Open, run `use`, and close cleanly whatever happens. */

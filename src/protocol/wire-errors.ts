@@ -13,6 +13,7 @@ export const WIRE_ERROR_CODES = [
 	"wrong-code",
 	"code-expired",
 	"busy",
+	"stopping",
 	"timeout",
 	"internal",
 	// Refusals of file operations.
@@ -54,6 +55,11 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advic
 		code: "connect-failed",
 		message: "The server is busy: it already serves as many clients as it allows.",
 		advice: "server-busy",
+	},
+	stopping: {
+		code: "interrupted",
+		message: "The server stopped (its `pairlink serve` was ended).",
+		advice: "server-stopped",
 	},
 	"in-use": { code: "busy", message: "That file is being received by another transfer right now." },
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },

@@ -19,7 +19,7 @@ import {
 	responderStep,
 } from "../session/pairing.ts";
 import type { ServePolicy } from "../session/policy.ts";
-import { ServerSession } from "../session/server-session.ts";
+import { type OperationEvent, ServerSession } from "../session/server-session.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
@@ -41,6 +41,15 @@ export type ServerEvent =
 			resumedFrom: number;
 			device: string;
 			fingerprint: string;
+	  }
+	| {
+			event: "operation";
+			op: OperationEvent["op"];
+			path: string;
+			device: string;
+			fingerprint: string;
+			/** The code the client was refused with; absent when it was done. */
+			refused?: string;
 	  }
 	| { event: "stopped" };
 
@@ -95,7 +104,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
 		onConnection(socket) {
 			if (stopping) {
-				socket.fail(new PairlinkError("connect-failed", "the server is stopping"), "busy");
+				socket.fail(new PairlinkError("interrupted", "the server is stopping"), "stopping");
 				return;
 			}
 			// Every unauthenticated connection holds a slot too, so a flood of
@@ -172,6 +181,8 @@ class ServerConnection {
 	private tls: TlsInfo | undefined;
 	/** Frames that arrive while the trust store is being read. */
 	private held: Frame[] | undefined;
+	/** Settles once "paired" and "connected" are out: "disconnected" never comes first. */
+	private announced: Promise<void> = Promise.resolve();
 
 	constructor(
 		private readonly socket: FrameSocket,
@@ -196,7 +207,7 @@ class ServerConnection {
 	}
 
 	terminate(): void {
-		this.socket.fail(new PairlinkError("interrupted", "the server stopped"), "busy");
+		this.socket.fail(new PairlinkError("interrupted", "the server stopped"), "stopping");
 	}
 
 	private async onHandshake(info: TlsInfo): Promise<void> {
@@ -358,14 +369,17 @@ class ServerConnection {
 				// the session must exist before anything else is awaited. The events
 				// wait until the code is marked used, so "paired" means it is.
 				if (!this.startSession()) return;
-				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
-				this.emit({
-					event: "paired",
-					name: peer.name,
-					fingerprint: peer.fingerprint,
-					address: peer.address,
-				});
-				this.emitConnected();
+				this.announced = (async () => {
+					await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
+					this.emit({
+						event: "paired",
+						name: peer.name,
+						fingerprint: peer.fingerprint,
+						address: peer.address,
+					});
+					this.emitConnected();
+				})();
+				await this.announced;
 				return;
 		}
 	}
@@ -388,6 +402,8 @@ class ServerConnection {
 			},
 			onTransfer: (t) =>
 				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
+			onOperation: (o) =>
+				this.emit({ event: "operation", ...o, device: peer.name, fingerprint: peer.fingerprint }),
 		});
 		void this.opts.trust.touch(peer.fingerprint, peer.address).catch(() => undefined);
 		return true;
@@ -428,7 +444,7 @@ class ServerConnection {
 	private onClose(error: PairlinkError | undefined): void {
 		// Partial uploads are flushed and their claims released before anyone
 		// hears of the disconnect: a client that reconnects at once finds them resumable.
-		void (this.session?.onClose() ?? Promise.resolve()).then(() => this.closed(error));
+		void Promise.all([this.session?.onClose(), this.announced]).then(() => this.closed(error));
 	}
 
 	private closed(error: PairlinkError | undefined): void {

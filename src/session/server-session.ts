@@ -22,11 +22,20 @@ export interface TransferEvent {
 	resumedFrom: number;
 }
 
+/** A file operation for the server's log: done, or refused with the code the client got. */
+export interface OperationEvent {
+	op: "list" | "stat" | "walk" | "mkdir" | "rm" | "get" | "put";
+	path: string;
+	refused?: WireErrorCode;
+}
+
 export interface ServerSessionDeps {
 	root: SandboxRoot;
 	policy: ServePolicy;
 	peer: PeerInfo;
 	onTransfer?(event: TransferEvent): void;
+	/** mkdir and rm done, and every refused request (transfers done are onTransfer's). */
+	onOperation?(event: OperationEvent): void;
 	/** The last transfer in flight is done (a stopping server closes the connection then). */
 	onIdle?(): void;
 }
@@ -37,6 +46,8 @@ const CONCURRENT_GETS = 32;
 const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
 const MAX_REMEMBERED_REFUSALS = 4096;
+
+type Request = MessageOf<"list" | "stat" | "walk" | "mkdir" | "rm" | "get">;
 
 /** A refusal that carries the exact wire code to send. */
 class Refusal extends PairlinkError {
@@ -143,19 +154,19 @@ export class ServerSession {
 				this.send({ t: "pong", nonce: message.nonce });
 				return;
 			case "list":
-				this.run(message.id, () => this.list(message));
+				this.run(message, () => this.list(message));
 				return;
 			case "stat":
-				this.run(message.id, () => this.stat(message));
+				this.run(message, () => this.stat(message));
 				return;
 			case "walk":
-				this.run(message.id, () => this.walk(message));
+				this.run(message, () => this.walk(message));
 				return;
 			case "mkdir":
-				this.run(message.id, () => this.mkdir(message));
+				this.run(message, () => this.mkdir(message));
 				return;
 			case "rm":
-				this.run(message.id, () => this.rm(message));
+				this.run(message, () => this.rm(message));
 				return;
 			case "get":
 				this.enqueueGet(message);
@@ -263,12 +274,14 @@ export class ServerSession {
 		this.check({ op: "mkdir", path: m.path });
 		await this.deps.root.mkdir(m.path, m.parents);
 		await this.channel.send({ t: "ok", id: m.id });
+		this.deps.onOperation?.({ op: "mkdir", path: m.path });
 	}
 
 	private async rm(m: MessageOf<"rm">): Promise<void> {
 		this.check({ op: "rm", path: m.path });
 		await this.deps.root.remove(m.path, m.recursive);
 		await this.channel.send({ t: "ok", id: m.id });
+		this.deps.onOperation?.({ op: "rm", path: m.path });
 	}
 
 	private enqueueGet(m: MessageOf<"get">): void {
@@ -290,7 +303,7 @@ export class ServerSession {
 	}
 
 	private async get(m: MessageOf<"get">): Promise<void> {
-		await this.guard(m.id, async () => {
+		await this.guard(m, async () => {
 			this.check({ op: "get", path: m.path });
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
@@ -451,7 +464,7 @@ export class ServerSession {
 				resumedFrom: upload.resumedFrom,
 			});
 		} catch (e) {
-			this.refuse(id, e);
+			this.refuse(id, e, { op: "put", path: upload.path });
 		}
 	}
 
@@ -461,7 +474,7 @@ export class ServerSession {
 		this.uploads.delete(id);
 		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
 		this.refusedUploads.add(id);
-		this.refuse(id, e);
+		this.refuse(id, e, { op: "put", path: upload.path });
 		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
 			await upload.part?.keep();
@@ -475,26 +488,28 @@ export class ServerSession {
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
 	}
 
-	private run(id: number, handler: () => Promise<void>): void {
-		void this.guard(id, handler);
+	private run(m: Request, handler: () => Promise<void>): void {
+		void this.guard(m, handler);
 	}
 
-	private async guard(id: number, handler: () => Promise<void>): Promise<void> {
+	private async guard(m: Request, handler: () => Promise<void>): Promise<void> {
 		try {
 			await handler();
 		} catch (e) {
-			this.refuse(id, e);
+			this.refuse(m.id, e, { op: m.t, path: m.path });
 		}
 	}
 
-	private refuse(id: number, e: unknown): void {
+	private refuse(id: number, e: unknown, what: Omit<OperationEvent, "refused">): void {
 		if (this.closed) return;
 		const error = e instanceof PairlinkError ? e : fsError(e, "the file");
 		if (error.code === "protocol") {
 			this.channel.fail(error);
 			return;
 		}
-		this.send({ t: "error", id, code: error instanceof Refusal ? error.wire : wireCodeFor(error) });
+		const code = error instanceof Refusal ? error.wire : wireCodeFor(error);
+		this.send({ t: "error", id, code });
+		this.deps.onOperation?.({ ...what, refused: code });
 	}
 
 	private send(message: Message): void {

@@ -9,6 +9,7 @@ import {
 	type TransferHooks,
 } from "../../client/transfer.ts";
 import { jsonArg } from "../context.ts";
+import { adviseOn } from "../error-report.ts";
 import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
 import { progressFor } from "../progress.ts";
@@ -167,7 +168,9 @@ export const mkdirCommand = defineCommand({
 		path: { type: "positional", description: "Remote path of the new directory", required: true },
 	},
 	async run({ args }) {
-		await withSession(args.host, {}, (c) => c.session.mkdir(normalizeRemote(args.path)));
+		await withSession(args.host, {}, (c) =>
+			c.session.mkdir(normalizeRemote(args.path)).catch(adviseOn("exists", "dir-exists")),
+		);
 	},
 });
 

@@ -9,6 +9,7 @@ import { getFiles, putFiles } from "../../client/transfer.ts";
 import { PairlinkError } from "../../errors.ts";
 import { entryFromStats, fsError } from "../../fs/root.ts";
 import { reportTransfer } from "../commands/files.ts";
+import { adviseOn } from "../error-report.ts";
 import { entryLine } from "../format.ts";
 import { out } from "../terminal.ts";
 import { hasGlob, matchGlob, resolveRemote, splitDirBase, type Word } from "./line.ts";
@@ -197,7 +198,9 @@ export const COMMANDS: Record<string, ReplCommand> = {
 		args: "remote",
 		async run(state, words) {
 			if (words.length !== 1) throw usageError("mkdir");
-			await (await state.link.session()).mkdir(resolveRemote(state.cwd, (words[0] as Word).text));
+			await (await state.link.session())
+				.mkdir(resolveRemote(state.cwd, (words[0] as Word).text))
+				.catch(adviseOn("exists", "dir-exists"));
 		},
 	},
 	rm: {

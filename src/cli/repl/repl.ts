@@ -19,8 +19,13 @@ import type { RemoteLink } from "./remote-link.ts";
 const HISTORY_FILE = "history";
 const HISTORY_LINES = 1000;
 
-/** Run one typed line; resolves with its exit code (0 on success). */
-export async function runLine(state: ReplState, line: string, debug: boolean): Promise<ExitCode> {
+/** Run one typed line; resolves with its exit code (0 on success). `where` locates an error. */
+export async function runLine(
+	state: ReplState,
+	line: string,
+	debug: boolean,
+	where?: string,
+): Promise<ExitCode> {
 	try {
 		const words = splitLine(line);
 		const first = words.shift();
@@ -31,17 +36,24 @@ export async function runLine(state: ReplState, line: string, debug: boolean): P
 		await command.run(state, words);
 		return EXIT.ok;
 	} catch (e) {
-		return reportError(e, debug);
+		return reportError(e, debug, where === undefined ? {} : { prefix: where });
 	}
 }
 
-/** Commands from a pipe: stop at the first failure and return its exit code. */
+/**
+ * Commands from a pipe, like `sftp -b`: blank lines and `# comments` are
+ * skipped, each command is echoed to stderr as it runs, and the first
+ * failure stops the run with its exit code, naming its line.
+ */
 export async function runBatch(state: ReplState, debug: boolean): Promise<ExitCode> {
 	const lines = stdinLines();
-	for (;;) {
+	for (let number = 1; ; number++) {
 		const line = await lines.next();
 		if (line === undefined || state.done) break;
-		const code = await runLine(state, line, debug);
+		const command = line.trim();
+		if (command === "" || command.startsWith("#")) continue;
+		process.stderr.write(`pairlink> ${safe(command)}\n`);
+		const code = await runLine(state, line, debug, `line ${number}: ${safe(command)}`);
 		if (code !== EXIT.ok) return code;
 		if (state.done) break;
 	}
