@@ -144,7 +144,7 @@ describe("IPv6", () => {
 			home: server.home,
 			timeoutMs: 30_000,
 		});
-		const banner = (await serve.waitForText(/[^]*Press Ctrl-C/))[0];
+		const banner = (await serve.waitForText(/[\s\S]*Press Ctrl-C/))[0];
 		const address = banner.split("\n").find((l) => l.trim().startsWith("address")) ?? "";
 		expect(address).not.toMatch(/fe[89ab][0-9a-f]?:/i);
 		expect(address).toMatch(/\d+\.\d+\.\d+\.\d+:\d+|\[[0-9a-f:]+\]:\d+/);
@@ -316,7 +316,7 @@ class TextServe extends ServeProcess {
 }
 
 async function waitForPort(serve: TextServe): Promise<number> {
-	const m = await serve.waitForText(/address\s+127\.0\.0\.1:(\d+)[^]*Press Ctrl-C/);
+	const m = await serve.waitForText(/address\s+127\.0\.0\.1:(\d+)[\s\S]*Press Ctrl-C/);
 	return Number(m[1]);
 }
 
