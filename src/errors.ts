@@ -171,6 +171,7 @@ export const ADVICE = {
 	"stale-address":
 		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",
 	"local-path": "Check the local path with `lls`.",
+	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
 	"fingerprint-prefix": "Give at least 4 hex digits of the fingerprint.",

@@ -123,6 +123,49 @@ describe("interactive session in a terminal", () => {
 	}, 60_000);
 });
 
+describe("shell details", () => {
+	test("tab completion shows a remote name's escape sequence escaped, never raw", async () => {
+		const client = await makeDevice("tabber");
+		await trustEachOther(client, server);
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "get \t\t" },
+			{ expect: "docs/", send: "\u0015exit\r" },
+		]);
+		expect(r.failed_step).toBeNull();
+		expect(r.transcript).not.toContain("\u001b[31m");
+		expect(r.transcript).toContain("\\x1b[31mred");
+	}, 60_000);
+
+	test("CMD --help, help within 120 columns, lcd advice, history kept, Ctrl-D ends the line", async () => {
+		const client = await makeDevice("helper");
+		await trustEachOther(client, server);
+		const cwd = await tempDir("pairlink-cwd-");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "ls --help\r" },
+			{ expect: "ls \\[-l\\] \\[PATH\\]", send: "help\r" },
+			{ expect: "quit", send: "lcd /no/such/dir\r" },
+			{ expect: "local path", send: "pwd\r" },
+			{ expect: "(G|\\n)/\\r\\n", send: "\u0004" },
+		]);
+		if (r.exit !== 0) console.error(r.transcript);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		const lines = r.transcript.split(/\r?\n/);
+		// What shows on screen: without terminal control sequences and consola's padding.
+		// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control sequences
+		const visible = (l: string) => l.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "").trimEnd();
+		for (const line of lines) expect(visible(line).length).toBeLessThanOrEqual(120);
+		expect(r.transcript).not.toContain("unknown option --help");
+		const lcd = lines.find((l) => l.includes('"/no/such/dir"')) ?? "";
+		expect(lcd).toContain("lls");
+		expect(lcd).not.toContain("pairlink ls");
+		// Ctrl-D: the last thing printed ends its line.
+		expect(r.transcript).toMatch(/\n$/);
+		expect(await readFile(join(client.home, "history"), "utf8")).toContain("lcd /no/such/dir");
+	}, 60_000);
+});
+
 describe("batch mode (commands on stdin)", () => {
 	let client: TestDevice;
 	beforeAll(async () => {
@@ -138,7 +181,8 @@ describe("batch mode (commands on stdin)", () => {
 			cwd,
 			"cd docs\npwd\nget *.pdf\nls\n",
 		);
-		expect(r.stderr).toBe("");
+		// Each command is echoed on stderr as it runs (as sftp -b does); results alone on stdout.
+		expect(r.stderr).toBe("pairlink> cd docs\npairlink> pwd\npairlink> get *.pdf\npairlink> ls\n");
 		expect(r.code).toBe(0);
 		expect(r.stdout).toContain("/docs\n");
 		expect(r.stdout).toContain("a.txt\n");
@@ -260,11 +304,30 @@ describe("progress and cancel", () => {
 			expect(() => JSON.parse(line)).not.toThrow();
 	}, 60_000);
 
+	test("Ctrl-C in a one-shot get restores the terminal and says that running it again resumes", async () => {
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "ETA", send: "\u0003" }, { expect: "resumes" }],
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(6);
+		// Line wrap was never switched off; the cursor is shown again at the end.
+		expect(r.transcript).not.toContain("\u001b[?7l");
+		const cut = r.transcript.lastIndexOf("\u001b[?25l");
+		expect(r.transcript.indexOf("\u001b[?25h", cut)).toBeGreaterThan(cut);
+		expect(r.transcript).toContain("Run the same command again");
+	}, 60_000);
+
 	test("Ctrl-C cancels a running transfer, the prompt returns, and the next get resumes", async () => {
 		const cwd = await tempDir("pairlink-cwd-");
 		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
 			{ expect: "desk:/> ", send: "get big.bin\r" },
 			{ expect: "ETA", send: "\u0003" },
+			// The user's own Ctrl-C is said as such, not as the server closing the connection.
+			{ expect: "Cancelled by Ctrl-C" },
 			{ expect: "desk:/> ", send: "get big.bin\r" },
 			{ expect: "resumed at" },
 			{ expect: "desk:/> ", send: "exit\r" },
