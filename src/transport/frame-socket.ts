@@ -74,12 +74,14 @@ export class FrameSocket {
 	private closing = false;
 	private tlsDone = false;
 	private readonly early: Frame[] = [];
+	private readonly address: string;
 
 	constructor(
 		private readonly raw: RawSocket,
 		private readonly timeouts: Timeouts,
 	) {
 		this.writer = new SocketWriter(raw);
+		this.address = raw.remoteAddress;
 		this.timer = setTimeout(() => this.onHandshakeTimeout(), timeouts.handshakeMs);
 	}
 
@@ -87,8 +89,9 @@ export class FrameSocket {
 		return this.isClosed;
 	}
 
+	/** Read at accept: once TLS has failed the socket no longer knows it, and the log needs it. */
 	get remoteAddress(): string {
-		return this.raw.remoteAddress;
+		return this.address;
 	}
 
 	/**

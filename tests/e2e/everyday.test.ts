@@ -139,7 +139,7 @@ describe("IPv6", () => {
 	});
 
 	test("the banner prints no link-local address (it would need the peer's zone)", async () => {
-		const serve = new TextServe(["serve", share, "--port", "0", "--no-pair"], {
+		const serve = new TextServe(["serve", share, "--host", "::", "--port", "0", "--no-pair"], {
 			mode: MODE,
 			home: server.home,
 			timeoutMs: 30_000,
