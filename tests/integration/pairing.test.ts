@@ -757,3 +757,42 @@ describe("pairing: regressions", () => {
 		TEST_MS,
 	);
 });
+
+describe("the server's log of a pairing", () => {
+	test(
+		"a client that leaves at once after PAIRED is logged paired, connected, then disconnected",
+		async () => {
+			// Marking the code used takes as long as the test says: the client is gone by then.
+			let letRelease!: () => void;
+			const releasing = new Promise<void>((r) => {
+				letRelease = r;
+			});
+			const s = await pairingServer({
+				gate: (home) => {
+					const real = stateDirPairingGate(home);
+					return {
+						...real,
+						release: async (outcome) => {
+							await releasing;
+							await real.release(outcome);
+						},
+					};
+				},
+			});
+			const client = await makeDevice("laptop");
+			const conn = await pair(client, s);
+			const mine = (e: ServerEvent) =>
+				"fingerprint" in e && e.fingerprint === client.identity.fingerprint;
+			conn.close();
+			await conn.closed;
+			letRelease();
+			await s.srv.waitFor((e) => e.event === "disconnected" && mine(e));
+			expect(s.srv.events.filter(mine).map((e) => e.event)).toEqual([
+				"paired",
+				"connected",
+				"disconnected",
+			]);
+		},
+		TEST_MS,
+	);
+});
