@@ -35,12 +35,14 @@ async function drive(
 	home: string,
 	cwd: string,
 	steps: { expect?: string; send?: string }[],
+	cols = 120,
 ): Promise<PtyResult> {
 	const script = {
 		argv: argv(args),
 		env: { PATH: process.env.PATH ?? "", HOME: home, PAIRLINK_HOME: home },
 		cwd,
 		timeout: 20,
+		cols,
 		steps,
 	};
 	const p = Bun.spawn(["python3", join(REPO_ROOT, "tests", "helpers", "pty-drive.py")], {
@@ -278,6 +280,34 @@ describe("progress and cancel", () => {
 		expect(r.failed_step).toBeNull();
 		expect(r.exit).toBe(0);
 		expect(r.transcript).toMatch(/\d+%/);
+	}, 60_000);
+
+	test("at 80 columns: one bar for one file, never wider than the line, line wrap left on", async () => {
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "ETA" }, { expect: "1 file" }],
+			80,
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		expect(r.transcript).not.toContain("\u001b[?7l");
+		// Every redraw of the bar, as the terminal shows it.
+		const draws = r.transcript
+			// biome-ignore lint/suspicious/noControlCharactersInRegex: splitting at control sequences
+			.split(/\r|\n|\u001b\[[0-9;?]*[A-Za-z]/)
+			.filter((piece) => piece.includes("ETA"));
+		expect(draws.length).toBeGreaterThan(0);
+		for (const d of draws) {
+			expect(d.length).toBeLessThan(80);
+			// One file: its own bar, named; no separate "total" bar.
+			expect(d).toContain("big.bin");
+			expect(d).not.toContain("total");
+		}
+		// The result line is whole.
+		expect(r.transcript).toMatch(/\nbig\.bin {2}403 MB\r\n|Kbig\.bin {2}403 MB\r\n/);
 	}, 60_000);
 
 	test("no progress when output goes to pipes, nor with --json on a terminal", async () => {
