@@ -174,7 +174,7 @@ export const ADVICE = {
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
-	"fingerprint-prefix": "Give at least 4 hex digits of the fingerprint.",
+	"fingerprint-prefix": "Give more digits of the fingerprint (`pairlink devices list` shows them).",
 } as const;
 
 export type AdviceKey = keyof typeof ADVICE;

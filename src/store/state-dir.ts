@@ -88,9 +88,7 @@ export async function ensureStateDir(dir: string): Promise<void> {
 			throw new PairlinkError(
 				"state-corrupt",
 				`Cannot create the state directory ${dir}: ${describe(e)}.`,
-				{
-					cause: e,
-				},
+				{ cause: e, advice: "state-dir" },
 			);
 		}
 	}
@@ -98,15 +96,14 @@ export async function ensureStateDir(dir: string): Promise<void> {
 		throw new PairlinkError(
 			"state-corrupt",
 			`Cannot read the state directory ${dir}: ${describe(e)}.`,
-			{
-				cause: e,
-			},
+			{ cause: e, advice: "state-dir" },
 		);
 	});
 	if (!st.isDirectory()) {
 		throw new PairlinkError(
 			"state-corrupt",
 			`The state directory ${dir} exists but is not a directory.`,
+			{ advice: "state-dir" },
 		);
 	}
 	if (isWindows) return;

@@ -290,6 +290,27 @@ describe("messages: what happened and the one piece of advice that fits", () => 
 	});
 });
 
+describe("the state directory and device arguments", () => {
+	test("an unusable PAIRLINK_HOME says how to fix it, not that a file is damaged", async () => {
+		const dir = await makeTempDir();
+		await writeFile(join(dir, "a-file"), "x");
+		const r = await run(["id"], join(dir, "a-file", "state"));
+		expect(r.exitCode).not.toBe(0);
+		expect(r.stderr).toContain("PAIRLINK_HOME");
+		expect(r.stderr).not.toMatch(/damaged|a bug/);
+	});
+
+	test("a fingerprint prefix shorter than 4 digits says so, instead of 'no match'", async () => {
+		const me = await makeDevice("prefixer");
+		await trustEachOther(me, server);
+		const prefix = server.identity.fingerprint.slice(0, 3);
+		const r = await run(["devices", "remove", prefix], me.home);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toContain("too short a fingerprint prefix (4 digits at least)");
+		expect(r.stderr).not.toContain("No trusted device matches");
+	});
+});
+
 describe("batch mode", () => {
 	test("comments and blank lines are skipped; commands echoed; a failure names its line", async () => {
 		const s = await serveShare();

@@ -120,6 +120,8 @@ export const serveCommand = defineCommand({
 			onEvent: log,
 		});
 
+		// Before the banner: a signal sent as soon as it is read must find the handlers.
+		const stopped = stopOnSignals(server, log, json);
 		const addresses = reachableAddresses(server.hostname, server.port);
 		if (json)
 			log({
@@ -145,7 +147,7 @@ export const serveCommand = defineCommand({
 			out("Press Ctrl-C to stop.");
 		}
 		const watch = noPair ? undefined : watchCode(code?.code, log);
-		await stopOnSignals(server, log, json);
+		await stopped;
 		clearInterval(watch);
 	},
 });
