@@ -412,8 +412,10 @@ describe("serve", () => {
 				"event",
 				"fingerprint",
 				"host",
+				"policy",
 				"port",
 				"root",
+				"time",
 			]);
 			expect(listening).toMatchObject({ host: "127.0.0.1", root: dir });
 			expect(listening.port).toBeGreaterThan(0);
@@ -425,7 +427,7 @@ describe("serve", () => {
 
 			const stopped = await serve.stop(signal);
 			expect(stopped).toEqual({ exitCode: 0, signalCode: null, killed: false });
-			expect(serve.events.at(-1)).toEqual({ event: "stopped" });
+			expect(serve.events.at(-1)).toMatchObject({ event: "stopped" });
 			expect(serve.badLines).toEqual([]);
 			expect(serve.stderr).toBe("");
 			// the async iterator replays every event in order, then ends with the process

@@ -329,6 +329,16 @@ describe("batch mode", () => {
 	});
 });
 
+test("put FILE DIR in the shell: a DIR that exists nowhere is the server's missing directory, not a local file", async () => {
+	const s = await serveShare();
+	const cwd = await makeTempDir();
+	await writeFile(join(cwd, "up.txt"), "x");
+	const r = await run(["connect", s.address], client.home, { cwd, stdin: "put up.txt upl\n" });
+	expect(r.exitCode).toBe(5);
+	expect(r.stderr).toContain("line 1: put up.txt upl: No such file or directory on the server");
+	await s.serve.stop();
+});
+
 /** `serve` without --json, followed through its text output. */
 class TextServe extends ServeProcess {
 	waitForText(pattern: RegExp): Promise<RegExpExecArray> {

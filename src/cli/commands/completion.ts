@@ -68,18 +68,15 @@ const quoteSh = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 // name holding a double quote (JSON-escaped) is cut at it: sed decodes no JSON.
 const DEVICE_NAMES = `command pairlink devices list --json 2>/dev/null | sed -n 's/^.*"name":"\\([^"]*\\)".*$/\\1/p'`;
 
-function bash(m: Model): string {
-	const pathCases = m.paths.map((p) => `      ${quoteSh(p)}) cmd=${quoteSh(p)}; continue ;;`);
-	// Options are offered once a "-" is typed, so they do not bury the names.
-	const wordCases = [...m.words].map(
-		([p, w]) =>
-			`    ${quoteSh(p)}) words=${quoteSh(w.filter((x) => !x.startsWith("-")).join(" "))} opts=${quoteSh(w.filter((x) => x.startsWith("-")).join(" "))} ;;`,
-	);
-	return `# pairlink bash completion: eval "$(pairlink completion bash)"
-_pairlink() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} cmd="" w i n=0 words="" opts=""
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w=\${COMP_WORDS[i]}
+/**
+ * The same loop in bash and zsh: from the words typed before the cursor, the
+ * command path ($cmd) and how many operands follow it ($n); an option's value
+ * is no operand.
+ */
+function walkWords(m: Model, first: string, cursor: string, words: string): string {
+	const pathCases = m.paths.map((p) => `        ${quoteSh(p)}) cmd=${quoteSh(p)}; continue ;;`);
+	return `  for ((i = ${first}; i < ${cursor}; i++)); do
+    w=\${${words}[i]}
     case "$w" in
       ${m.valueOptions.join("|")}) ((i++)); continue ;;
       -*) continue ;;
@@ -90,7 +87,19 @@ ${pathCases.join("\n")}
       esac
     fi
     ((n++))
-  done
+  done`;
+}
+
+function bash(m: Model): string {
+	// Options are offered once a "-" is typed, so they do not bury the names.
+	const wordCases = [...m.words].map(
+		([p, w]) =>
+			`    ${quoteSh(p)}) words=${quoteSh(w.filter((x) => !x.startsWith("-")).join(" "))} opts=${quoteSh(w.filter((x) => x.startsWith("-")).join(" "))} ;;`,
+	);
+	return `# pairlink bash completion: eval "$(pairlink completion bash)"
+_pairlink() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} cmd="" w i n=0 words="" opts=""
+${walkWords(m, "1", "COMP_CWORD", "COMP_WORDS")}
   ((n == 0)) || [[ $cur == -* ]] || return 0
   case "$cmd" in
 ${wordCases.join("\n")}
@@ -108,25 +117,12 @@ complete -o default -o bashdefault -F _pairlink pairlink`;
 
 function zsh(m: Model): string {
 	// \`path\` is zsh's PATH array: the command path is called \`cmd\`.
-	const pathCases = m.paths.map((p) => `        ${quoteSh(p)}) cmd=${quoteSh(p)}; continue ;;`);
 	const wordCases = [...m.words].map(([p, w]) => `    ${quoteSh(p)}) compadd -- ${w.join(" ")} ;;`);
 	return `#compdef pairlink
 # pairlink zsh completion: eval "$(pairlink completion zsh)"
 _pairlink() {
   local cmd="" w i n=0
-  for ((i = 2; i < CURRENT; i++)); do
-    w=\${words[i]}
-    case "$w" in
-      ${m.valueOptions.join("|")}) ((i++)); continue ;;
-      -*) continue ;;
-    esac
-    if ((n == 0)); then
-      case "\${cmd:+$cmd }$w" in
-${pathCases.join("\n")}
-      esac
-    fi
-    ((n++))
-  done
+${walkWords(m, "2", "CURRENT", "words")}
   if ((n == 0)); then
     case "$cmd" in
 ${wordCases.join("\n")}

@@ -177,7 +177,16 @@ export const COMMANDS: Record<string, ReplCommand> = {
 				const session = await state.link.session();
 				const entry =
 					candidate === "" ? { type: "dir" } : await session.stat(candidate).catch(() => undefined);
-				if (entry?.type === "dir") {
+				// The last operand is the remote directory when it is one, and also
+				// when no local file has its name (`put huge.bin upl`): then the
+				// server says that `upl` is missing, not the local side.
+				const local =
+					hasGlob(last) ||
+					(await lstat(last.text).then(
+						() => true,
+						() => false,
+					));
+				if (entry?.type === "dir" || !local) {
 					rest.pop();
 					to = candidate;
 				}
