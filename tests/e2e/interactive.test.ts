@@ -139,6 +139,25 @@ describe("shell details", () => {
 		expect(r.transcript).toContain("\\x1b[31mred");
 	}, 60_000);
 
+	test("a warning while the prompt waits is followed by the prompt again", async () => {
+		const client = await makeDevice("waiter");
+		await trustEachOther(client, server);
+		const cwd = await tempDir("pairlink-cwd-");
+		const other = serve(server, { root: tempRoot() });
+		const driven = drive(["connect", `127.0.0.1:${other.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "ls nope\r" },
+			// The server goes away while nobody types (below): a warning, then the prompt.
+			{ expect: "was lost" },
+			{ expect: "desk:/> ", send: "exit\r" },
+		]);
+		// The refused `ls nope` says the session is at its prompt.
+		await other.waitFor((e) => e.event === "operation");
+		await other.server.stop(0);
+		const r = await driven;
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+	}, 60_000);
+
 	test("CMD --help, help within 120 columns, lcd advice, history kept, Ctrl-D ends the line", async () => {
 		const client = await makeDevice("helper");
 		await trustEachOther(client, server);

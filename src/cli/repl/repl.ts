@@ -11,7 +11,7 @@ import { writeFileAtomic } from "../../store/state-dir.ts";
 import { stateDir } from "../context.ts";
 import { reportError } from "../error-report.ts";
 import { stdinLines } from "../line-reader.ts";
-import { out, safe } from "../terminal.ts";
+import { logger, out, safe } from "../terminal.ts";
 import { COMMANDS, commandHelp, type ReplState } from "./commands.ts";
 import { resolveRemote, splitDirBase, splitLine } from "./line.ts";
 import type { RemoteLink } from "./remote-link.ts";
@@ -109,6 +109,16 @@ export async function runInteractive(state: ReplState, debug: boolean): Promise<
 		process.stdout.write("^C\n");
 		rl.prompt();
 	});
+	// A warning while the prompt waits: clear the prompt's line, print it, draw the prompt again.
+	state.link.notice = (text) => {
+		if (running) {
+			logger.warn(text);
+			return;
+		}
+		process.stdout.write("\r\u001b[K");
+		logger.warn(text);
+		rl.prompt(true);
+	};
 	const prompt = () => {
 		rl.setPrompt(`${safe(state.link.peerName)}:/${safe(state.cwd)}> `);
 		rl.prompt();
