@@ -158,8 +158,7 @@ export const ADVICE = {
 	"overwrite-forbidden":
 		"Ask the server's owner to run `pairlink serve` with --allow-overwrite; then pass --overwrite.",
 	"delete-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-delete.",
-	"server-busy":
-		"It serves as many clients as its --max-clients allows; try again when one has finished.",
+	"server-busy": "Try again when one of its clients has finished.",
 	"server-stopped": "Run the same command again once it serves again; transfers resume.",
 	"user-cancelled": "Run the same command again; it resumes from the verified part.",
 	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",

@@ -41,11 +41,19 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 
 /** Say which address was tried and why, in the words of what the user typed. */
 function explainUnreachable(e: unknown, target: Target): unknown {
+	if (!(e instanceof PairlinkError) || e.advice) return e;
+	const where = formatAddress(target.hostname, target.port);
+	// A server at its connection limit hangs up before TLS, where it cannot say why
+	// (the same limit otherwise answers "busy"): say the likely reason once.
+	if (/^the TLS handshake with .* failed: ECONNRESET/.test(e.message))
+		return new PairlinkError(
+			"connect-failed",
+			`The server at ${where} hung up during the TLS handshake: it is probably busy (too many connections)`,
+			{ advice: "server-busy", cause: e },
+		);
 	// Only a failure to reach the address at all (dial.ts: "cannot connect", "no answer"),
 	// not a server that answered and refused.
-	if (!(e instanceof PairlinkError) || e.advice || !/^(cannot connect|no answer)/.test(e.message))
-		return e;
-	const where = formatAddress(target.hostname, target.port);
+	if (!/^(cannot connect|no answer)/.test(e.message)) return e;
 	if (target.named)
 		return new PairlinkError(
 			e.code,

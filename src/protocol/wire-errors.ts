@@ -53,7 +53,7 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advic
 	},
 	busy: {
 		code: "connect-failed",
-		message: "The server is busy: it already serves as many clients as it allows.",
+		message: "The server is busy: it serves as many clients as its --max-clients allows.",
 		advice: "server-busy",
 	},
 	stopping: {

@@ -22,6 +22,7 @@ import {
 	startServe,
 } from "../helpers/cli.ts";
 import {
+	connectTo,
 	makeDevice,
 	removeTempDirs as removeDeviceDirs,
 	type TestDevice,
@@ -271,6 +272,25 @@ describe("messages: what happened and the one piece of advice that fits", () => 
 		// The advice about --overwrite is given once, not twice.
 		expect(put2.stderr.match(/--overwrite/g)?.length ?? 0).toBeLessThanOrEqual(1);
 		await rw.serve.stop();
+	});
+
+	test("--max-clients 1 and three more clients: each is told the server is busy, exit 3", async () => {
+		const s = await serveShare(["--max-clients", "1"]);
+		const holder = await connectTo(client, {
+			display: s.address,
+			hostname: "127.0.0.1",
+			port: s.port,
+			named: undefined,
+		});
+		await holder.session.ping();
+		const runs = await Promise.all([1, 2, 3].map(() => run(["ls", s.address], client.home)));
+		for (const r of runs) {
+			expect(r.exitCode).toBe(3);
+			expect(r.stderr).toContain("busy");
+			expect(r.stderr).not.toMatch(/ECONNRESET|Failed to connect/);
+		}
+		holder.close();
+		await s.serve.stop();
 	});
 
 	test("an unknown device name says so instead of getaddrinfo ENOTFOUND", async () => {
