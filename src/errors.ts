@@ -162,10 +162,9 @@ export const ADVICE = {
 	"server-stopped": "Run the same command again once it serves again; transfers resume.",
 	"user-cancelled": "Run the same command again; it resumes from the verified part.",
 	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",
-	"pairing-off":
-		"The server runs with --no-pair; pair while it accepts pairing (`pairlink serve` without --no-pair).",
-	"already-paired": "Nothing to do: connect to it by name, e.g. `pairlink ls NAME`.",
-	"code-burned": "Create a new code with `pairlink code` on the server, then pair again.",
+	"pairing-closed":
+		"On the server, run `pairlink code` while `pairlink serve` runs without --no-pair, then pair again.",
+	"already-paired": "Nothing to do: use it by name, e.g. `pairlink ls NAME`.",
 	"unknown-host": "Check the spelling; `pairlink devices list` shows the names of trusted devices.",
 	"stale-address":
 		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",

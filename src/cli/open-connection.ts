@@ -36,7 +36,37 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		...(code ? { code } : {}),
 		...(opts.wantPair ? { wantPair: true } : {}),
 		...(saveAs ? { saveAs } : {}),
-	}).catch((e) => Promise.reject(explainUnreachable(e, target)));
+	}).catch((e) => {
+		const explained = opts.wantPair ? explainPairing(e, target, trust) : e;
+		return Promise.reject(explainUnreachable(explained, target));
+	});
+}
+
+/**
+ * `pair` refused: the server's wire code says what it refused, and this
+ * device's own trust store says whether pairing was needed at all.
+ */
+function explainPairing(e: unknown, target: Target, trust: TrustStore): unknown {
+	if (!(e instanceof PairlinkError)) return e;
+	const where = formatAddress(target.hostname, target.port);
+	const known = target.named ?? trust.list().find((d) => d.address === where);
+	// The server let this device past TLS without a pending code: it trusts it already.
+	if (known && ["no-code", "code-expired", "code-used"].includes(e.code))
+		return new PairlinkError(
+			e.code,
+			`This device is already paired with ${known.name} (${where})`,
+			{
+				advice: "already-paired",
+				cause: e,
+			},
+		);
+	if (e.code === "not-trusted" || e.code === "no-code")
+		return new PairlinkError(
+			"no-code",
+			`The server at ${where} is not accepting pairing: it has no pending code, or runs with --no-pair`,
+			{ advice: "pairing-closed", cause: e },
+		);
+	return e;
 }
 
 /** Say which address was tried and why, in the words of what the user typed. */

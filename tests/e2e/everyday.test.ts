@@ -274,7 +274,7 @@ describe("messages: what happened and the one piece of advice that fits", () => 
 		await rw.serve.stop();
 	});
 
-	test("--max-clients 1 and three more clients: each is told the server is busy, exit 3", async () => {
+	test("--max-clients 1: the next clients are told the server is busy, with advice that fits, exit 3", async () => {
 		const s = await serveShare(["--max-clients", "1"]);
 		const holder = await connectTo(client, {
 			display: s.address,
@@ -283,13 +283,31 @@ describe("messages: what happened and the one piece of advice that fits", () => 
 			named: undefined,
 		});
 		await holder.session.ping();
-		const runs = await Promise.all([1, 2, 3].map(() => run(["ls", s.address], client.home)));
-		for (const r of runs) {
+		for (let i = 0; i < 3; i++) {
+			const r = await run(["ls", s.address], client.home);
 			expect(r.exitCode).toBe(3);
-			expect(r.stderr).toContain("busy");
-			expect(r.stderr).not.toMatch(/ECONNRESET|Failed to connect/);
+			expect(r.stderr).toContain("The server is busy");
+			expect(r.stderr).toContain("--max-clients");
+			// Not the advice for an address that is wrong.
+			expect(r.stderr).not.toContain("Check the address");
 		}
 		holder.close();
+		await s.serve.stop();
+	});
+
+	test("pair with a --no-pair server: not 'pair first'; pair again when paired: 'already paired'", async () => {
+		const s = await serveShare();
+		const stranger = await makeDevice("stranger");
+		const code = "abandon-ability-able-about";
+		const refused = await run(["pair", s.address], stranger.home, { code });
+		expect(refused.exitCode).toBe(4);
+		expect(refused.stderr).toContain("not accepting pairing");
+		expect(refused.stderr).not.toContain("Pair first");
+		// laptop trusts desk at this address, and desk trusts laptop.
+		await trustEachOther(client, server, s.address);
+		const again = await run(["pair", s.address], client.home, { code });
+		expect(again.exitCode).toBe(4);
+		expect(again.stderr).toContain("already paired with desk");
 		await s.serve.stop();
 	});
 
