@@ -329,6 +329,36 @@ describe("progress and cancel", () => {
 		expect(r.transcript).toMatch(/\nbig\.bin {2}403 MB\r\n|Kbig\.bin {2}403 MB\r\n/);
 	}, 60_000);
 
+	test("get -r of 2,000 files: a total bar, and result lines free of bar fragments", async () => {
+		const many = join(rootDir, "many");
+		await mkdir(many, { recursive: true });
+		const body = new Uint8Array(20_000);
+		for (let i = 0; i < 2000; i++) await writeFile(join(many, `f${i}.bin`), body);
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "many", "-r", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "2000 files" }],
+			80,
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		// What a line shows in the end: the text after its last return to column 1
+		// (each redraw clears the rest of the line), without control sequences.
+		const shown = (l: string) =>
+			(l.replaceAll("\u001b[1G", "\r").split("\r").at(-1) ?? "")
+				// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control sequences
+				.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "");
+		const lines = r.transcript.split("\r\n").map(shown);
+		const results = lines.filter((l) => /many\/f\d+\.bin/.test(l));
+		expect(results.length).toBe(2000);
+		// Each result line is the result alone: no bar, no ETA, no leftovers of a redraw.
+		for (const l of results) expect(l).toMatch(/^many\/f\d+\.bin {2}20\.0 kB$/);
+		expect(r.transcript).not.toMatch(/ETA (LL|NF|NULL|INF)/);
+		expect(r.transcript).not.toContain("\u001b[?7l");
+	}, 60_000);
+
 	test("no progress when output goes to pipes, nor with --json on a terminal", async () => {
 		const dest = await tempDir("pairlink-dest-");
 		const piped = await batch(

@@ -138,7 +138,7 @@ export const COMMANDS: Record<string, ReplCommand> = {
 		help: "Show the remote directory",
 		args: "none",
 		async run(state) {
-			out(`/${state.cwd}`);
+			out(`/${safe(state.cwd)}`);
 		},
 	},
 	get: {
