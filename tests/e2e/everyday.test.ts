@@ -9,6 +9,7 @@ import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { savePendingCode } from "../../src/store/pending-code.ts";
+import { handPeer, helloExchange } from "../helpers/bad-peers.ts";
 import {
 	binaryExists,
 	type CliMode,
@@ -205,6 +206,22 @@ describe("the server's side", () => {
 		await s.serve.stop("SIGHUP");
 		expect(s.serve.exitCode).toBe(0);
 		expect(s.serve.events.at(-1)?.event).toBe("stopped");
+	});
+
+	test("a second Ctrl-C during the grace period stops at once, still with a stopped event", async () => {
+		const s = await serveShare();
+		// An upload announced and never sent: the server has a transfer in flight.
+		const peer = handPeer(s.port, client.identity);
+		await helloExchange(peer, "session", "laptop");
+		await peer.send({ t: "put", id: 1, path: "slow.bin", size: 1_000_000, overwrite: false });
+		expect((await peer.next()).t).toBe("put-ready");
+		s.serve.proc.kill("SIGINT");
+		expect(await s.serve.waitForEvent("stopping")).toMatchObject({ signal: "SIGINT" });
+		expect(s.serve.running).toBe(true); // waiting for the upload
+		const second = await s.serve.stop("SIGINT");
+		expect(second).toEqual({ exitCode: 0, signalCode: null, killed: false });
+		expect(s.serve.events.at(-1)).toMatchObject({ event: "stopped", forced: true });
+		peer.end();
 	});
 
 	test("a code replaced by `pairlink code` while serving is announced", async () => {

@@ -161,6 +161,7 @@ type LogEvent =
 			code?: string;
 	  })
 	| { event: "code"; code: string; expiresAt: string }
+	| { event: "stopping"; signal: NodeJS.Signals; graceMs: number }
 	| { event: "stopped"; signal?: NodeJS.Signals; forced?: boolean };
 
 /** What the share allows, said in the banner so nobody has to guess from refusals. */
@@ -217,7 +218,8 @@ async function stopOnSignals(
 			process.exit(EXIT.ok);
 		}
 		first = signal;
-		if (!json)
+		if (json) log({ event: "stopping", signal, graceMs: DEFAULT_STOP_GRACE_MS });
+		else
 			logger.info(
 				`Stopping (${signal}): letting running transfers finish for up to ${DEFAULT_STOP_GRACE_MS / 1000} seconds${signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : ""}.`,
 			);
@@ -259,6 +261,8 @@ function describeEvent(e: LogEvent): string | undefined {
 				: `${e.op.padEnd(14)}${safe(e.path)} by ${safe(e.device)}`;
 		case "stopped":
 			return "stopped";
+		case "stopping":
+			return undefined; // said on stderr, with what a second Ctrl-C does
 		case "code":
 			return `pairing code ${e.code}  (replaced; works once, expires at ${formatLocalTime(e.expiresAt, true)})`;
 		case "listening":
