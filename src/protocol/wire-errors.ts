@@ -34,7 +34,16 @@ export const WIRE_ERROR_CODES = [
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
-const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advice?: AdviceKey }> = {
+/**
+ * What each code means to the client. `about` names the path the request
+ * was for, so a refusal says which file it was about ("nope.txt" does not
+ * exist on the server) rather than only that something failed; `advice`
+ * picks the one hint that fits where the code's own would not.
+ */
+const FROM_WIRE: Record<
+	WireErrorCode,
+	{ code: ErrorCode; message: string; about?: (what: string) => string; advice?: AdviceKey }
+> = {
 	protocol: { code: "protocol", message: "The peer reported a protocol error." },
 	version: {
 		code: "protocol",
@@ -61,17 +70,27 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advic
 		message: "The server stopped (its `pairlink serve` was ended).",
 		advice: "server-stopped",
 	},
-	"in-use": { code: "busy", message: "That file is being received by another transfer right now." },
+	"in-use": {
+		code: "busy",
+		message: "That file is being received by another transfer right now.",
+		about: (w) => `${w} is being received on the server by another transfer right now`,
+	},
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },
 	internal: { code: "internal", message: "The peer hit an internal error." },
-	"not-found": { code: "not-found", message: "No such file or directory on the server." },
+	"not-found": {
+		code: "not-found",
+		message: "No such file or directory on the server.",
+		about: (w) => `${w} does not exist on the server`,
+	},
 	exists: {
 		code: "exists",
 		message: "It already exists on the server.",
+		about: (w) => `${w} already exists on the server`,
 	},
 	"overwrite-forbidden": {
 		code: "permission",
 		message: "The server does not allow replacing files.",
+		about: (w) => `${w} already exists on the server, which does not allow replacing files`,
 		advice: "overwrite-forbidden",
 	},
 	"read-only": {
@@ -84,24 +103,59 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string; advic
 		message: "The server does not allow deleting.",
 		advice: "delete-forbidden",
 	},
-	permission: { code: "permission", message: "The server has no permission for that path." },
+	permission: {
+		code: "permission",
+		message: "The server has no permission for that path.",
+		about: (w) => `The server has no permission for ${w}`,
+	},
 	"invalid-path": {
 		code: "invalid-path",
 		message: "The server refused the path as unsafe or outside the shared directory.",
+		about: (w) => `The server refused ${w} as a name its system cannot hold or as unsafe`,
 	},
-	"is-directory": { code: "is-directory", message: "That is a directory on the server." },
-	"not-empty": { code: "not-empty", message: "The directory on the server is not empty." },
+	"is-directory": {
+		code: "is-directory",
+		message: "That is a directory on the server.",
+		about: (w) => `${w} is a directory on the server`,
+	},
+	"not-empty": {
+		code: "not-empty",
+		message: "The directory on the server is not empty.",
+		about: (w) => `${w} is a directory on the server that is not empty`,
+	},
 	integrity: {
 		code: "integrity",
 		message: "The server received data whose SHA-256 did not match.",
+		about: (w) => `The server received data for ${w} whose SHA-256 did not match`,
 	},
-	"disk-full": { code: "disk-full", message: "The server has no space left." },
-	io: { code: "refused", message: "The server could not complete the operation." },
+	"disk-full": {
+		code: "disk-full",
+		message: "The server has no space left.",
+		about: (w) => `The server has no space left for ${w}`,
+	},
+	io: {
+		code: "refused",
+		message: "The server could not complete the operation.",
+		about: (w) => `The server could not complete the operation on ${w}`,
+	},
 };
 
-export function errorFromWire(code: WireErrorCode): PairlinkError {
-	const { code: local, message, advice } = FROM_WIRE[code];
-	return new PairlinkError(local, message, { advice });
+/** A refusal the peer sent: the side that failed is the other one. */
+export class WireError extends PairlinkError {
+	constructor(
+		readonly wire: WireErrorCode,
+		code: ErrorCode,
+		message: string,
+		advice?: AdviceKey,
+	) {
+		super(code, message, { advice });
+	}
+}
+
+/** The peer's refusal as an error; `what` (already quoted for people) names the path it was about. */
+export function errorFromWire(code: WireErrorCode, what?: string): WireError {
+	const { code: local, message, about, advice } = FROM_WIRE[code];
+	return new WireError(code, local, what !== undefined && about ? about(what) : message, advice);
 }
 
 export function wireCodeFor(e: unknown): WireErrorCode {

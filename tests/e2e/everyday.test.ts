@@ -5,7 +5,7 @@
  * loopback, real files in temp dirs.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { savePendingCode } from "../../src/store/pending-code.ts";
@@ -249,7 +249,7 @@ describe("exit codes of one-shot commands", () => {
 		const cwd = await makeTempDir();
 		await writeFile(join(cwd, "up.txt"), "x");
 		const cases: [string[], RegExp][] = [
-			[["get", s.address, "missing.txt"], /No such file/],
+			[["get", s.address, "missing.txt"], /does not exist on the server/],
 			[["put", s.address, "up.txt"], /read-only/],
 			[["rm", s.address, "big.bin"], /read-only|does not allow deleting/],
 			[["mkdir", s.address, "x"], /read-only/],
@@ -377,20 +377,21 @@ describe("batch mode", () => {
 		expect(await readFile(join(cwd, "a.txt"), "utf8")).toBe("alpha\n");
 		expect(r.stderr).toContain("pairlink> cd docs");
 		expect(r.stderr).toContain("pairlink> get a.txt");
-		expect(r.stderr).toContain("line 6: get nope.md: No such file");
+		expect(r.stderr).toContain('line 6: get nope.md: "docs/nope.md" does not exist on the server');
 		// It stopped at the failure: `ls` never ran.
 		expect(r.stderr).not.toContain("pairlink> ls");
 		await s.serve.stop();
 	});
 });
 
-test("put FILE DIR in the shell: a DIR that exists nowhere is the server's missing directory, not a local file", async () => {
+test("put FILE NAME in the shell: a NAME that exists nowhere is the remote destination, not a local file", async () => {
 	const s = await serveShare();
 	const cwd = await makeTempDir();
 	await writeFile(join(cwd, "up.txt"), "x");
 	const r = await run(["connect", s.address], client.home, { cwd, stdin: "put up.txt upl\n" });
-	expect(r.exitCode).toBe(5);
-	expect(r.stderr).toContain("line 1: put up.txt upl: No such file or directory on the server");
+	expect(r.exitCode).toBe(0);
+	expect(await readFile(join(share, "upl"), "utf8")).toBe("x");
+	await rm(join(share, "upl"));
 	await s.serve.stop();
 });
 

@@ -709,9 +709,9 @@ describe("pairing: regressions", () => {
 				timeouts: { handshakeMs: 2000, idleMs: 1000 },
 				pairing: {
 					...inner,
-					async release(outcome) {
+					async release() {
 						await sent;
-						return inner.release(outcome);
+						return inner.release();
 					},
 				},
 			});
@@ -762,7 +762,7 @@ describe("the server's log of a pairing", () => {
 	test(
 		"a client that leaves at once after PAIRED is logged paired, connected, then disconnected",
 		async () => {
-			// Marking the code used takes as long as the test says: the client is gone by then.
+			// Freeing the pairing gate takes as long as the test says: the client is gone by then.
 			let letRelease!: () => void;
 			const releasing = new Promise<void>((r) => {
 				letRelease = r;
@@ -772,9 +772,9 @@ describe("the server's log of a pairing", () => {
 					const real = stateDirPairingGate(home);
 					return {
 						...real,
-						release: async (outcome) => {
+						release: async () => {
 							await releasing;
-							await real.release(outcome);
+							await real.release();
 						},
 					};
 				},
