@@ -200,6 +200,7 @@ export const ADVICE = {
 	"pairing-closed":
 		"On the server, run `pairlink code` while `pairlink serve` runs without --no-pair, then pair again.",
 	"already-paired": "Nothing to do: use it by name, e.g. `pairlink ls NAME`.",
+	"code-burned": "Create a new code with `pairlink code` on the server, then pair again.",
 	"unknown-host": "Check the spelling; `pairlink devices list` shows the names of trusted devices.",
 	"stale-address":
 		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",

@@ -418,11 +418,11 @@ class ServerConnection {
 				return;
 			case "admit":
 				try {
-					const code = await (this.opts.pairing as PairingGate).admit();
+					const { code, left } = await (this.opts.pairing as PairingGate).admit();
 					run.admitted = true;
 					// The peer may have gone while the attempt was being counted: free the gate.
 					if (run.runner.stopped) await this.opts.pairing?.release();
-					else this.pairingEvent({ type: "admitted", code });
+					else this.pairingEvent({ type: "admitted", code, left });
 				} catch (e) {
 					this.pairingEvent({ type: "refused", error: e as PairlinkError });
 				}
