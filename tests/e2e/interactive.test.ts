@@ -8,6 +8,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
+import { SandboxRoot } from "../../src/fs/root.ts";
 import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
 import { savePendingCode } from "../../src/store/pending-code.ts";
 import { binaryExists, cliArgv, REPO_ROOT, runPairlink } from "../helpers/cli.ts";
@@ -21,6 +22,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
+import { partFileName, whenFileReaches } from "../helpers/faults.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
 const argv = (args: string[]) => cliArgv(MODE, args);
@@ -371,6 +373,29 @@ describe("progress and cancel", () => {
 		expect(json.transcript).not.toContain("ETA");
 		for (const line of json.transcript.trim().split(/\r?\n/))
 			expect(() => JSON.parse(line)).not.toThrow();
+	}, 60_000);
+
+	test("the server stopping mid-get: the bar is gone, the whole error says the server stopped and resuming", async () => {
+		const other = serve(server, { root: await SandboxRoot.open(rootDir) });
+		const dest = await tempDir("pairlink-dest-");
+		const driven = drive(
+			["get", `127.0.0.1:${other.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "server stopped" }],
+			80,
+		);
+		// Past the bar's first draw (300 ms at these speeds is tens of MB).
+		await whenFileReaches(dest, partFileName("big.bin"), 64 * 1024 * 1024);
+		await other.server.stop(0);
+		const r = await driven;
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(6);
+		const tail = r.transcript.slice(r.transcript.lastIndexOf("\u001b[?25h"));
+		// After the cursor comes back: no bar, and the error in one piece with its advice.
+		expect(tail).not.toContain("ETA");
+		expect(tail).toMatch(/The server stopped[^\n]*same command again/);
+		expect(r.transcript).not.toContain("\u001b[?7l");
 	}, 60_000);
 
 	test("Ctrl-C in a one-shot get restores the terminal and says that running it again resumes", async () => {
