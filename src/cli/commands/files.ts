@@ -13,7 +13,7 @@ import { type ErrorCode, EXIT, PairlinkError } from "../../errors.ts";
 import { checkExcludes } from "../../fs/exclude.ts";
 import { normalizeRemote } from "../../fs/safe-path.ts";
 import { jsonArg } from "../context.ts";
-import { sentence } from "../error-report.ts";
+import { adviseOn, sentence } from "../error-report.ts";
 import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
 import { progressFor } from "../progress.ts";
@@ -300,7 +300,9 @@ export const mkdirCommand = defineCommand({
 		path: { type: "positional", description: "Remote path of the new directory", required: true },
 	},
 	async run({ args }) {
-		await withSession(args.host, {}, (c) => c.session.mkdir(normalizeRemote(args.path)));
+		await withSession(args.host, {}, (c) =>
+			c.session.mkdir(normalizeRemote(args.path)).catch(adviseOn("exists", "dir-exists")),
+		);
 	},
 });
 
