@@ -3,6 +3,7 @@
  * may cross the wire), create the remote directories level by level, then
  * move the files several at a time over the one connection.
  */
+import { type Stats, statSync } from "node:fs";
 import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
@@ -95,7 +96,13 @@ export async function putFiles(
 		};
 		if (there)
 			job.assess = async () => {
-				const here = await stat(abs).catch((e) => Promise.reject(onThisDevice(e, label)));
+				let here: Stats;
+				try {
+					// Synchronous: no thread-pool round trip per file of a re-run (its whole cost).
+					here = statSync(abs);
+				} catch (e) {
+					throw onThisDevice(e, label);
+				}
 				job.size = here.size;
 				return assessRemote(session, remote, abs, here, await there(), opts);
 			};
@@ -139,17 +146,14 @@ export async function putFiles(
 	}
 	for (const tree of trees) {
 		const excluded = excluder(opts.exclude ?? [], tree.name);
-		// One walk of the destination tells which files are already there (none when it is new).
-		const base = joinWirePath(tree.base);
-		let there: Promise<Map<string, Remote>> | undefined;
-		const existing = () => {
-			there ??= session.walk(base).then(
-				(w) => new Map(w.entries.map((e) => [e.path, e])),
-				(e) =>
-					e instanceof PairlinkError && e.code === "not-found" ? new Map() : Promise.reject(e),
-			);
-			return there;
-		};
+		// One walk of the destination tells which files are already there (none when it is new);
+		// asked for at once, so the server walks while this side does.
+		const there: Promise<Map<string, Remote>> = session.walk(joinWirePath(tree.base)).then(
+			(w) => new Map(w.entries.map((e) => [e.path, e])),
+			(e) => (e instanceof PairlinkError && e.code === "not-found" ? new Map() : Promise.reject(e)),
+		);
+		there.catch(() => undefined); // a lost connection is met again by whoever awaits it
+		const existing = () => there;
 		for await (const item of walkLocal(tree.abs, tree.label, plan, hooks, excluded)) {
 			const remote = [...tree.base, ...item.rel];
 			const rel = item.rel.join("/");

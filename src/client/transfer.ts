@@ -5,7 +5,8 @@
  * a time over the one connection (requests are pipelined, so small files do
  * not wait a round trip each). Uploads are in put-files.ts.
  */
-import { lstat, mkdir, stat, statfs } from "node:fs/promises";
+import { lstatSync, type Stats } from "node:fs";
+import { mkdir, stat, statfs } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { sha256Of, upToDate } from "../fs/metadata.ts";
@@ -138,9 +139,14 @@ async function assessLocal(
 	opts: GetOptions,
 	remoteSha256: () => Promise<string>,
 ): Promise<Action> {
-	const here = await lstat(target).catch((e) =>
-		errno(e) === "ENOENT" || errno(e) === "ENOTDIR" ? undefined : Promise.reject(e),
-	);
+	let here: Stats | undefined;
+	try {
+		// Synchronous: no thread-pool round trip per file of a re-run (its whole cost).
+		here = lstatSync(target, { throwIfNoEntry: false });
+	} catch (e) {
+		// A file where a parent directory must be: the download says so when it tries.
+		if (errno(e) !== "ENOTDIR") throw e;
+	}
 	if (!here) return "move";
 	if (!here.isFile()) return "refuse";
 	const same = opts.checksum

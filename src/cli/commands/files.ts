@@ -29,9 +29,7 @@ const hostArg = {
 } as const;
 
 const fileLine = (f: FileDone) =>
-	f.skipped
-		? `${safe(f.path)}  up to date`
-		: `${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
+	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
 export const summaryLine = (s: Summary) =>
 	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.upToDate > 0 ? `, ${s.upToDate} up to date` : ""}${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
@@ -129,7 +127,8 @@ export async function reportTransfer(
 					});
 				else if (json)
 					outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
-				else progress.print(fileLine(f));
+				// For people, files already up to date are counted in the summary, not listed (as rsync).
+				else if (!f.skipped) progress.print(fileLine(f));
 			},
 			onPlan: (path, action, bytes) => {
 				if (json) outJson({ path, bytes, action, dryRun: true });
