@@ -98,7 +98,20 @@ export async function getFiles(
 					"invalid-name",
 					`${JSON.stringify(remote)} cannot be written on this device: ${problem.why}`,
 				);
-			const entry = await session.stat(from);
+			let entry = await session.stat(from);
+			if (entry.type === "symlink") {
+				// A link the user named is followed when its target stays inside the share.
+				const target = await session
+					.stat(from, true)
+					.catch((e) =>
+						e instanceof PairlinkError && e.code === "invalid-path" ? undefined : Promise.reject(e),
+					);
+				if (!target) {
+					hooks.onSkip?.(from, "a symbolic link whose target is outside the shared directory");
+					return;
+				}
+				entry = target;
+			}
 			if (entry.type === "file" && name) {
 				const target = intoDir ? join(destAbs, name) : destAbs;
 				// The parent is created (and opened) only when this file's turn comes.

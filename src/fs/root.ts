@@ -175,7 +175,12 @@ export class SandboxRoot {
 		return { abs: real, stats: await stat(real), parts };
 	}
 
-	async stat(wirePath: string): Promise<Entry> {
+	async stat(wirePath: string, follow = false): Promise<Entry> {
+		if (follow) {
+			// Only a symlink whose target stays inside is followed (resolveExisting refuses the others).
+			const { stats, parts } = await this.resolveExisting(wirePath);
+			return entryFromStats(parts.at(-1) ?? "", stats);
+		}
 		const { abs, parts } = await this.locate(wirePath);
 		try {
 			return entryFromStats(parts.at(-1) ?? "", await lstat(abs));

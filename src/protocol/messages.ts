@@ -96,7 +96,8 @@ export const MessageSchema = v.variant("t", [
 	v.strictObject({ t: v.literal("paired") }),
 	// Requests: client -> server. Every request carries an id; answers repeat it.
 	v.strictObject({ t: v.literal("list"), id: Id, path: WirePath }),
-	v.strictObject({ t: v.literal("stat"), id: Id, path: WirePath }),
+	/** `follow`: a final symlink whose target stays inside the share is described by its target. */
+	v.strictObject({ t: v.literal("stat"), id: Id, path: WirePath, follow: v.optional(v.boolean()) }),
 	v.strictObject({ t: v.literal("walk"), id: Id, path: WirePath, exclude: v.optional(Excludes) }),
 	/** SHA-256 of a remote file (--checksum): answered by hash-ok. */
 	v.strictObject({ t: v.literal("hash"), id: Id, path: WirePath }),

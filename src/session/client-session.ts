@@ -133,11 +133,12 @@ export class ClientSession {
 		);
 	}
 
-	stat(path: string): Promise<Entry> {
+	/** `follow`: describe a final symlink by its target, when that stays inside the share. */
+	stat(path: string, follow = false): Promise<Entry> {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		return this.request<Entry>(
-			(id) => ({ t: "stat", id, path }),
+			(id) => ({ t: "stat", id, path, ...(follow ? { follow } : {}) }),
 			(m, resolve) => {
 				if (m.t !== "stat-ok") return false;
 				resolve(m.entry);

@@ -297,7 +297,11 @@ export class ServerSession {
 
 	private async stat(m: MessageOf<"stat">): Promise<void> {
 		this.check({ op: "stat", path: m.path });
-		await this.channel.send({ t: "stat-ok", id: m.id, entry: await this.deps.root.stat(m.path) });
+		await this.channel.send({
+			t: "stat-ok",
+			id: m.id,
+			entry: await this.deps.root.stat(m.path, m.follow === true),
+		});
 	}
 
 	private async walk(m: MessageOf<"walk">): Promise<void> {

@@ -415,6 +415,25 @@ describe.skipIf(missing)("symlinks in the source", () => {
 			["served-links/d/loop", "served-links/etc", "served-links/repeat"].sort(),
 		);
 		expect(why["served-links/etc"]).toContain("outside");
+
+		// Links the user names: followed when inside (under the name given), else reported as skipped.
+		await symlink("served-links/d/../../elsewhere/g.txt", join(share, "named-link.txt"));
+		const named = await client([
+			"get",
+			host,
+			"named-link.txt",
+			"/served-links/etc",
+			"-o",
+			`${dest}/`,
+			"--json",
+		]);
+		expect(named.exitCode).toBe(0);
+		expect(await Bun.file(join(dest, "named-link.txt")).text()).toBe("g\n");
+		expect(
+			json(named.stdout)
+				.filter((e) => e.skipped === "symlink")
+				.map((e) => e.path),
+		).toEqual(["served-links/etc"]);
 		expect(why["served-links/d/loop"]).toContain("loop");
 		expect(await Bun.file(join(dest, "served-links", "dir-alias", "g.txt")).text()).toBe("g\n");
 	});
