@@ -1,0 +1,63 @@
+/**
+ * `find`'s half: ask every link "which pairlink servers are there?" and
+ * collect what answers within the timeout. What comes back is a hint — an
+ * address to try — never a decision about trust.
+ */
+import type { MulticastDNS } from "multicast-dns";
+import { type Link, linksForBrowse, systemLinks } from "./links.ts";
+import { closeMdns, openBrowserSocket } from "./mdns-socket.ts";
+import { readSightings, SERVICE, type Sighting } from "./records.ts";
+
+/** UDP may drop a question: ask again at these times (ms after the start), within the timeout. */
+const QUERY_AT_MS = [0, 300, 1000];
+/** More servers than this on one network are not listed (memory stays bounded). */
+export const MAX_SIGHTINGS = 64;
+
+export interface BrowseOptions {
+	timeoutMs: number;
+	links?: readonly Link[];
+	/** Look on loopback only (the device sought was last reached on this machine). */
+	loopbackOnly?: boolean;
+	/** Stop as soon as this sighting turns up. */
+	until?(sighting: Sighting): boolean;
+	onWarning?(message: string): void;
+}
+
+export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
+	const warn = opts.onWarning ?? (() => undefined);
+	const sockets: MulticastDNS[] = [];
+	for (const link of linksForBrowse(opts.links ?? systemLinks(), opts.loopbackOnly)) {
+		try {
+			sockets.push(await openBrowserSocket(link));
+		} catch (e) {
+			warn(`cannot look on ${link.name} (${link.address}): ${(e as Error).message}`);
+		}
+	}
+	const found = new Map<string, Sighting>();
+	const timers: ReturnType<typeof setTimeout>[] = [];
+	await new Promise<void>((resolve) => {
+		timers.push(setTimeout(resolve, opts.timeoutMs));
+		for (const m of sockets) {
+			m.on("warning", () => undefined); // malformed packets are dropped
+			m.on("error", () => undefined);
+			m.on("response", (packet, rinfo) => {
+				for (const s of readSightings(packet, rinfo.address)) {
+					const key = `${s.blinded.id} ${s.address} ${s.port}`;
+					if (found.size >= MAX_SIGHTINGS && !found.has(key)) return;
+					found.set(key, s);
+					if (opts.until?.(s)) resolve();
+				}
+			});
+		}
+		for (const at of QUERY_AT_MS.filter((t) => t < opts.timeoutMs)) {
+			timers.push(
+				setTimeout(() => {
+					for (const m of sockets) m.query({ questions: [{ name: SERVICE, type: "PTR" }] });
+				}, at),
+			);
+		}
+	});
+	for (const t of timers) clearTimeout(t);
+	await Promise.all(sockets.map(closeMdns));
+	return [...found.values()];
+}

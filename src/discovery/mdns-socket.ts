@@ -1,0 +1,79 @@
+/**
+ * One multicast-dns endpoint per link: the only place discovery touches
+ * UDP. multicast-dns (with dns-packet) does the codec, the group membership
+ * and the socket; a packet it cannot decode is dropped there ("warning"),
+ * never thrown at us.
+ */
+import { createSocket } from "node:dgram";
+import makeMdns, { type MulticastDNS } from "multicast-dns";
+import type { Link } from "./links.ts";
+import { MDNS_PORT } from "./responder.ts";
+
+const GROUP = { IPv4: "224.0.0.251", IPv6: "ff02::fb" } as const;
+
+/** multicast-dns names an IPv6 interface "::%eth0". */
+const mdnsInterface = (link: Link) => (link.family === "IPv4" ? link.address : `::%${link.name}`);
+
+/**
+ * A responder's endpoint: bound to port 5353 with SO_REUSEADDR, so it shares
+ * the port with a system responder (avahi, mDNSResponder) if one runs.
+ */
+export function openResponderSocket(link: Link): Promise<MulticastDNS> {
+	const m = makeMdns({
+		type: link.family === "IPv4" ? "udp4" : "udp6",
+		ip: GROUP[link.family],
+		port: MDNS_PORT,
+		interface: mdnsInterface(link),
+		bind: link.family === "IPv4" ? "0.0.0.0" : "::",
+		reuseAddr: true,
+		loopback: true,
+		ttl: 255,
+	});
+	return new Promise((resolve, reject) => {
+		m.once("ready", () => resolve(m));
+		m.once("error", (e: Error) => {
+			m.destroy();
+			reject(e);
+		});
+	});
+}
+
+/**
+ * A browser's endpoint: an ephemeral port on the link's own address, so
+ * servers answer it by unicast (RFC 6762 §6.7) and the question goes out
+ * on this link only.
+ */
+export function openBrowserSocket(link: Link): Promise<MulticastDNS> {
+	const socket = createSocket({ type: link.family === "IPv4" ? "udp4" : "udp6", ipv6Only: true });
+	return new Promise((resolve, reject) => {
+		socket.once("error", reject);
+		const bindTo = link.family === "IPv4" ? link.address : `${link.address}%${link.name}`;
+		socket.bind(0, bindTo, () => {
+			socket.removeListener("error", reject);
+			try {
+				socket.setMulticastInterface(mdnsInterface(link));
+				socket.setMulticastTTL(255);
+				socket.setMulticastLoopback(true);
+			} catch (e) {
+				socket.close();
+				reject(e);
+				return;
+			}
+			resolve(
+				makeMdns({
+					socket,
+					bind: false,
+					multicast: false,
+					type: link.family === "IPv4" ? "udp4" : "udp6",
+					ip: GROUP[link.family],
+					interface: mdnsInterface(link),
+					port: MDNS_PORT,
+				}),
+			);
+		});
+	});
+}
+
+export function closeMdns(m: MulticastDNS): Promise<void> {
+	return new Promise((resolve) => m.destroy(() => resolve()));
+}
