@@ -1,5 +1,6 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
-import { type Connection, connect } from "../client/connect.ts";
+import type { Connection } from "../client/connect.ts";
+import { reach } from "../client/reach.ts";
 import { resolveTarget } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
 import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
@@ -29,8 +30,7 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		);
 	}
 	const identity = await deviceIdentity();
-	return connect({
-		target,
+	return reach(target, {
 		identity,
 		trust,
 		...(code ? { code } : {}),

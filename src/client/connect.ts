@@ -18,7 +18,7 @@ import {
 	type PairingAction,
 } from "../session/pairing.ts";
 import { decidePin } from "../session/pin.ts";
-import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
+import { sanitizeDeviceName, type TrustedDevice, type TrustStore } from "../store/trust-store.ts";
 import { dialTls } from "../transport/dial.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import type { Credentials } from "../transport/tls-options.ts";
@@ -107,7 +107,7 @@ class ClientConnection {
 					host: opts.target.display,
 					trusted,
 					named: opts.target.named,
-					lastAtAddress: opts.trust.list().find((d) => d.address === address),
+					lastAtAddress: lastSeenAt(opts.trust, address),
 					canPair: opts.code !== undefined,
 					wantPair: opts.wantPair ?? false,
 				})
@@ -268,4 +268,12 @@ class ClientConnection {
 			this.reject(reason ?? new PairlinkError("interrupted", "the connection closed"));
 		}
 	}
+}
+
+/** The device most recently reached at `address` (several may have been, as addresses move). */
+function lastSeenAt(trust: TrustStore, address: string): TrustedDevice | undefined {
+	return trust
+		.list()
+		.filter((d) => d.address === address)
+		.sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen))[0];
 }

@@ -19,7 +19,7 @@ export interface PinInput {
 	trusted: KnownDevice | undefined;
 	/** The device the user named as HOST (`connect laptop`), if they named one. */
 	named: KnownDevice | undefined;
-	/** A trusted device last reached at this very address, if any. */
+	/** The trusted device most recently reached at this very address, if any. */
 	lastAtAddress: KnownDevice | undefined;
 	/** A pairing code is at hand (environment, stdin or prompt). */
 	canPair: boolean;
@@ -31,6 +31,13 @@ export function decidePin(p: PinInput): ClientDecision {
 	if (p.named && p.named.fingerprint !== p.peerFingerprint) {
 		return { ok: false, error: changed(p.named, p.host, p.peerFingerprint) };
 	}
+	// By address, only the certificate last seen there is accepted — another
+	// trusted device there is as suspect as a stranger — and this warning
+	// comes before any pairing prompt: a code typed into an impersonator's
+	// prompt would be the very thing the impersonator wants.
+	if (!p.named && p.lastAtAddress && p.lastAtAddress.fingerprint !== p.peerFingerprint) {
+		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
+	}
 	if (p.wantPair) {
 		return p.canPair
 			? { ok: true, mode: "pair" }
@@ -40,12 +47,7 @@ export function decidePin(p: PinInput): ClientDecision {
 				};
 	}
 	if (p.trusted) return { ok: true, mode: "session" };
-	// A code authenticates the server by itself (the PAKE), so a reinstalled
-	// device may be paired again; without one, a new certificate at a known
-	// address is exactly what an impersonator would present.
 	if (p.canPair) return { ok: true, mode: "pair" };
-	if (p.lastAtAddress)
-		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
 	return {
 		ok: false,
 		error: new PairlinkError(

@@ -53,6 +53,8 @@ export interface SpawnOptions {
 	timeoutMs?: number;
 	/** Run under this umask (POSIX; via /bin/sh, which then execs pairlink). */
 	umask?: number;
+	/** Run inside this network namespace (`ip netns exec`; root only). */
+	netns?: string;
 }
 
 export interface CliResult {
@@ -106,7 +108,8 @@ function spawnRaw(args: readonly string[], opts: SpawnOptions) {
 					"sh",
 					...argv,
 				];
-	const proc = Bun.spawn(spawnArgv, {
+	const inNetns = opts.netns === undefined ? [] : ["ip", "netns", "exec", opts.netns];
+	const proc = Bun.spawn([...inNetns, ...spawnArgv], {
 		cwd: opts.cwd ?? REPO_ROOT,
 		env: buildEnv(opts),
 		stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
@@ -421,6 +424,8 @@ export interface ServeOptions extends SpawnOptions {
 	dir?: string;
 	/** Extra serve arguments (e.g. --no-pair). */
 	args?: string[];
+	/** --host; default 127.0.0.1. */
+	host?: string;
 	/** Time allowed for the `listening` event. Default 15 s. */
 	listenTimeoutMs?: number;
 }
@@ -441,7 +446,16 @@ export interface StartedServe {
 export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 	const dir = opts.dir ?? (await makeTempDir("pairlink-share-"));
 	const serve = new ServeProcess(
-		["serve", dir, "--host", "127.0.0.1", "--port", "0", "--json", ...(opts.args ?? [])],
+		[
+			"serve",
+			dir,
+			"--host",
+			opts.host ?? "127.0.0.1",
+			"--port",
+			"0",
+			"--json",
+			...(opts.args ?? []),
+		],
 		{ timeoutMs: 60_000, ...opts },
 	);
 	const first = await serve.waitFor(() => true, {
@@ -453,7 +467,8 @@ export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 		throw new Error(`serve's first event is not "listening"\n${serve.describe()}`);
 	}
 	const listening = first as ListeningEvent;
-	return { serve, listening, port: listening.port, address: `127.0.0.1:${listening.port}` };
+	const host = opts.host ?? "127.0.0.1";
+	return { serve, listening, port: listening.port, address: `${host}:${listening.port}` };
 }
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { formatAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
+import { type Announcer, startAnnouncer } from "../../discovery/announce.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
@@ -58,6 +59,12 @@ export const serveCommand = defineCommand({
 			description: "Accept pairing while a code is pending (the default)",
 			negativeDescription: "Do not accept pairing, even with a pending code",
 		},
+		announce: {
+			type: "boolean",
+			default: true,
+			description: "Announce this server on the local network (the default)",
+			negativeDescription: "Do not announce this server on the local network",
+		},
 		"max-clients": {
 			type: "string",
 			description: "Most clients served at once",
@@ -111,8 +118,26 @@ export const serveCommand = defineCommand({
 			},
 			...(noPair ? {} : { pairing: stateDirPairingGate(stateDir()) }),
 			maxClients,
-			onEvent: (e) => (json ? outJson(e) : printEvent(e)),
+			onEvent: (e) => {
+				if (e.event === "paired") void announcer?.refresh();
+				if (json) outJson(e);
+				else printEvent(e);
+			},
 		});
+		let announcer: Announcer | undefined;
+		if (args.announce !== false) {
+			announcer = await startAnnouncer({
+				host: server.hostname,
+				port: server.port,
+				name,
+				fingerprint: identity.fingerprint,
+				pairingOpen: async () => {
+					const pending = noPair ? undefined : await loadPendingCode(stateDir());
+					return pending !== undefined && pendingCodeStatus(pending, new Date()) === "pending";
+				},
+				onWarning: (message) => logger.warn(`Local network announcement: ${message}`),
+			});
+		}
 
 		const listening = {
 			event: "listening",
@@ -132,7 +157,11 @@ export const serveCommand = defineCommand({
 				out(
 					`  pairing code ${code.code}  (works once, expires in ${describeDuration(code.ttlMs)})`,
 				);
-				out(`On the other device: pairlink pair ${addresses[0]}`);
+				out(
+					announcer?.links.length
+						? `On the other device: pairlink pair  (or: pairlink pair ${addresses[0]})`
+						: `On the other device: pairlink pair ${addresses[0]}`,
+				);
 			}
 			out("Press Ctrl-C to stop.");
 		}
@@ -145,7 +174,7 @@ export const serveCommand = defineCommand({
 				logger.info(
 					"Stopping: letting running transfers finish for a few seconds (Ctrl-C again to quit now).",
 				);
-			void server.stop().then(stopped);
+			void Promise.all([server.stop(), announcer?.stop()]).then(stopped);
 		};
 		process.on("SIGINT", stop);
 		process.on("SIGTERM", stop);
