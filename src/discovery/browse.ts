@@ -4,7 +4,7 @@
  * address to try — never a decision about trust.
  */
 import type { MulticastDNS } from "multicast-dns";
-import { type Link, linksForBrowse, systemLinks } from "./links.ts";
+import { type Link, linksForBrowse, onLink, systemLinks } from "./links.ts";
 import { closeMdns, openBrowserSocket } from "./mdns-socket.ts";
 import { readSightings, SERVICE, type Sighting } from "./records.ts";
 
@@ -25,10 +25,10 @@ export interface BrowseOptions {
 
 export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 	const warn = opts.onWarning ?? (() => undefined);
-	const sockets: MulticastDNS[] = [];
+	const sockets: { link: Link; mdns: MulticastDNS }[] = [];
 	for (const link of linksForBrowse(opts.links ?? systemLinks(), opts.loopbackOnly)) {
 		try {
-			sockets.push(await openBrowserSocket(link));
+			sockets.push({ link, mdns: await openBrowserSocket(link) });
 		} catch (e) {
 			warn(`cannot look on ${link.name} (${link.address}): ${(e as Error).message}`);
 		}
@@ -37,11 +37,12 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 	const timers: ReturnType<typeof setTimeout>[] = [];
 	await new Promise<void>((resolve) => {
 		timers.push(setTimeout(resolve, opts.timeoutMs));
-		for (const m of sockets) {
+		for (const { link, mdns: m } of sockets) {
 			m.on("warning", () => undefined); // malformed packets are dropped
 			m.on("error", () => undefined);
 			m.on("response", (packet, rinfo) => {
-				for (const s of readSightings(packet, rinfo.address)) {
+				// An announced address off this link is never dialled because of an announcement.
+				for (const s of readSightings(packet, rinfo.address, (a) => onLink(a, link))) {
 					const key = `${s.blinded.id} ${s.address} ${s.port}`;
 					if (found.size >= MAX_SIGHTINGS && !found.has(key)) return;
 					found.set(key, s);
@@ -52,12 +53,13 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 		for (const at of QUERY_AT_MS.filter((t) => t < opts.timeoutMs)) {
 			timers.push(
 				setTimeout(() => {
-					for (const m of sockets) m.query({ questions: [{ name: SERVICE, type: "PTR" }] });
+					for (const { mdns: m } of sockets)
+						m.query({ questions: [{ name: SERVICE, type: "PTR" }] });
 				}, at),
 			);
 		}
 	});
 	for (const t of timers) clearTimeout(t);
-	await Promise.all(sockets.map(closeMdns));
+	await Promise.all(sockets.map((s) => closeMdns(s.mdns)));
 	return [...found.values()];
 }

@@ -157,8 +157,17 @@ function hostOf(set: RecordSet): string {
 	return srv?.type === "SRV" ? srv.data.target : "";
 }
 
-/** Every pairlink server a response packet announces. Anything malformed is dropped, never thrown. */
-export function readSightings(packet: Packet, address: string): Sighting[] {
+/**
+ * Every pairlink server a response packet announces, at each address it
+ * announces that `onLink` accepts (else at the packet's source: a host with
+ * several addresses may answer from another one than it listens on).
+ * Anything malformed is dropped, never thrown.
+ */
+export function readSightings(
+	packet: Packet,
+	source: string,
+	onLink: (address: string) => boolean = () => false,
+): Sighting[] {
 	const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])];
 	if (records.length > MAX_RECORDS_PER_PACKET) return [];
 	const instances = records
@@ -177,8 +186,16 @@ export function readSightings(packet: Packet, address: string): Sighting[] {
 		const srv = own.find((r) => r.type === "SRV");
 		const txt = own.find((r) => r.type === "TXT");
 		if (srv?.type !== "SRV" || txt?.type !== "TXT") continue;
-		const sighting = readTxt(txt.data, srv.data.port, address);
-		if (sighting) found.push(sighting);
+		const sighting = readTxt(txt.data, srv.data.port, source);
+		if (!sighting) continue;
+		const host = lower(srv.data.target);
+		const announced = records.flatMap((r) =>
+			(r.type === "A" || r.type === "AAAA") && lower(r.name) === host && onLink(r.data)
+				? [r.data]
+				: [],
+		);
+		if (announced.length === 0) found.push(sighting);
+		for (const address of new Set(announced)) found.push({ ...sighting, address });
 	}
 	return found;
 }

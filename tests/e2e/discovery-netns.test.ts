@@ -1,0 +1,359 @@
+/**
+ * Finding devices on a real (virtual) network: the compiled binary runs in
+ * network namespaces this test creates — a bridge joining a server, a
+ * client and an attacker, on documentation addresses only (192.0.2.0/24) —
+ * and real multicast DNS flows between them. Nothing here touches the
+ * host's own network. Needs root and `ip` (CI has both); elsewhere it is
+ * skipped with a message.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { decode, type Packet } from "dns-packet";
+import {
+	binaryExists,
+	type CliResult,
+	describeResult,
+	killAllChildren,
+	makeHome,
+	makeTempDir,
+	parseNdjson,
+	REPO_ROOT,
+	removeTempDirs,
+	runPairlink,
+	type SpawnOptions,
+	type StartedServe,
+	startServe,
+} from "../helpers/cli.ts";
+
+const canRun =
+	process.platform === "linux" &&
+	process.getuid?.() === 0 &&
+	Bun.which("ip") !== null &&
+	binaryExists();
+if (!canRun) {
+	console.warn(
+		"discovery-netns.test.ts: skipped — needs Linux, root, `ip` and dist/pairlink (npx bun scripts/build-binaries.ts --host)",
+	);
+}
+
+const ID = `pl${(Date.now() % 1e6).toString(36)}${process.pid % 100}`;
+const NS = { hub: `${ID}h`, srv: `${ID}s`, cli: `${ID}c`, evil: `${ID}e` } as const;
+const ADDR = { srv: "192.0.2.1", srvMoved: "192.0.2.11", cli: "192.0.2.2", evil: "192.0.2.66" };
+const PEER_SCRIPT = join(REPO_ROOT, "tests", "helpers", "mdns-peer.ts");
+
+function ip(...args: string[]): void {
+	const r = Bun.spawnSync(["ip", ...args], { stderr: "pipe" });
+	if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.toString()}`);
+}
+
+function buildNetwork(): void {
+	for (const ns of Object.values(NS)) ip("netns", "add", ns);
+	ip("-n", NS.hub, "link", "add", "br0", "type", "bridge");
+	ip("-n", NS.hub, "link", "set", "br0", "up");
+	for (const [key, address] of [
+		["srv", ADDR.srv],
+		["cli", ADDR.cli],
+		["evil", ADDR.evil],
+	] as const) {
+		const ns = NS[key];
+		ip("link", "add", ns, "type", "veth", "peer", "name", `p${key}`, "netns", NS.hub);
+		ip("link", "set", ns, "netns", ns);
+		ip("-n", NS.hub, "link", "set", `p${key}`, "master", "br0", "up");
+		ip("-n", ns, "link", "set", ns, "name", "eth0");
+		ip("-n", ns, "addr", "add", `${address}/24`, "dev", "eth0");
+		ip("-n", ns, "link", "set", "eth0", "up");
+		ip("-n", ns, "link", "set", "lo", "up");
+	}
+}
+
+function removeNetwork(): void {
+	for (const ns of Object.values(NS)) Bun.spawnSync(["ip", "netns", "del", ns], { stderr: "pipe" });
+}
+
+/** A `bun tests/helpers/mdns-peer.ts …` process inside a namespace, read line by line. */
+class Peer {
+	readonly lines: string[] = [];
+	private readonly proc: Subprocess<"ignore", "pipe", "pipe">;
+	private wake: (() => void) | undefined;
+	private done = false;
+
+	constructor(ns: string, args: string[]) {
+		this.proc = Bun.spawn(["ip", "netns", "exec", ns, process.execPath, PEER_SCRIPT, ...args], {
+			cwd: REPO_ROOT,
+			stdin: "ignore",
+			stdout: "pipe",
+			stderr: "pipe",
+		});
+		void this.pump();
+	}
+
+	private async pump(): Promise<void> {
+		let partial = "";
+		const decoder = new TextDecoder();
+		for await (const chunk of this.proc.stdout) {
+			partial += decoder.decode(chunk, { stream: true });
+			const parts = partial.split("\n");
+			partial = parts.pop() ?? "";
+			this.lines.push(...parts);
+			this.wake?.();
+		}
+		this.done = true;
+		this.wake?.();
+	}
+
+	async ready(): Promise<void> {
+		const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+		while (!this.lines.includes("ready")) {
+			if (this.done) throw new Error(`peer exited: ${await new Response(this.proc.stderr).text()}`);
+			await new Promise<void>((r) => {
+				this.wake = r;
+			});
+		}
+		clearTimeout(timer);
+	}
+
+	/** Packets heard so far (sniff mode). */
+	packets(): { from: string; packet: Packet; raw: string }[] {
+		return this.lines
+			.filter((l) => l.startsWith("{"))
+			.map((l) => JSON.parse(l) as { from: string; hex: string })
+			.map(({ from, hex }) => ({
+				from,
+				packet: decode(Buffer.from(hex, "hex")),
+				raw: Buffer.from(hex, "hex").toString("latin1"),
+			}));
+	}
+
+	async stop(): Promise<void> {
+		this.proc.kill("SIGTERM");
+		const guard = setTimeout(() => this.proc.kill("SIGKILL"), 5000);
+		await this.proc.exited;
+		clearTimeout(guard);
+	}
+}
+
+const peers: Peer[] = [];
+async function startPeer(ns: string, args: string[]): Promise<Peer> {
+	const p = new Peer(ns, args);
+	peers.push(p);
+	await p.ready();
+	return p;
+}
+
+const pl = (ns: string, home: string, args: string[], opts: SpawnOptions = {}) =>
+	runPairlink(args, { mode: "binary", netns: ns, home, ...opts });
+
+function ok(r: CliResult): CliResult {
+	if (r.exitCode !== 0) throw new Error(describeResult(r));
+	return r;
+}
+
+async function find(home: string, timeout = "2s"): Promise<Record<string, unknown>[]> {
+	return parseNdjson(ok(await pl(NS.cli, home, ["find", "--timeout", timeout, "--json"])).stdout);
+}
+
+async function devices(home: string): Promise<Record<string, unknown>[]> {
+	return parseNdjson(ok(await pl(NS.cli, home, ["devices", "--json"])).stdout);
+}
+
+/** What each serve in the server's namespace shares. */
+const share = { dir: "", file: "report.txt", body: "quarterly figures\n" };
+
+async function serveDesk(host: string, args: string[] = []): Promise<StartedServe> {
+	return startServe({
+		mode: "binary",
+		netns: NS.srv,
+		home: homes.desk,
+		dir: share.dir,
+		host,
+		args: ["--name", "desk", ...args],
+	});
+}
+
+const homes = { desk: "", laptop: "", stranger: "", evil: "" };
+
+describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)", () => {
+	let desk: StartedServe | undefined;
+	let deskFingerprint = "";
+
+	beforeAll(async () => {
+		removeNetwork();
+		buildNetwork();
+		for (const k of Object.keys(homes) as (keyof typeof homes)[]) homes[k] = await makeHome(k);
+		share.dir = await makeTempDir("pairlink-desk-share-");
+		writeFileSync(join(share.dir, share.file), share.body);
+	});
+
+	afterEach(async () => {
+		await Promise.all(peers.splice(0).map((p) => p.stop()));
+	});
+
+	afterAll(async () => {
+		await desk?.serve.stop();
+		await killAllChildren();
+		removeNetwork();
+		await removeTempDirs();
+	});
+
+	test("find lists the server with its name and fingerprint while pairing is open, never the code", async () => {
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		desk = await serveDesk("0.0.0.0");
+		deskFingerprint = desk.listening.fingerprint;
+		const code = desk.listening.code as string;
+		const started = performance.now();
+		const found = await find(homes.stranger);
+		const ms = performance.now() - started;
+		expect(found).toEqual([
+			{
+				addresses: [ADDR.srv],
+				port: desk.port,
+				pairing: true,
+				trusted: false,
+				name: "desk",
+				fingerprint: deskFingerprint,
+			},
+		]);
+		expect(ms).toBeLessThan(2000 + 1500); // the timeout, plus starting the binary
+		const fromDesk = sniffer.packets().filter((p) => p.from === ADDR.srv);
+		expect(fromDesk.length).toBeGreaterThan(0); // the sniffer hears the announcements…
+		for (const { raw } of fromDesk) {
+			for (const word of code.split("-")) expect(raw.toLowerCase()).not.toContain(word);
+		}
+	});
+
+	test("pair without HOST pairs with the one server that has pairing open", async () => {
+		const r = ok(
+			await pl(NS.cli, homes.laptop, ["pair"], { code: desk?.listening.code as string }),
+		);
+		expect(r.stdout).toContain("Paired with desk");
+		const [saved] = await devices(homes.laptop);
+		expect(saved).toMatchObject({
+			name: "desk",
+			fingerprint: deskFingerprint,
+			address: `${ADDR.srv}:${desk?.port}`,
+		});
+		await desk?.serve.waitForEvent("paired");
+	});
+
+	test("a device that never paired sees a closed server, but not its name or fingerprint", async () => {
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		const seen = await find(homes.stranger);
+		expect(seen).toEqual([
+			{ addresses: [ADDR.srv], port: desk?.port, pairing: false, trusted: false },
+		]);
+		// Nothing on the wire gives it away either: the fingerprint is only in blinded form.
+		const raw = sniffer
+			.packets()
+			.filter((p) => p.from === ADDR.srv)
+			.map((p) => p.raw);
+		expect(raw.length).toBeGreaterThan(0);
+		for (const r of raw) expect(r).not.toContain(deskFingerprint);
+		// The paired device recognises it all the same.
+		expect(await find(homes.laptop)).toEqual([
+			{
+				addresses: [ADDR.srv],
+				port: desk?.port,
+				pairing: false,
+				trusted: true,
+				name: "desk",
+				fingerprint: deskFingerprint,
+			},
+		]);
+	});
+
+	test("the server moves to another address: get by name finds it, and saves the new address", async () => {
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		const oldPort = desk?.port;
+		await desk?.serve.stop();
+		// Stopping said goodbye: the records again, with TTL 0.
+		const goodbye = sniffer
+			.packets()
+			.filter((p) => p.from === ADDR.srv)
+			.flatMap((p) => p.packet.answers ?? [])
+			.filter((a) => a.type === "SRV");
+		expect(goodbye.some((a) => "ttl" in a && a.ttl === 0)).toBe(true);
+
+		ip("-n", NS.srv, "addr", "add", `${ADDR.srvMoved}/24`, "dev", "eth0");
+		desk = await serveDesk(ADDR.srvMoved, ["--no-pair"]);
+		expect(desk.port).not.toBe(oldPort);
+		const dest = join(await makeTempDir("pairlink-laptop-"), "got.txt");
+		ok(await pl(NS.cli, homes.laptop, ["get", "desk", share.file, "-o", dest]));
+		expect(readFileSync(dest, "utf8")).toBe(share.body);
+		const [saved] = await devices(homes.laptop);
+		expect(saved?.address).toBe(`${ADDR.srvMoved}:${desk.port}`);
+	});
+
+	test("--no-announce is silent: nothing on the wire, nothing found", async () => {
+		await desk?.serve.stop();
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		desk = await serveDesk("0.0.0.0", ["--no-announce", "--no-pair"]);
+		expect(await find(homes.laptop)).toEqual([]);
+		await desk.serve.stop();
+		desk = undefined;
+		// The sniffer heard the client's own questions, and nothing from the server.
+		const heard = sniffer.packets();
+		expect(heard.some((p) => p.from === ADDR.cli)).toBe(true);
+		expect(heard.filter((p) => p.from === ADDR.srv || p.from === ADDR.srvMoved)).toEqual([]);
+	});
+
+	describe("a forged announcement gains nothing", () => {
+		let evil: StartedServe;
+		let evilShare = "";
+
+		beforeAll(async () => {
+			evilShare = await makeTempDir("pairlink-evil-share-");
+			evil = await startServe({
+				mode: "binary",
+				netns: NS.evil,
+				home: homes.evil,
+				dir: evilShare,
+				host: ADDR.evil,
+				args: ["--no-announce", "--allow-overwrite"],
+			});
+		});
+
+		afterAll(async () => {
+			await evil.serve.stop();
+		});
+
+		const deskBefore = async () => (await devices(homes.laptop)).find((d) => d.name === "desk");
+
+		test("another fingerprint under the trusted device's name: listed as a stranger, never tried", async () => {
+			const before = await deskBefore();
+			const fake = "e".repeat(64);
+			await startPeer(NS.evil, ["forge", ADDR.evil, String(evil.port), fake, "desk", "1"]);
+			expect(await find(homes.laptop)).toEqual([
+				{
+					addresses: [ADDR.evil],
+					port: evil.port,
+					pairing: true,
+					trusted: false,
+					name: "desk",
+					fingerprint: fake,
+				},
+			]);
+			// desk is down: its name falls back to the network, which offers only the forgery.
+			const r = await pl(NS.cli, homes.laptop, ["get", "desk", share.file, "-o", "-"]);
+			expect(r.exitCode).toBe(3);
+			expect(r.stdout).toBe("");
+			expect(evil.serve.events.map((e) => e.event)).toEqual(["listening"]);
+			expect(await deskBefore()).toEqual(before);
+		});
+
+		test("the right fingerprint at the attacker's address: the pin refuses it before any data", async () => {
+			const before = await deskBefore();
+			await startPeer(NS.evil, ["forge", ADDR.evil, String(evil.port), deskFingerprint, "x", "0"]);
+			const secret = join(await makeTempDir("pairlink-laptop-"), "tax-return.pdf");
+			writeFileSync(secret, "private\n");
+			const r = await pl(NS.cli, homes.laptop, ["put", "desk", secret]);
+			expect(r.exitCode).toBe(4);
+			expect(r.stderr).toMatch(/IDENTITY OF DESK HAS CHANGED/);
+			expect(readdirSync(evilShare)).toEqual([]);
+			expect(evil.serve.events.filter((e) => e.event === "connected")).toEqual([]);
+			// …and the attacker's address was not saved as desk's.
+			expect(await deskBefore()).toEqual(before);
+		});
+	});
+});
