@@ -42,7 +42,8 @@ export class QueryResponder {
 				packet: { type: "response", flags: AUTHORITATIVE_ANSWER, answers },
 			};
 		}
-		if (!this.total.allow("", nowMs) || !this.perSource.allow(from.address, nowMs)) {
+		// Per source first: one flooding source must not use up everybody's share.
+		if (!this.perSource.allow(from.address, nowMs) || !this.total.allow("", nowMs)) {
 			return undefined;
 		}
 		return {

@@ -1,0 +1,128 @@
+/**
+ * Discovery on loopback only (a server bound to 127.0.0.1 announces there
+ * and nowhere else): real multicast-dns sockets, real TLS servers, and the
+ * rule for names versus addresses. Real networks are tested between
+ * namespaces (tests/e2e/discovery-netns.test.ts).
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { createSocket } from "node:dgram";
+import { reach } from "../../src/client/reach.ts";
+import { type Announcer, startAnnouncer } from "../../src/discovery/announce.ts";
+import { browse } from "../../src/discovery/browse.ts";
+import { PairlinkError } from "../../src/errors.ts";
+import {
+	makeDevice,
+	removeTempDirs,
+	serve,
+	type TestDevice,
+	trustEachOther,
+} from "../helpers/devices.ts";
+
+afterAll(removeTempDirs);
+
+const announcers: Announcer[] = [];
+afterAll(async () => {
+	await Promise.all(announcers.map((a) => a.stop()));
+});
+
+async function announce(dev: TestDevice, port: number, pairing = false): Promise<Announcer> {
+	const a = await startAnnouncer({
+		host: "127.0.0.1",
+		port,
+		name: dev.identity.name,
+		fingerprint: dev.identity.fingerprint,
+		pairingOpen: async () => pairing,
+	});
+	announcers.push(a);
+	return a;
+}
+
+test("bound to 127.0.0.1: announced on loopback alone, found there, and malformed packets change nothing", async () => {
+	const desk = await makeDevice("desk");
+	const a = await announce(desk, 4711, true);
+	expect(a.links.map((l) => l.address)).toEqual(["127.0.0.1"]);
+	// Garbage to the group on loopback: dropped by the codec, the responder keeps answering.
+	const junk = createSocket("udp4");
+	await new Promise<void>((r) => junk.bind(0, "127.0.0.1", () => r()));
+	junk.setMulticastInterface("127.0.0.1");
+	for (const bytes of [Buffer.alloc(0), Buffer.alloc(12, 0xff), Buffer.from("not dns at all")]) {
+		await new Promise<void>((r) => junk.send(bytes, 5353, "224.0.0.251", () => r()));
+	}
+	junk.close();
+	const seen = await browse({
+		timeoutMs: 2000,
+		loopbackOnly: true,
+		until: (s) => s.port === 4711,
+	});
+	expect(seen.filter((s) => s.port === 4711)).toEqual([
+		expect.objectContaining({
+			address: "127.0.0.1",
+			pairingOpen: true,
+			name: "desk",
+			fingerprint: desk.identity.fingerprint,
+		}),
+	]);
+	await a.stop();
+	expect(
+		(await browse({ timeoutMs: 600, loopbackOnly: true })).filter((s) => s.port === 4711),
+	).toEqual([]);
+});
+
+describe("names and addresses", () => {
+	test("by name: the saved address answers with another trusted device's certificate, so desk is looked up, reached, and its new address saved", async () => {
+		const laptop = await makeDevice("laptop");
+		const desk = await makeDevice("desk");
+		const phone = await makeDevice("phone");
+		const deskServer = serve(desk);
+		const phoneServer = serve(phone);
+		try {
+			const phoneAddress = `127.0.0.1:${phoneServer.server.port}`;
+			// desk was last reached where phone now serves.
+			await trustEachOther(laptop, desk, phoneAddress);
+			await trustEachOther(laptop, phone, phoneAddress);
+			await laptop.trust.touch(phone.identity.fingerprint, "127.0.0.1:1");
+			await announce(desk, deskServer.server.port);
+			const named = laptop.trust.findByName("desk");
+			const conn = await reach(
+				{ display: "desk", hostname: "127.0.0.1", port: phoneServer.server.port, named },
+				{ identity: laptop.identity, trust: laptop.trust },
+			);
+			expect(conn.peer.fingerprint).toBe(desk.identity.fingerprint);
+			await conn.session.ping();
+			conn.close();
+			await conn.closed;
+			await laptop.trust.reload();
+			expect(laptop.trust.findByName("desk")?.address).toBe(`127.0.0.1:${deskServer.server.port}`);
+			expect(laptop.trust.findByName("phone")?.address).toBe("127.0.0.1:1");
+		} finally {
+			deskServer.server.stop();
+			phoneServer.server.stop();
+		}
+	});
+
+	test("by address: another paired device where desk was last seen gets the warning, and no address is re-saved", async () => {
+		const laptop = await makeDevice("laptop");
+		const desk = await makeDevice("desk");
+		const phone = await makeDevice("phone");
+		const phoneServer = serve(phone);
+		try {
+			const there = `127.0.0.1:${phoneServer.server.port}`;
+			await trustEachOther(laptop, desk, there);
+			await trustEachOther(laptop, phone, "127.0.0.1:2");
+			const before = laptop.trust.list();
+			const err = await reach(phoneServer.target(), {
+				identity: laptop.identity,
+				trust: laptop.trust,
+				code: async () => "never-asked",
+			}).catch((e) => e);
+			expect(err).toBeInstanceOf(PairlinkError);
+			expect((err as PairlinkError).code).toBe("fingerprint-changed");
+			expect((err as PairlinkError).message).toMatch(/IDENTITY OF DESK HAS CHANGED/);
+			expect(phoneServer.events.filter((e) => e.event === "connected")).toEqual([]);
+			await laptop.trust.reload();
+			expect(laptop.trust.list()).toEqual(before);
+		} finally {
+			phoneServer.server.stop();
+		}
+	});
+});
