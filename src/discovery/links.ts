@@ -69,10 +69,16 @@ export function linksForBrowse(all: readonly Link[], loopbackOnly = false): Link
 	return usable(loopbackOnly ? all.filter((l) => l.internal) : [...all]);
 }
 
-/** One address per family and interface; IPv6 only with a global or link-local unicast address. */
+/**
+ * One address per family and interface, a routable one before a link-local
+ * one (an answer from it needs no zone to be dialled); no IPv6 loopback.
+ */
 function usable(links: Link[]): Link[] {
 	const seen = new Set<string>();
-	return links.filter((l) => {
+	const linkLocalLast = [...links].sort(
+		(a, b) => Number(a.address.startsWith("fe80:")) - Number(b.address.startsWith("fe80:")),
+	);
+	return linkLocalLast.filter((l) => {
 		const key = `${l.name}/${l.family}`;
 		if (seen.has(key)) return false;
 		if (l.family === "IPv6" && l.internal) return false; // IPv6 loopback has no multicast

@@ -47,7 +47,8 @@ export function openBrowserSocket(link: Link): Promise<MulticastDNS> {
 	const socket = createSocket({ type: link.family === "IPv4" ? "udp4" : "udp6", ipv6Only: true });
 	return new Promise((resolve, reject) => {
 		socket.once("error", reject);
-		const bindTo = link.family === "IPv4" ? link.address : `${link.address}%${link.name}`;
+		// Only a link-local address needs its zone (and Bun refuses one on any other).
+		const bindTo = link.address.startsWith("fe80:") ? `${link.address}%${link.name}` : link.address;
 		socket.bind(0, bindTo, () => {
 			socket.removeListener("error", reject);
 			try {

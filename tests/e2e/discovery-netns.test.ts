@@ -41,6 +41,7 @@ if (!canRun) {
 const ID = `pl${(Date.now() % 1e6).toString(36)}${process.pid % 100}`;
 const NS = { hub: `${ID}h`, srv: `${ID}s`, cli: `${ID}c`, evil: `${ID}e` } as const;
 const ADDR = { srv: "192.0.2.1", srvMoved: "192.0.2.11", cli: "192.0.2.2", evil: "192.0.2.66" };
+const ADDR6 = { srv: "2001:db8::1", cli: "2001:db8::2", evil: "2001:db8::66" };
 const PEER_SCRIPT = join(REPO_ROOT, "tests", "helpers", "mdns-peer.ts");
 
 function ip(...args: string[]): void {
@@ -52,17 +53,15 @@ function buildNetwork(): void {
 	for (const ns of Object.values(NS)) ip("netns", "add", ns);
 	ip("-n", NS.hub, "link", "add", "br0", "type", "bridge");
 	ip("-n", NS.hub, "link", "set", "br0", "up");
-	for (const [key, address] of [
-		["srv", ADDR.srv],
-		["cli", ADDR.cli],
-		["evil", ADDR.evil],
-	] as const) {
+	for (const key of ["srv", "cli", "evil"] as const) {
 		const ns = NS[key];
 		ip("link", "add", ns, "type", "veth", "peer", "name", `p${key}`, "netns", NS.hub);
 		ip("link", "set", ns, "netns", ns);
 		ip("-n", NS.hub, "link", "set", `p${key}`, "master", "br0", "up");
 		ip("-n", ns, "link", "set", ns, "name", "eth0");
-		ip("-n", ns, "addr", "add", `${address}/24`, "dev", "eth0");
+		ip("-n", ns, "addr", "add", `${ADDR[key]}/24`, "dev", "eth0");
+		// nodad: usable at once, without duplicate address detection's delay.
+		ip("-n", ns, "addr", "add", `${ADDR6[key]}/64`, "dev", "eth0", "nodad");
 		ip("-n", ns, "link", "set", "eth0", "up");
 		ip("-n", ns, "link", "set", "lo", "up");
 	}
@@ -103,15 +102,30 @@ class Peer {
 		this.wake?.();
 	}
 
-	async ready(): Promise<void> {
+	/** Waits (a bounded time: the peer is killed after 10 s) until `check` holds. */
+	private async until(check: () => boolean): Promise<void> {
 		const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
-		while (!this.lines.includes("ready")) {
-			if (this.done) throw new Error(`peer exited: ${await new Response(this.proc.stderr).text()}`);
-			await new Promise<void>((r) => {
-				this.wake = r;
-			});
+		try {
+			while (!check()) {
+				if (this.done)
+					throw new Error(`peer exited: ${await new Response(this.proc.stderr).text()}`);
+				await new Promise<void>((r) => {
+					this.wake = r;
+				});
+			}
+		} finally {
+			clearTimeout(timer);
 		}
-		clearTimeout(timer);
+	}
+
+	ready(): Promise<void> {
+		return this.until(() => this.lines.includes("ready"));
+	}
+
+	/** The first packet heard (sniff mode) that satisfies `match`, waiting for it if needed. */
+	async heard(match: (p: ReturnType<Peer["packets"]>[number], index: number) => boolean) {
+		await this.until(() => this.packets().some(match));
+		return this.packets().find(match);
 	}
 
 	/** Packets heard so far (sniff mode). */
@@ -268,12 +282,12 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		const oldPort = desk?.port;
 		await desk?.serve.stop();
 		// Stopping said goodbye: the records again, with TTL 0.
-		const goodbye = sniffer
-			.packets()
-			.filter((p) => p.from === ADDR.srv)
-			.flatMap((p) => p.packet.answers ?? [])
-			.filter((a) => a.type === "SRV");
-		expect(goodbye.some((a) => "ttl" in a && a.ttl === 0)).toBe(true);
+		const goodbye = await sniffer.heard(
+			(p) =>
+				p.from === ADDR.srv &&
+				(p.packet.answers ?? []).some((a) => a.type === "SRV" && a.ttl === 0),
+		);
+		expect(goodbye?.packet.answers?.map((a) => a.type)).toEqual(["PTR", "SRV", "TXT", "A"]);
 
 		ip("-n", NS.srv, "addr", "add", `${ADDR.srvMoved}/24`, "dev", "eth0");
 		desk = await serveDesk(ADDR.srvMoved, ["--no-pair"]);
@@ -292,9 +306,13 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		expect(await find(homes.laptop)).toEqual([]);
 		await desk.serve.stop();
 		desk = undefined;
-		// The sniffer heard the client's own questions, and nothing from the server.
+		// Questions asked after the stop mark the point up to which the sniffer
+		// has surely read everything, a goodbye included: it heard them, and
+		// nothing from the server.
+		const before = sniffer.packets().length;
+		await find(homes.laptop, "1s");
+		await sniffer.heard((p, i) => p.from === ADDR.cli && i >= before);
 		const heard = sniffer.packets();
-		expect(heard.some((p) => p.from === ADDR.cli)).toBe(true);
 		expect(heard.filter((p) => p.from === ADDR.srv || p.from === ADDR.srvMoved)).toEqual([]);
 	});
 
@@ -355,5 +373,30 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 			// …and the attacker's address was not saved as desk's.
 			expect(await deskBefore()).toEqual(before);
 		});
+	});
+
+	test("several servers with pairing open: pair without HOST in a script exits 2 with the list; IPv6 is heard too", async () => {
+		await desk?.serve.stop();
+		desk = await serveDesk("::");
+		const attic = await startServe({
+			mode: "binary",
+			netns: NS.evil,
+			home: await makeHome("attic"),
+			host: "0.0.0.0",
+			args: ["--name", "attic"],
+		});
+		try {
+			const found = await find(homes.stranger);
+			const deskEntry = found.find((e) => e.name === "desk");
+			expect(deskEntry?.addresses).toEqual([ADDR.srv, ADDR6.srv]);
+			expect(found.map((e) => e.name).sort()).toEqual(["attic", "desk"]);
+			const r = await pl(NS.cli, homes.stranger, ["pair"], { code: desk.listening.code as string });
+			expect(r.exitCode).toBe(2);
+			expect(r.stderr).toContain(`${ADDR.srv}:${desk.port}`);
+			expect(r.stderr).toContain(`${ADDR.evil}:${attic.port}`);
+			expect(await devices(homes.stranger)).toEqual([]);
+		} finally {
+			await attic.serve.stop();
+		}
 	});
 });
