@@ -55,6 +55,8 @@ export interface SpawnOptions {
 	umask?: number;
 	/** Run inside this network namespace (`ip netns exec`; root only). */
 	netns?: string;
+	/** The command line is expected to be refused before anything runs. */
+	usageError?: boolean;
 }
 
 export interface CliResult {
@@ -96,7 +98,25 @@ const signalName = (s: string | number | null): string | null => (s === null ? n
 // Every child we start, so a failing test cannot leave one running.
 const live = new Set<Subprocess>();
 
+/**
+ * `find`, and `pair` without HOST, ask every interface of the machine: on the
+ * host that would be the real network. Tests run them only inside a network
+ * namespace of their own, or as a usage error that stops before any packet.
+ */
+function refuseRealNetwork(args: readonly string[], opts: SpawnOptions): void {
+	if (opts.netns !== undefined || opts.usageError || args.includes("--help") || args.includes("-h"))
+		return;
+	const [command, ...rest] = args;
+	const operands = rest.filter((a) => !a.startsWith("-"));
+	if (command === "find" || (command === "pair" && operands.length === 0)) {
+		throw new Error(
+			`cli helper: \`pairlink ${args.join(" ")}\` would query the real network; pass netns`,
+		);
+	}
+}
+
 function spawnRaw(args: readonly string[], opts: SpawnOptions) {
+	refuseRealNetwork(args, opts);
 	const argv = cliArgv(opts.mode ?? "source", args);
 	const spawnArgv =
 		opts.umask === undefined
