@@ -53,6 +53,8 @@ export interface Connection {
 	readonly session: ClientSession;
 	/** Resolves when the connection is gone, with the reason if it was not an orderly close. */
 	readonly closed: Promise<PairlinkError | undefined>;
+	/** Resolves once this address and "last seen" are saved for the peer (never rejects). */
+	readonly recorded: Promise<void>;
 	close(): void;
 }
 
@@ -228,13 +230,17 @@ class ClientConnection {
 		this.socket.markEstablished();
 		const session = new ClientSession(this.socket);
 		this.session = session;
-		void this.opts.trust.touch(this.peer.fingerprint, this.peer.address).catch(() => undefined);
+		const recorded = this.opts.trust
+			.touch(this.peer.fingerprint, this.peer.address)
+			.then(() => undefined)
+			.catch(() => undefined);
 		this.settled = true;
 		this.resolve({
 			peer: this.peer,
 			paired: this.paired,
 			session,
 			closed: this.closed,
+			recorded,
 			close: () => this.socket.close(),
 		});
 	}

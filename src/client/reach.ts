@@ -11,6 +11,7 @@
  */
 import { recognise } from "../discovery/blinded-id.ts";
 import { browse } from "../discovery/browse.ts";
+import { isLoopback } from "../discovery/links.ts";
 import type { Sighting } from "../discovery/records.ts";
 import { PairlinkError } from "../errors.ts";
 import { type Connection, type ConnectOptions, connect } from "./connect.ts";
@@ -45,10 +46,12 @@ export async function reach(target: Target, opts: ReachOptions): Promise<Connect
 		for (const s of await lookup(named.fingerprint, near)) {
 			if (s.address === target.hostname && s.port === target.port) continue;
 			try {
-				return await connect({
+				const conn = await connect({
 					...rest,
 					target: { ...target, hostname: s.address, port: s.port },
 				});
+				await conn.recorded; // the new address is saved before anything else happens
+				return conn;
 			} catch (again) {
 				if (!(again instanceof PairlinkError)) throw again;
 				failures.push(again);
@@ -57,10 +60,6 @@ export async function reach(target: Target, opts: ReachOptions): Promise<Connect
 		// The loud warning, if any address showed another certificate; else why the saved one failed.
 		throw failures.find((f) => f.code === "fingerprint-changed") ?? e;
 	}
-}
-
-function isLoopback(hostname: string): boolean {
-	return hostname.startsWith("127.") || hostname === "::1" || hostname === "localhost";
 }
 
 async function lookUpOnNetwork(fingerprint: string, loopbackOnly: boolean): Promise<Sighting[]> {

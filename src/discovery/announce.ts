@@ -104,14 +104,21 @@ export async function startAnnouncer(opts: AnnouncerOptions): Promise<Announcer>
 		blinded = newBlindedId(opts.fingerprint, opts.random);
 		await announceAll();
 	};
-	const refresh = async () => {
-		const open = await opts.pairingOpen().catch(() => false);
-		checkedAt = now();
-		if (stopped || open === pairingOpen) return;
-		await goodbyeAll();
-		pairingOpen = open;
-		blinded = newBlindedId(opts.fingerprint, opts.random);
-		await announceAll();
+	// One look at a time: queries arriving together must not renew twice.
+	let looking: Promise<void> | undefined;
+	const refresh = () => {
+		looking ??= (async () => {
+			const open = await opts.pairingOpen().catch(() => false);
+			checkedAt = now();
+			if (stopped || open === pairingOpen) return;
+			await goodbyeAll();
+			pairingOpen = open;
+			blinded = newBlindedId(opts.fingerprint, opts.random);
+			await announceAll();
+		})().finally(() => {
+			looking = undefined;
+		});
+		return looking;
 	};
 
 	for (const e of endpoints) {

@@ -38,7 +38,8 @@ export function systemLinks(): Link[] {
 	return links;
 }
 
-const isLoopback = (address: string) => address.startsWith("127.") || address === "::1";
+export const isLoopback = (address: string) =>
+	address.startsWith("127.") || address === "::1" || address === "localhost";
 
 /**
  * Where a server bound to `host` announces: for a wildcard, every link of

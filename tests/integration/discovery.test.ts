@@ -68,6 +68,46 @@ test("bound to 127.0.0.1: announced on loopback alone, found there, and malforme
 	).toEqual([]);
 });
 
+test("the blinded identity is renewed on its timer, and when pairing closes the clear name goes with it", async () => {
+	const desk = await makeDevice("desk");
+	let pairing = true;
+	const a = await startAnnouncer({
+		host: "127.0.0.1",
+		port: 4712,
+		name: "desk",
+		fingerprint: desk.identity.fingerprint,
+		pairingOpen: async () => pairing,
+		renewMs: 400,
+	});
+	announcers.push(a);
+	const look = async () => {
+		const seen = await browse({
+			timeoutMs: 1500,
+			loopbackOnly: true,
+			until: (s) => s.port === 4712,
+		});
+		return seen.find((s) => s.port === 4712);
+	};
+	const open = await look();
+	expect(open).toMatchObject({ pairingOpen: true, name: "desk" });
+	pairing = false;
+	await a.refresh();
+	const closed = await look();
+	expect(closed?.pairingOpen).toBe(false);
+	expect(closed?.name).toBeUndefined();
+	expect(closed?.fingerprint).toBeUndefined();
+	expect(closed?.blinded.nonce).not.toBe(open?.blinded.nonce);
+	// The timer renews it again; a bounded number of looks, each answered at once.
+	const nonces = new Set<string>();
+	for (let i = 0; i < 20 && nonces.size < 3; i++) {
+		const s = await look();
+		if (s) nonces.add(s.blinded.nonce);
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	expect(nonces.size).toBeGreaterThanOrEqual(2);
+	await a.stop();
+});
+
 describe("names and addresses", () => {
 	test("by name: the saved address answers with another trusted device's certificate, so desk is looked up, reached, and its new address saved", async () => {
 		const laptop = await makeDevice("laptop");
