@@ -6,12 +6,24 @@
  * host's own network. Needs root and `ip` (CI has both); elsewhere it is
  * skipped with a message.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import {
+	afterAll,
+	afterEach,
+	beforeAll,
+	describe,
+	expect,
+	setDefaultTimeout,
+	test,
+} from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { decode, type Packet } from "dns-packet";
+import { generateCode } from "../../src/crypto/pairing-code.ts";
+import { savePendingCode } from "../../src/store/pending-code.ts";
+import { ensureStateDir } from "../../src/store/state-dir.ts";
 import {
+	BINARY,
 	binaryExists,
 	type CliResult,
 	describeResult,
@@ -26,6 +38,7 @@ import {
 	type StartedServe,
 	startServe,
 } from "../helpers/cli.ts";
+import { drivePty } from "../helpers/pty.ts";
 
 const canRun =
 	process.platform === "linux" &&
@@ -37,6 +50,9 @@ if (!canRun) {
 		"discovery-netns.test.ts: skipped — needs Linux, root, `ip` and dist/pairlink (npx bun scripts/build-binaries.ts --host)",
 	);
 }
+
+// Each test starts binaries and listens for 2 s at a time, sometimes twice.
+setDefaultTimeout(30_000);
 
 const ID = `pl${(Date.now() % 1e6).toString(36)}${process.pid % 100}`;
 const NS = { hub: `${ID}h`, srv: `${ID}s`, cli: `${ID}c`, evil: `${ID}e` } as const;
@@ -375,26 +391,51 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		});
 	});
 
-	test("several servers with pairing open: pair without HOST in a script exits 2 with the list; IPv6 is heard too", async () => {
+	test("several servers with pairing open: a script gets exit 2 and the list, a terminal asks which; IPv6 is heard too", async () => {
 		await desk?.serve.stop();
+		// Both servers wait for the same code, so whichever is picked, typing it pairs.
+		const code = generateCode();
+		const atticHome = await makeHome("attic");
+		await ensureStateDir(atticHome);
+		for (const home of [homes.desk, atticHome])
+			await savePendingCode(home, { code, ttlMs: 600_000 });
 		desk = await serveDesk("::");
 		const attic = await startServe({
 			mode: "binary",
 			netns: NS.evil,
-			home: await makeHome("attic"),
+			home: atticHome,
 			host: "0.0.0.0",
 			args: ["--name", "attic"],
 		});
 		try {
 			const found = await find(homes.stranger);
-			const deskEntry = found.find((e) => e.name === "desk");
-			expect(deskEntry?.addresses).toEqual([ADDR.srv, ADDR6.srv]);
+			expect(found.find((e) => e.name === "desk")?.addresses).toEqual([ADDR.srv, ADDR6.srv]);
 			expect(found.map((e) => e.name).sort()).toEqual(["attic", "desk"]);
-			const r = await pl(NS.cli, homes.stranger, ["pair"], { code: desk.listening.code as string });
-			expect(r.exitCode).toBe(2);
-			expect(r.stderr).toContain(`${ADDR.srv}:${desk.port}`);
-			expect(r.stderr).toContain(`${ADDR.evil}:${attic.port}`);
+
+			const script = await pl(NS.cli, homes.stranger, ["pair"], { code });
+			expect(script.exitCode).toBe(2);
+			expect(script.stderr).toContain(`${ADDR.srv}:${desk.port}`);
+			expect(script.stderr).toContain(`${ADDR.evil}:${attic.port}`);
 			expect(await devices(homes.stranger)).toEqual([]);
+
+			const tty = await drivePty({
+				argv: ["ip", "netns", "exec", NS.cli, BINARY, "pair"],
+				env: { PATH: process.env.PATH ?? "", HOME: homes.stranger, PAIRLINK_HOME: homes.stranger },
+				cwd: REPO_ROOT,
+				timeout: 15,
+				steps: [
+					{ expect: "Pair with which one\\? \\[1-2\\]", send: "2\r" },
+					{ expect: "Pairing code", send: `${code}\r` },
+					{ expect: "Paired with" },
+				],
+			});
+			expect(tty.failed_step).toBeNull();
+			expect(tty.exit).toBe(0);
+			// The second entry of the list it showed is the one it paired with.
+			const second = /^ {2}2\. .*announces (\S+)/m.exec(tty.transcript)?.[1];
+			expect(["desk", "attic"]).toContain(second as string);
+			expect(tty.transcript).toContain(`Paired with ${second}`);
+			expect((await devices(homes.stranger)).map((d) => d.name)).toEqual([second]);
 		} finally {
 			await attic.serve.stop();
 		}
