@@ -332,6 +332,34 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		expect(heard.filter((p) => p.from === ADDR.srv || p.from === ADDR.srvMoved)).toEqual([]);
 	});
 
+	test("bound to 127.0.0.1: found on the same machine over loopback, and nothing reaches the network", async () => {
+		await desk?.serve.stop();
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		desk = await serveDesk("127.0.0.1", ["--no-pair"]);
+		const here = parseNdjson(
+			ok(await pl(NS.srv, homes.laptop, ["find", "--timeout", "2s", "--json"])).stdout,
+		);
+		expect(here).toEqual([
+			{
+				addresses: ["127.0.0.1"],
+				port: desk.port,
+				pairing: false,
+				trusted: true,
+				name: "desk",
+				fingerprint: deskFingerprint,
+			},
+		]);
+		await desk.serve.stop();
+		desk = undefined;
+		// As for --no-announce: questions asked afterwards mark how far the sniffer has read.
+		const before = sniffer.packets().length;
+		await find(homes.laptop, "1s");
+		await sniffer.heard((p, i) => p.from === ADDR.cli && i >= before);
+		// Questions, from the finds, are all the link carried: not one answer or announcement.
+		expect(sniffer.packets().filter((p) => p.packet.type === "response")).toEqual([]);
+		expect(sniffer.packets().some((p) => p.from === ADDR.srv)).toBe(true); // srv's own find asked
+	});
+
 	describe("a forged announcement gains nothing", () => {
 		let evil: StartedServe;
 		let evilShare = "";
