@@ -58,7 +58,7 @@ export async function startAnnouncer(opts: AnnouncerOptions): Promise<Announcer>
 		try {
 			endpoints.push({
 				link,
-				mdns: await openResponderSocket(link),
+				mdns: await openResponderSocket(link, (err) => warn(`${link.name}: ${err.message}`)),
 				responder: new QueryResponder(),
 			});
 		} catch (e) {
@@ -134,8 +134,6 @@ export async function startAnnouncer(opts: AnnouncerOptions): Promise<Announcer>
 				});
 			})();
 		});
-		e.mdns.on("warning", () => undefined); // undecodable packets: ignored by design
-		e.mdns.on("error", (err: Error) => warn(`${e.link.name}: ${err.message}`));
 	}
 	await announceAll();
 	const renewal = setInterval(() => void renew(), opts.renewMs ?? DEFAULT_RENEW_MS);

@@ -38,8 +38,6 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 	await new Promise<void>((resolve) => {
 		timers.push(setTimeout(resolve, opts.timeoutMs));
 		for (const { link, mdns: m } of sockets) {
-			m.on("warning", () => undefined); // malformed packets are dropped
-			m.on("error", () => undefined);
 			m.on("response", (packet, rinfo) => {
 				// An announced address off this link is never dialled because of an announcement.
 				for (const s of readSightings(packet, rinfo.address, (a) => onLink(a, link))) {

@@ -10,6 +10,8 @@ import type { Link } from "./links.ts";
 import { MDNS_PORT } from "./responder.ts";
 
 const GROUP = { IPv4: "224.0.0.251", IPv6: "ff02::fb" } as const;
+/** Undecodable packets ("warning") are dropped by design; so are a browser's socket errors. */
+const ignore = () => undefined;
 
 /** multicast-dns names an IPv6 interface "::%eth0". */
 const mdnsInterface = (link: Link) => (link.family === "IPv4" ? link.address : `::%${link.name}`);
@@ -18,7 +20,10 @@ const mdnsInterface = (link: Link) => (link.family === "IPv4" ? link.address : `
  * A responder's endpoint: bound to port 5353 with SO_REUSEADDR, so it shares
  * the port with a system responder (avahi, mDNSResponder) if one runs.
  */
-export function openResponderSocket(link: Link): Promise<MulticastDNS> {
+export function openResponderSocket(
+	link: Link,
+	onError: (e: Error) => void,
+): Promise<MulticastDNS> {
 	const m = makeMdns({
 		type: link.family === "IPv4" ? "udp4" : "udp6",
 		ip: GROUP[link.family],
@@ -30,10 +35,17 @@ export function openResponderSocket(link: Link): Promise<MulticastDNS> {
 		ttl: 255,
 	});
 	return new Promise((resolve, reject) => {
-		m.once("ready", () => resolve(m));
-		m.once("error", (e: Error) => {
+		const failed = (e: Error) => {
 			m.destroy();
 			reject(e);
+		};
+		m.once("error", failed);
+		m.once("ready", () => {
+			m.removeListener("error", failed);
+			// From here on an error is reported, never thrown by an emitter nobody listens to.
+			m.on("error", onError);
+			m.on("warning", ignore);
+			resolve(m);
 		});
 	});
 }
@@ -60,17 +72,18 @@ export function openBrowserSocket(link: Link): Promise<MulticastDNS> {
 				reject(e);
 				return;
 			}
-			resolve(
-				makeMdns({
-					socket,
-					bind: false,
-					multicast: false,
-					type: link.family === "IPv4" ? "udp4" : "udp6",
-					ip: GROUP[link.family],
-					interface: mdnsInterface(link),
-					port: MDNS_PORT,
-				}),
-			);
+			const m = makeMdns({
+				socket,
+				bind: false,
+				multicast: false,
+				type: link.family === "IPv4" ? "udp4" : "udp6",
+				ip: GROUP[link.family],
+				interface: mdnsInterface(link),
+				port: MDNS_PORT,
+			});
+			m.on("error", ignore);
+			m.on("warning", ignore);
+			resolve(m);
 		});
 	});
 }
