@@ -14,11 +14,16 @@ export interface OpenOptions {
 	saveAs?: string | undefined;
 }
 
-export async function openConnection(host: string, opts: OpenOptions = {}): Promise<Connection> {
+/** `host` may be found only once the command line is known to be usable (`pair` without HOST). */
+export async function openConnection(
+	host: string | (() => Promise<string>),
+	opts: OpenOptions = {},
+): Promise<Connection> {
 	// Everything that can be a usage error is checked before any state is created or any byte sent.
 	const saveAs = opts.saveAs === undefined ? undefined : validateDeviceName(opts.saveAs);
 	const trust = await TrustStore.load(stateDir());
-	const target = resolveTarget(host, (name) => trust.findByName(name));
+	const byName = (name: string) => trust.findByName(name);
+	const given = typeof host === "string" ? resolveTarget(host, byName) : undefined;
 	const code = codeSource({
 		codeStdin: opts.codeStdin ?? false,
 		keepStdin: opts.keepStdin ?? false,
@@ -29,6 +34,7 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 			"Pairing needs the code shown by the server: set PAIRLINK_CODE, pass --code-stdin, or run this in a terminal to be asked for it",
 		);
 	}
+	const target = given ?? resolveTarget(await (host as () => Promise<string>)(), byName);
 	const identity = await deviceIdentity();
 	return reach(target, {
 		identity,

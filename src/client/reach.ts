@@ -19,6 +19,8 @@ import type { Target } from "./target.ts";
 
 /** How long a name's fallback listens for its device on the network. */
 export const LOOKUP_TIMEOUT_MS = 2000;
+/** …and, once it answered, for others claiming the same fingerprint (a forger must not hide it). */
+const LOOKUP_SETTLE_MS = 250;
 
 /** What "the saved address failed or answered with another certificate" looks like. */
 const WORTH_LOOKING: ReadonlySet<string> = new Set([
@@ -64,6 +66,11 @@ export async function reach(target: Target, opts: ReachOptions): Promise<Connect
 
 async function lookUpOnNetwork(fingerprint: string, loopbackOnly: boolean): Promise<Sighting[]> {
 	const mine = (s: Sighting) => recognise(s.blinded, [fingerprint]) !== undefined;
-	const seen = await browse({ timeoutMs: LOOKUP_TIMEOUT_MS, loopbackOnly, until: mine });
+	const seen = await browse({
+		timeoutMs: LOOKUP_TIMEOUT_MS,
+		loopbackOnly,
+		until: mine,
+		settleMs: LOOKUP_SETTLE_MS,
+	});
 	return seen.filter(mine);
 }

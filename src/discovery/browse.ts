@@ -18,8 +18,14 @@ export interface BrowseOptions {
 	links?: readonly Link[];
 	/** Look on loopback only (the device sought was last reached on this machine). */
 	loopbackOnly?: boolean;
-	/** Stop as soon as this sighting turns up. */
+	/** Stop once this sighting turns up (and `settleMs` more have passed). */
 	until?(sighting: Sighting): boolean;
+	/**
+	 * After `until` matched, go on listening this long: other servers answer
+	 * the same question within milliseconds, and a forger answering first
+	 * must not hide the real one.
+	 */
+	settleMs?: number;
 	onWarning?(message: string): void;
 }
 
@@ -35,6 +41,7 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 	}
 	const found = new Map<string, Sighting>();
 	const timers: ReturnType<typeof setTimeout>[] = [];
+	let settling = false;
 	await new Promise<void>((resolve) => {
 		timers.push(setTimeout(resolve, opts.timeoutMs));
 		for (const { link, mdns: m } of sockets) {
@@ -44,7 +51,10 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 					const key = `${s.blinded.id} ${s.address} ${s.port}`;
 					if (found.size >= MAX_SIGHTINGS && !found.has(key)) return;
 					found.set(key, s);
-					if (opts.until?.(s)) resolve();
+					if (opts.until?.(s) && !settling) {
+						settling = true;
+						timers.push(setTimeout(resolve, opts.settleMs ?? 0));
+					}
 				}
 			});
 		}

@@ -15,7 +15,7 @@ import {
 	setDefaultTimeout,
 	test,
 } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { decode, type Packet } from "dns-packet";
@@ -145,12 +145,13 @@ class Peer {
 	}
 
 	/** Packets heard so far (sniff mode). */
-	packets(): { from: string; packet: Packet; raw: string }[] {
+	packets(): { from: string; port: number; packet: Packet; raw: string }[] {
 		return this.lines
 			.filter((l) => l.startsWith("{"))
-			.map((l) => JSON.parse(l) as { from: string; hex: string })
-			.map(({ from, hex }) => ({
+			.map((l) => JSON.parse(l) as { from: string; port: number; hex: string })
+			.map(({ from, port, hex }) => ({
 				from,
+				port,
 				packet: decode(Buffer.from(hex, "hex")),
 				raw: Buffer.from(hex, "hex").toString("latin1"),
 			}));
@@ -163,6 +164,9 @@ class Peer {
 		clearTimeout(guard);
 	}
 }
+
+/** A question from a client's `find` (an ephemeral port; the sniffer itself asks from 5353). */
+const asked = (p: { from: string; port: number }) => p.from === ADDR.cli && p.port !== 5353;
 
 const peers: Peer[] = [];
 async function startPeer(ns: string, args: string[]): Promise<Peer> {
@@ -267,6 +271,17 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		await desk?.serve.waitForEvent("paired");
 	});
 
+	test("pair without HOST and without a code is a usage error before any question goes out", async () => {
+		const sniffer = await startPeer(NS.cli, ["sniff"]);
+		const r = await pl(NS.cli, homes.stranger, ["pair"]);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toContain("Pairing needs the code");
+		const before = sniffer.packets().length;
+		await find(homes.stranger, "1s"); // its questions mark how far the sniffer has read
+		await sniffer.heard((p, i) => asked(p) && i >= before);
+		expect(sniffer.packets().slice(0, before).filter(asked)).toEqual([]);
+	});
+
 	test("a device that never paired sees a closed server, but not its name or fingerprint", async () => {
 		const sniffer = await startPeer(NS.cli, ["sniff"]);
 		const seen = await find(homes.stranger);
@@ -327,7 +342,7 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		// nothing from the server.
 		const before = sniffer.packets().length;
 		await find(homes.laptop, "1s");
-		await sniffer.heard((p, i) => p.from === ADDR.cli && i >= before);
+		await sniffer.heard((p, i) => asked(p) && i >= before);
 		const heard = sniffer.packets();
 		expect(heard.filter((p) => p.from === ADDR.srv || p.from === ADDR.srvMoved)).toEqual([]);
 	});
@@ -354,7 +369,7 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 		// As for --no-announce: questions asked afterwards mark how far the sniffer has read.
 		const before = sniffer.packets().length;
 		await find(homes.laptop, "1s");
-		await sniffer.heard((p, i) => p.from === ADDR.cli && i >= before);
+		await sniffer.heard((p, i) => asked(p) && i >= before);
 		// Questions, from the finds, are all the link carried: not one answer or announcement.
 		expect(sniffer.packets().filter((p) => p.packet.type === "response")).toEqual([]);
 		expect(sniffer.packets().some((p) => p.from === ADDR.srv)).toBe(true); // srv's own find asked
@@ -397,9 +412,10 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 				},
 			]);
 			// desk is down: its name falls back to the network, which offers only the forgery.
-			const r = await pl(NS.cli, homes.laptop, ["get", "desk", share.file, "-o", "-"]);
+			const dest = join(await makeTempDir("pairlink-laptop-"), "got.txt");
+			const r = await pl(NS.cli, homes.laptop, ["get", "desk", share.file, "-o", dest]);
 			expect(r.exitCode).toBe(3);
-			expect(r.stdout).toBe("");
+			expect(existsSync(dest)).toBe(false);
 			expect(evil.serve.events.map((e) => e.event)).toEqual(["listening"]);
 			expect(await deskBefore()).toEqual(before);
 		});
@@ -416,6 +432,22 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 			expect(evil.serve.events.filter((e) => e.event === "connected")).toEqual([]);
 			// …and the attacker's address was not saved as desk's.
 			expect(await deskBefore()).toEqual(before);
+		});
+
+		test("a forger answering for desk does not hide the real desk: both are tried, the pin picks desk", async () => {
+			await startPeer(NS.evil, ["forge", ADDR.evil, String(evil.port), deskFingerprint, "x", "0"]);
+			// desk is up again at its moved address, on a new port: the saved one is refused.
+			desk = await serveDesk(ADDR.srvMoved, ["--no-pair"]);
+			try {
+				const dest = join(await makeTempDir("pairlink-laptop-"), "got.txt");
+				ok(await pl(NS.cli, homes.laptop, ["get", "desk", share.file, "-o", dest]));
+				expect(readFileSync(dest, "utf8")).toBe(share.body);
+				expect((await deskBefore())?.address).toBe(`${ADDR.srvMoved}:${desk.port}`);
+				expect(evil.serve.events.filter((e) => e.event === "connected")).toEqual([]);
+			} finally {
+				await desk.serve.stop();
+				desk = undefined;
+			}
 		});
 	});
 

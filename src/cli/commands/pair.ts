@@ -27,8 +27,8 @@ export const pairCommand = defineCommand({
 		...codeStdinArg,
 	},
 	async run({ args }) {
-		const host = args.host ?? (await pickOpenServer());
-		const conn = await openConnection(host, {
+		// Without HOST the network is asked only once the code is known to be at hand.
+		const conn = await openConnection(args.host ?? pickOpenServer, {
 			codeStdin: args["code-stdin"] === true,
 			wantPair: true,
 			saveAs: args.name,
