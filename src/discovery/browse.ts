@@ -47,7 +47,8 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 		for (const { link, mdns: m } of sockets) {
 			m.on("response", (packet, rinfo) => {
 				// An announced address off this link is never dialled because of an announcement.
-				for (const s of readSightings(packet, rinfo.address, (a) => onLink(a, link))) {
+				for (const heard of readSightings(packet, rinfo.address, (a) => onLink(a, link))) {
+					const s = { ...heard, address: withZone(heard.address, link) };
 					const key = `${s.blinded.id} ${s.address} ${s.port}`;
 					if (found.size >= MAX_SIGHTINGS && !found.has(key)) return;
 					found.set(key, s);
@@ -70,4 +71,11 @@ export async function browse(opts: BrowseOptions): Promise<Sighting[]> {
 	for (const t of timers) clearTimeout(t);
 	await Promise.all(sockets.map((s) => closeMdns(s.mdns)));
 	return [...found.values()];
+}
+
+/** A link-local address is dialled through the link it was heard on. */
+function withZone(address: string, link: Link): string {
+	return address.startsWith("fe80:") && !address.includes("%")
+		? `${address}%${link.name}`
+		: address;
 }

@@ -7,7 +7,7 @@ import { out, outJson, safe } from "../terminal.ts";
 function printDevice(d: TrustedDevice): void {
 	out(safe(d.name));
 	out(`  fingerprint  ${formatFingerprint(d.fingerprint)}`);
-	out(`  address      ${safe(d.address)}`);
+	out(`  last address ${safe(d.address)}`);
 	out(`  paired at    ${d.pairedAt}`);
 	out(`  last seen    ${d.lastSeen}`);
 }
