@@ -17,20 +17,23 @@ const ignore = () => undefined;
 const mdnsInterface = (link: Link) => (link.family === "IPv4" ? link.address : `::%${link.name}`);
 
 /**
- * A responder's endpoint: bound to port 5353 with SO_REUSEADDR, so it shares
- * the port with a system responder (avahi, mDNSResponder) if one runs.
+ * A responder's endpoint: bound to port 5353 with both SO_REUSEADDR and
+ * SO_REUSEPORT, so it shares the port with a system responder (avahi,
+ * mDNSResponder) whichever of the two that one set. Multicast reaches every
+ * socket bound there.
  */
 export function openResponderSocket(
 	link: Link,
 	onError: (e: Error) => void,
 ): Promise<MulticastDNS> {
+	const type = link.family === "IPv4" ? "udp4" : "udp6";
 	const m = makeMdns({
-		type: link.family === "IPv4" ? "udp4" : "udp6",
+		socket: createSocket({ type, reuseAddr: true, reusePort: true, ipv6Only: true }),
+		type,
 		ip: GROUP[link.family],
 		port: MDNS_PORT,
 		interface: mdnsInterface(link),
 		bind: link.family === "IPv4" ? "0.0.0.0" : "::",
-		reuseAddr: true,
 		loopback: true,
 		ttl: 255,
 	});

@@ -68,6 +68,43 @@ test("bound to 127.0.0.1: announced on loopback alone, found there, and malforme
 	).toEqual([]);
 });
 
+for (const [responder, flags] of [
+	["avahi (SO_REUSEADDR)", { reuseAddr: true }],
+	["mDNSResponder (SO_REUSEPORT)", { reusePort: true }],
+] as const) {
+	test(`shares port 5353 with a system responder that holds it: ${responder}`, async () => {
+		const system = createSocket({ type: "udp4", ...flags });
+		await new Promise<void>((resolve, reject) => {
+			system.once("error", reject);
+			system.bind(5353, "0.0.0.0", () => resolve());
+		});
+		try {
+			const warnings: string[] = [];
+			const desk = await makeDevice("desk");
+			const a = await startAnnouncer({
+				host: "127.0.0.1",
+				port: 4713,
+				name: "desk",
+				fingerprint: desk.identity.fingerprint,
+				pairingOpen: async () => false,
+				onWarning: (w) => warnings.push(w),
+			});
+			announcers.push(a);
+			expect(warnings).toEqual([]);
+			expect(a.links.map((l) => l.address)).toEqual(["127.0.0.1"]);
+			const seen = await browse({
+				timeoutMs: 2000,
+				loopbackOnly: true,
+				until: (s) => s.port === 4713,
+			});
+			expect(seen.filter((s) => s.port === 4713).length).toBe(1);
+			await a.stop();
+		} finally {
+			system.close();
+		}
+	});
+}
+
 test("the blinded identity is renewed on its timer, and when pairing closes the clear name goes with it", async () => {
 	const desk = await makeDevice("desk");
 	let pairing = true;
