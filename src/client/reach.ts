@@ -21,6 +21,8 @@ import type { Target } from "./target.ts";
 export const LOOKUP_TIMEOUT_MS = 2000;
 /** …and, once it answered, for others claiming the same fingerprint (a forger must not hide it). */
 const LOOKUP_SETTLE_MS = 250;
+/** At most this many addresses claiming the fingerprint are tried: forgeries cost bounded time. */
+export const MAX_CANDIDATES = 4;
 
 /** What "the saved address failed or answered with another certificate" looks like. */
 const WORTH_LOOKING: ReadonlySet<string> = new Set([
@@ -45,8 +47,9 @@ export async function reach(target: Target, opts: ReachOptions): Promise<Connect
 		if (!named || !(e instanceof PairlinkError) || !WORTH_LOOKING.has(e.code)) throw e;
 		const failures: PairlinkError[] = [e];
 		const near = isLoopback(target.hostname);
-		for (const s of await lookup(named.fingerprint, near)) {
-			if (s.address === target.hostname && s.port === target.port) continue;
+		const found = await lookup(named.fingerprint, near);
+		const elsewhere = found.filter((s) => s.address !== target.hostname || s.port !== target.port);
+		for (const s of elsewhere.slice(0, MAX_CANDIDATES)) {
 			try {
 				const conn = await connect({
 					...rest,

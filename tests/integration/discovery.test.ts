@@ -8,6 +8,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { reach } from "../../src/client/reach.ts";
 import { type Announcer, startAnnouncer } from "../../src/discovery/announce.ts";
+import { newBlindedId } from "../../src/discovery/blinded-id.ts";
 import { browse } from "../../src/discovery/browse.ts";
 import { PairlinkError } from "../../src/errors.ts";
 import {
@@ -174,6 +175,50 @@ describe("names and addresses", () => {
 		} finally {
 			deskServer.server.stop();
 			phoneServer.server.stop();
+		}
+	});
+
+	test("by name: a flood of addresses claiming desk's fingerprint costs at most 4 connection attempts", async () => {
+		const laptop = await makeDevice("laptop");
+		const desk = await makeDevice("desk");
+		await trustEachOther(laptop, desk, "127.0.0.1:1");
+		const dialled: number[] = [];
+		const decoys = Array.from({ length: 6 }, (_, i) =>
+			Bun.listen({
+				hostname: "127.0.0.1",
+				port: 0,
+				socket: {
+					open(socket) {
+						dialled.push(i);
+						socket.end(); // not TLS: the client fails this one and moves on
+					},
+					data() {},
+				},
+			}),
+		);
+		try {
+			const blinded = newBlindedId(desk.identity.fingerprint);
+			const err = await reach(
+				{ display: "desk", hostname: "127.0.0.1", port: 1, named: laptop.trust.findByName("desk") },
+				{
+					identity: laptop.identity,
+					trust: laptop.trust,
+					lookup: async () =>
+						decoys.map((d) => ({
+							address: "127.0.0.1",
+							port: d.port,
+							pairingOpen: false,
+							blinded,
+						})),
+				},
+			).catch((e) => e);
+			expect(err).toBeInstanceOf(PairlinkError);
+			expect((err as PairlinkError).exitCode).toBe(3);
+			expect(dialled.sort()).toEqual([0, 1, 2, 3]);
+			await laptop.trust.reload();
+			expect(laptop.trust.findByName("desk")?.address).toBe("127.0.0.1:1");
+		} finally {
+			for (const d of decoys) d.stop(true);
 		}
 	});
 
