@@ -17,8 +17,6 @@ import {
 } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { decode, type Packet } from "dns-packet";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { savePendingCode } from "../../src/store/pending-code.ts";
 import { ensureStateDir } from "../../src/store/state-dir.ts";
@@ -38,13 +36,10 @@ import {
 	type StartedServe,
 	startServe,
 } from "../helpers/cli.ts";
+import { buildNetwork, canUseNetns, ip, Peer, removeNetwork } from "../helpers/netns.ts";
 import { drivePty } from "../helpers/pty.ts";
 
-const canRun =
-	process.platform === "linux" &&
-	process.getuid?.() === 0 &&
-	Bun.which("ip") !== null &&
-	binaryExists();
+const canRun = canUseNetns() && binaryExists();
 if (!canRun) {
 	console.warn(
 		"discovery-netns.test.ts: skipped — needs Linux, root, `ip` and dist/pairlink (npx bun scripts/build-binaries.ts --host)",
@@ -55,115 +50,15 @@ if (!canRun) {
 setDefaultTimeout(30_000);
 
 const ID = `pl${(Date.now() % 1e6).toString(36)}${process.pid % 100}`;
-const NS = { hub: `${ID}h`, srv: `${ID}s`, cli: `${ID}c`, evil: `${ID}e` } as const;
 const ADDR = { srv: "192.0.2.1", srvMoved: "192.0.2.11", cli: "192.0.2.2", evil: "192.0.2.66" };
 const ADDR6 = { srv: "2001:db8::1", cli: "2001:db8::2", evil: "2001:db8::66" };
-const PEER_SCRIPT = join(REPO_ROOT, "tests", "helpers", "mdns-peer.ts");
-
-function ip(...args: string[]): void {
-	const r = Bun.spawnSync(["ip", ...args], { stderr: "pipe" });
-	if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.toString()}`);
-}
-
-function buildNetwork(): void {
-	for (const ns of Object.values(NS)) ip("netns", "add", ns);
-	ip("-n", NS.hub, "link", "add", "br0", "type", "bridge");
-	ip("-n", NS.hub, "link", "set", "br0", "up");
-	for (const key of ["srv", "cli", "evil"] as const) {
-		const ns = NS[key];
-		ip("link", "add", ns, "type", "veth", "peer", "name", `p${key}`, "netns", NS.hub);
-		ip("link", "set", ns, "netns", ns);
-		ip("-n", NS.hub, "link", "set", `p${key}`, "master", "br0", "up");
-		ip("-n", ns, "link", "set", ns, "name", "eth0");
-		ip("-n", ns, "addr", "add", `${ADDR[key]}/24`, "dev", "eth0");
-		// nodad: usable at once, without duplicate address detection's delay.
-		ip("-n", ns, "addr", "add", `${ADDR6[key]}/64`, "dev", "eth0", "nodad");
-		ip("-n", ns, "link", "set", "eth0", "up");
-		ip("-n", ns, "link", "set", "lo", "up");
-	}
-}
-
-function removeNetwork(): void {
-	for (const ns of Object.values(NS)) Bun.spawnSync(["ip", "netns", "del", ns], { stderr: "pipe" });
-}
-
-/** A `bun tests/helpers/mdns-peer.ts …` process inside a namespace, read line by line. */
-class Peer {
-	readonly lines: string[] = [];
-	private readonly proc: Subprocess<"ignore", "pipe", "pipe">;
-	private wake: (() => void) | undefined;
-	private done = false;
-
-	constructor(ns: string, args: string[]) {
-		this.proc = Bun.spawn(["ip", "netns", "exec", ns, process.execPath, PEER_SCRIPT, ...args], {
-			cwd: REPO_ROOT,
-			stdin: "ignore",
-			stdout: "pipe",
-			stderr: "pipe",
-		});
-		void this.pump();
-	}
-
-	private async pump(): Promise<void> {
-		let partial = "";
-		const decoder = new TextDecoder();
-		for await (const chunk of this.proc.stdout) {
-			partial += decoder.decode(chunk, { stream: true });
-			const parts = partial.split("\n");
-			partial = parts.pop() ?? "";
-			this.lines.push(...parts);
-			this.wake?.();
-		}
-		this.done = true;
-		this.wake?.();
-	}
-
-	/** Waits (a bounded time: the peer is killed after 10 s) until `check` holds. */
-	private async until(check: () => boolean): Promise<void> {
-		const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
-		try {
-			while (!check()) {
-				if (this.done)
-					throw new Error(`peer exited: ${await new Response(this.proc.stderr).text()}`);
-				await new Promise<void>((r) => {
-					this.wake = r;
-				});
-			}
-		} finally {
-			clearTimeout(timer);
-		}
-	}
-
-	ready(): Promise<void> {
-		return this.until(() => this.lines.includes("ready"));
-	}
-
-	/** The first packet heard (sniff mode) that satisfies `match`, waiting for it if needed. */
-	async heard(match: (p: ReturnType<Peer["packets"]>[number], index: number) => boolean) {
-		await this.until(() => this.packets().some(match));
-		return this.packets().find(match);
-	}
-
-	/** Packets heard so far (sniff mode). */
-	packets(): { from: string; port: number; packet: Packet; raw: string }[] {
-		return this.lines
-			.filter((l) => l.startsWith("{"))
-			.map((l) => JSON.parse(l) as { from: string; port: number; hex: string })
-			.map(({ from, port, hex }) => ({
-				from,
-				port,
-				packet: decode(Buffer.from(hex, "hex")),
-				raw: Buffer.from(hex, "hex").toString("latin1"),
-			}));
-	}
-
-	async stop(): Promise<void> {
-		this.proc.kill("SIGTERM");
-		const guard = setTimeout(() => this.proc.kill("SIGKILL"), 5000);
-		await this.proc.exited;
-		clearTimeout(guard);
-	}
-}
+const HOSTS = {
+	srv: { v4: ADDR.srv, v6: ADDR6.srv },
+	cli: { v4: ADDR.cli, v6: ADDR6.cli },
+	evil: { v4: ADDR.evil, v6: ADDR6.evil },
+};
+/** Filled in by beforeAll; unique per run, so parallel or leftover runs never collide. */
+let NS = { hub: "", srv: "", cli: "", evil: "" };
 
 /** A question from a client's `find` (an ephemeral port; the sniffer itself asks from 5353). */
 const asked = (p: { from: string; port: number }) => p.from === ADDR.cli && p.port !== 5353;
@@ -213,8 +108,7 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 	let deskFingerprint = "";
 
 	beforeAll(async () => {
-		removeNetwork();
-		buildNetwork();
+		NS = buildNetwork(ID, HOSTS) as typeof NS;
 		for (const k of Object.keys(homes) as (keyof typeof homes)[]) homes[k] = await makeHome(k);
 		share.dir = await makeTempDir("pairlink-desk-share-");
 		writeFileSync(join(share.dir, share.file), share.body);
@@ -227,7 +121,7 @@ describe.skipIf(!canRun)("discovery between network namespaces (compiled binary)
 	afterAll(async () => {
 		await desk?.serve.stop();
 		await killAllChildren();
-		removeNetwork();
+		removeNetwork(NS);
 		await removeTempDirs();
 	});
 
