@@ -178,6 +178,45 @@ describe("names and addresses", () => {
 		}
 	});
 
+	test("by name: another certificate at the saved address and the fingerprint nowhere else: the identity-changed warning", async () => {
+		const laptop = await makeDevice("laptop");
+		const desk = await makeDevice("desk");
+		const impostor = await makeDevice("desk");
+		const fake = serve(impostor);
+		try {
+			const there = `127.0.0.1:${fake.server.port}`;
+			await trustEachOther(laptop, desk, there);
+			let lookedFor: string | undefined;
+			const err = await reach(
+				{
+					display: "desk",
+					hostname: "127.0.0.1",
+					port: fake.server.port,
+					named: laptop.trust.findByName("desk"),
+				},
+				{
+					identity: laptop.identity,
+					trust: laptop.trust,
+					code: async () => "never-asked",
+					lookup: async (fp) => {
+						lookedFor = fp;
+						return [];
+					},
+				},
+			).catch((e) => e);
+			expect(lookedFor).toBe(desk.identity.fingerprint);
+			expect((err as PairlinkError).code).toBe("fingerprint-changed");
+			expect((err as PairlinkError).exitCode).toBe(4);
+			expect(fake.events.filter((e) => e.event === "connected" || e.event === "paired")).toEqual(
+				[],
+			);
+			await laptop.trust.reload();
+			expect(laptop.trust.findByName("desk")?.address).toBe(there);
+		} finally {
+			fake.server.stop();
+		}
+	});
+
 	test("by name: a flood of addresses claiming desk's fingerprint costs at most 4 connection attempts", async () => {
 		const laptop = await makeDevice("laptop");
 		const desk = await makeDevice("desk");
