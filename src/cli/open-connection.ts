@@ -1,9 +1,9 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
 import type { Connection } from "../client/connect.ts";
 import { reach } from "../client/reach.ts";
-import { resolveTarget } from "../client/target.ts";
+import { resolveTarget, type Target } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
-import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
+import { type TrustedDevice, TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
 import { deviceIdentity, stateDir } from "./context.ts";
 
@@ -14,9 +14,15 @@ export interface OpenOptions {
 	saveAs?: string | undefined;
 }
 
+/** A server picked from the local network: where it is, and the fingerprint it announced. */
+export interface Picked {
+	host: string;
+	announced: string | undefined;
+}
+
 /** `host` may be found only once the command line is known to be usable (`pair` without HOST). */
 export async function openConnection(
-	host: string | (() => Promise<string>),
+	host: string | (() => Promise<Picked>),
 	opts: OpenOptions = {},
 ): Promise<Connection> {
 	// Everything that can be a usage error is checked before any state is created or any byte sent.
@@ -34,7 +40,7 @@ export async function openConnection(
 			"Pairing needs the code shown by the server: set PAIRLINK_CODE, pass --code-stdin, or run this in a terminal to be asked for it",
 		);
 	}
-	const target = given ?? resolveTarget(await (host as () => Promise<string>)(), byName);
+	const target = given ?? (await pickedTarget(host as () => Promise<Picked>, byName));
 	const identity = await deviceIdentity();
 	return reach(target, {
 		identity,
@@ -43,6 +49,14 @@ export async function openConnection(
 		...(opts.wantPair ? { wantPair: true } : {}),
 		...(saveAs ? { saveAs } : {}),
 	});
+}
+
+async function pickedTarget(
+	pick: () => Promise<Picked>,
+	byName: (name: string) => TrustedDevice | undefined,
+): Promise<Target> {
+	const { host, announced } = await pick();
+	return { ...resolveTarget(host, byName), ...(announced ? { announced } : {}) };
 }
 
 /** Open, run `use`, and close cleanly whatever happens. */

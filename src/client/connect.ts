@@ -109,6 +109,7 @@ class ClientConnection {
 					host: opts.target.display,
 					trusted,
 					named: opts.target.named,
+					announced: opts.target.announced,
 					lastAtAddress: lastSeenAt(opts.trust, address),
 					canPair: opts.code !== undefined,
 					wantPair: opts.wantPair ?? false,

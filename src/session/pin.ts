@@ -25,9 +25,20 @@ export interface PinInput {
 	canPair: boolean;
 	/** The user asked to pair (`pairlink pair`), even with a trusted server. */
 	wantPair: boolean;
+	/** The fingerprint the announcement the user picked this server by showed, if any. */
+	announced?: string | undefined;
 }
 
 export function decidePin(p: PinInput): ClientDecision {
+	if (p.announced !== undefined && p.announced !== p.peerFingerprint) {
+		return {
+			ok: false,
+			error: new PairlinkError(
+				"fingerprint-changed",
+				`${p.host} announced certificate ${formatFingerprint(p.announced)} but presented ${formatFingerprint(p.peerFingerprint)}. Someone may be impersonating it; refusing to connect`,
+			),
+		};
+	}
 	if (p.named && p.named.fingerprint !== p.peerFingerprint) {
 		return { ok: false, error: changed(p.named, p.host, p.peerFingerprint) };
 	}
@@ -35,7 +46,8 @@ export function decidePin(p: PinInput): ClientDecision {
 	// trusted device there is as suspect as a stranger — and this warning
 	// comes before any pairing prompt: a code typed into an impersonator's
 	// prompt would be the very thing the impersonator wants.
-	if (!p.named && p.lastAtAddress && p.lastAtAddress.fingerprint !== p.peerFingerprint) {
+	const byAddress = !p.named && p.announced === undefined;
+	if (byAddress && p.lastAtAddress && p.lastAtAddress.fingerprint !== p.peerFingerprint) {
 		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
 	}
 	if (p.wantPair) {

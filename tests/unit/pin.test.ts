@@ -60,3 +60,24 @@ describe("by name", () => {
 		).toBe("fingerprint-changed");
 	});
 });
+
+describe("picked from an announcement (pair without HOST)", () => {
+	test("the certificate must be the one the announcement showed, before any prompt", () => {
+		const forged = { announced: stranger, trusted: undefined, canPair: true, wantPair: true };
+		const d = decidePin({ ...base, ...forged, peerFingerprint: phone.fingerprint });
+		expect(d.ok).toBe(false);
+		if (!d.ok) {
+			expect(d.error.code).toBe("fingerprint-changed");
+			expect(d.error.message).toContain("announced certificate");
+		}
+	});
+
+	test("a new device at an address another one was last seen at (DHCP) pairs: the user picked it by its fingerprint", () => {
+		const fresh = { peerFingerprint: stranger, trusted: undefined, lastAtAddress: desk };
+		expect(errorCode({ ...fresh, announced: stranger, canPair: true, wantPair: true })).toBe(
+			"pair",
+		);
+		// Typed as an address instead, the same situation is the loud warning.
+		expect(errorCode({ ...fresh, canPair: true, wantPair: true })).toBe("fingerprint-changed");
+	});
+});

@@ -4,7 +4,7 @@ import { formatAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { PairlinkError } from "../../errors.ts";
 import { ask, codeStdinArg } from "../code-input.ts";
-import { openConnection } from "../open-connection.ts";
+import { openConnection, type Picked } from "../open-connection.ts";
 import { out, safe } from "../terminal.ts";
 import { DEFAULT_FIND_TIMEOUT, describeServer, discover, findTimeout } from "./find.ts";
 
@@ -38,10 +38,13 @@ export const pairCommand = defineCommand({
 	},
 });
 
-const hostOf = (s: FoundServer) => formatAddress(s.addresses[0] as string, s.port);
+const picked = (s: FoundServer): Picked => ({
+	host: formatAddress(s.addresses[0] as string, s.port),
+	announced: s.announced?.fingerprint,
+});
 
 /** SPEC: the one server with pairing open; several → a terminal asks, a script gets exit 2 and the list. */
-async function pickOpenServer(): Promise<string> {
+async function pickOpenServer(): Promise<Picked> {
 	const open = (await discover(findTimeout(DEFAULT_FIND_TIMEOUT))).filter((s) => s.pairingOpen);
 	const [first] = open;
 	if (!first) {
@@ -50,7 +53,7 @@ async function pickOpenServer(): Promise<string> {
 			"No pairlink server with pairing open answered on the local network. Start `pairlink serve` (or `pairlink code`) on the other device, or give its address: pairlink pair HOST",
 		);
 	}
-	if (open.length === 1) return hostOf(first);
+	if (open.length === 1) return picked(first);
 	const list = open.map((s, i) => `  ${i + 1}. ${describeServer(s)}`).join("\n");
 	if (!process.stdin.isTTY) {
 		throw new PairlinkError(
@@ -62,5 +65,5 @@ async function pickOpenServer(): Promise<string> {
 	const answer = (await ask(`Pair with which one? [1-${open.length}] `)).trim();
 	const chosen = /^\d+$/.test(answer) ? open[Number(answer) - 1] : undefined;
 	if (!chosen) throw new PairlinkError("usage", `"${safe(answer)}" is not one of 1-${open.length}`);
-	return hostOf(chosen);
+	return picked(chosen);
 }
