@@ -10,6 +10,8 @@ import { deviceIdentity, stateDir } from "./context.ts";
 export interface OpenOptions {
 	codeStdin?: boolean;
 	keepStdin?: boolean;
+	/** false: never prompt for a pairing code (see codeSource). */
+	prompt?: boolean;
 	wantPair?: boolean;
 	saveAs?: string | undefined;
 }
@@ -33,6 +35,7 @@ export async function openConnection(
 	const code = codeSource({
 		codeStdin: opts.codeStdin ?? false,
 		keepStdin: opts.keepStdin ?? false,
+		prompt: opts.prompt ?? true,
 	});
 	if (opts.wantPair && !code) {
 		throw new PairlinkError(

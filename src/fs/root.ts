@@ -9,7 +9,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rm, stat } from "node:fs/promises";
 import { isAbsolute, join, relative } from "node:path";
 import { PairlinkError } from "../errors.ts";
-import { checkName, PART_SUFFIX, parseWirePath } from "./safe-path.ts";
+import { PART_SUFFIX, parseWirePath, wireNameProblem } from "./safe-path.ts";
 
 export type EntryType = "file" | "dir" | "symlink";
 
@@ -24,6 +24,8 @@ export interface Entry {
 export interface WalkEntry extends Entry {
 	/** Wire path relative to the walked directory. */
 	path: string;
+	/** Set when the name breaks the wire rules: why it cannot be sent (`path` is then for people only). */
+	refused?: string;
 }
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -225,13 +227,22 @@ export class SandboxRoot {
 			}
 			const subdirs: { abs: string; rel: string }[] = [];
 			for (const name of names) {
-				if (!addressable(name)) continue;
+				if (name.endsWith(PART_SUFFIX)) continue; // unfinished transfers are not files to send
 				const childAbs = join(dir.abs, name);
 				const rel = dir.rel ? `${dir.rel}/${name}` : name;
 				let s: Stats;
 				try {
 					s = await lstat(childAbs);
 				} catch {
+					// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
+					if (name.includes("\uFFFD"))
+						yield { name, type: "file", size: 0, mtime: 0, path: rel, refused: "not valid UTF-8" };
+					continue; // otherwise it vanished since readdir
+				}
+				// Reported, not skipped: the peer accounts for every file (its subtree included).
+				const refused = wireNameProblem(name);
+				if (refused) {
+					yield { ...entryFromStats(name, s), path: rel, refused };
 					continue;
 				}
 				yield { ...entryFromStats(name, s), path: rel };
@@ -295,16 +306,6 @@ export class SandboxRoot {
 		} catch (e) {
 			throw fsError(e, display(parts));
 		}
-	}
-}
-
-/** Names a peer can address: the wire rules hold and it is not an unfinished transfer. */
-function addressable(name: string): boolean {
-	try {
-		checkName(name);
-		return true;
-	} catch {
-		return false;
 	}
 }
 

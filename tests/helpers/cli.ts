@@ -53,6 +53,8 @@ export interface SpawnOptions {
 	timeoutMs?: number;
 	/** Run under this umask (POSIX; via /bin/sh, which then execs pairlink). */
 	umask?: number;
+	/** The command that runs pairlink instead of `mode`'s, e.g. another CPU's binary under QEMU. */
+	exe?: readonly string[];
 	/** Run inside this network namespace (`ip netns exec`; root only). */
 	netns?: string;
 	/** The command line is expected to be refused before anything runs. */
@@ -117,7 +119,7 @@ function refuseRealNetwork(args: readonly string[], opts: SpawnOptions): void {
 
 function spawnRaw(args: readonly string[], opts: SpawnOptions) {
 	refuseRealNetwork(args, opts);
-	const argv = cliArgv(opts.mode ?? "source", args);
+	const argv = opts.exe ? [...opts.exe, ...args] : cliArgv(opts.mode ?? "source", args);
 	const spawnArgv =
 		opts.umask === undefined
 			? argv
