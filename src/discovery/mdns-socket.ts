@@ -10,6 +10,12 @@ import type { Link } from "./links.ts";
 import { MDNS_PORT } from "./responder.ts";
 
 const GROUP = { IPv4: "224.0.0.251", IPv6: "ff02::fb" } as const;
+/**
+ * SO_REUSEPORT next to SO_REUSEADDR where Node's dgram offers it as an option
+ * (Linux); elsewhere it refuses the option, and on macOS and the BSDs
+ * reuseAddr already sets SO_REUSEPORT.
+ */
+const REUSE_PORT = process.platform === "linux";
 /** Undecodable packets ("warning") are dropped by design; so are a browser's socket errors. */
 const ignore = () => undefined;
 
@@ -28,7 +34,7 @@ export function openResponderSocket(
 ): Promise<MulticastDNS> {
 	const type = link.family === "IPv4" ? "udp4" : "udp6";
 	const m = makeMdns({
-		socket: createSocket({ type, reuseAddr: true, reusePort: true, ipv6Only: true }),
+		socket: createSocket({ type, reuseAddr: true, reusePort: REUSE_PORT, ipv6Only: true }),
 		type,
 		ip: GROUP[link.family],
 		port: MDNS_PORT,
