@@ -2,18 +2,18 @@
  * The client's side of an established session: requests out with ids,
  * answers and data frames routed back to the operation waiting for them.
  * Every name a server sends back is checked by the same rules the server
- * applies to ours, and every download lands through a verified part file.
+ * applies to ours, and every download lands through a verified part file
+ * (uploads are in client-uploads.ts).
  */
-import { open, stat } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import { changed, changedWhileRead, type FileMeta, snapshot } from "../fs/metadata.ts";
-import { PartFile, readChunks } from "../fs/part-file.ts";
+import type { FileMeta } from "../fs/metadata.ts";
+import { PartFile } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
-import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
 import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
@@ -269,204 +269,18 @@ export class ClientSession {
 		}
 	}
 
-	/**
-	 * Upload a local file with its mtime and mode; resumes from a verified
-	 * part file the server kept. The server answers "up-to-date" instead of
-	 * put-ready when it already has the file. A source that changes while it
-	 * is read is not committed.
-	 */
-	async upload(
-		localPath: string,
-		remotePath: string,
-		opts: TransferOptions,
-	): Promise<TransferResult> {
-		parseWirePath(remotePath);
-		const label = JSON.stringify(localPath);
-		const named = await stat(localPath).catch((e) => Promise.reject(fsError(e, label)));
-		// Small files (most of a tree) are read in one native call: open, read and close.
-		const small = named.size <= MAX_DATA_PAYLOAD ? await readIfSmall(localPath) : undefined;
-		if (small) {
-			const after = await stat(localPath).catch(() => undefined);
-			if (small.length !== named.size || !after || changed(snapshot(named), snapshot(after)))
-				throw changedHere(label);
-			return this.uploadWhole(small, remotePath, opts, metaOf(named));
-		}
-		let fh: Awaited<ReturnType<typeof open>>;
-		try {
-			fh = await open(localPath, "r");
-		} catch (e) {
-			throw fsError(e, label);
-		}
-		try {
-			const before = snapshot(await fh.stat());
-			const size = before.size;
-			let aborted: PairlinkError | undefined;
-			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
-			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
-				ready = r;
-			});
-			let id = 0;
-			const result = this.request<TransferResult>(
-				(n) => {
-					id = n;
-					const put = { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
-					return { ...put, ...metaOf(before), ...quick(opts) } as Message;
-				},
-				(m, resolve) => {
-					if (m.t === "put-ready") {
-						ready(m);
-						return true;
-					}
-					return answerPut(m, resolve, size);
-				},
-			);
-			result.catch((e) => {
-				aborted = e;
-			});
-			let start = 0;
-			let hasher = new Bun.CryptoHasher("sha256");
-			const r = await Promise.race([readyP, result.then(() => undefined)]);
-			if (!r) return await result;
-			if (r.offset > 0 && r.offset <= size && r.prefix) {
-				const h = new Bun.CryptoHasher("sha256");
-				for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
-				if (h.copy().digest("hex") === r.prefix) {
-					start = r.offset;
-					hasher = h;
-				}
-			}
-			await this.channel.send({ t: "put-start", id, offset: start });
-			opts.onProgress?.(start, size);
-			let done = start;
-			for await (const chunk of readChunks(fh, start, size)) {
-				if (aborted) break;
-				hasher.update(chunk);
-				await this.channel.sendData(id, chunk);
-				done += chunk.length;
-				opts.onProgress?.(done, size);
-			}
-			if (!aborted && (await changedWhileRead(fh, before, localPath))) {
-				// The server discards what it got and answers with an error; only then is the id free.
-				await this.channel.send({ t: "put-abort", id });
-				await result.catch(() => undefined);
-				throw changedHere(label);
-			}
-			if (!aborted) {
-				const sha256 = hasher.digest("hex");
-				await this.channel.send({ t: "put-end", id, sha256 });
-				const r = await result;
-				if (r.sha256 !== sha256)
-					throw new PairlinkError("integrity", "the server stored data with another SHA-256");
-				return { ...r, resumedFrom: start };
-			}
-			return await result;
-		} finally {
-			await fh.close().catch(() => undefined);
-		}
+	/** Upload a local file (client-uploads.ts): up to date, resumed, or sent whole. */
+	upload(localPath: string, remotePath: string, opts: TransferOptions): Promise<TransferResult> {
+		return uploadFile(this.link, localPath, remotePath, opts);
 	}
 
-	/**
-	 * A file that fits one data frame goes out whole: its hash in the put, its
-	 * data right behind it, one answer back. No round trip before the data,
-	 * and nothing to resume (a part file, if any, is started over).
-	 */
-	private async uploadWhole(
-		data: Uint8Array,
-		remotePath: string,
-		opts: TransferOptions,
-		meta: FileMeta,
-	): Promise<TransferResult> {
-		const size = data.length;
-		const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
-		opts.onProgress?.(0, size);
-		const result = this.request<TransferResult>(
-			(id) => {
-				// Queued right behind the put, in the same turn, so both go out in one write.
-				if (size > 0)
-					queueMicrotask(() => void this.channel.sendData(id, data).catch(() => undefined));
-				const put = { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
-				return { ...put, ...meta, ...quick(opts) } as Message;
-			},
-			(m, resolve) => answerPut(m, resolve, size),
-		);
-		const r = await result;
-		if (!r.skipped && r.sha256 !== sha256)
-			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
-		opts.onProgress?.(size, size);
-		return r;
-	}
-
-	/**
-	 * Upload a stream of unknown length (standard input) into `remotePath`:
-	 * still through a part file on the server, committed only when the
-	 * SHA-256 sent at the end matches. Never resumed. A source that fails
-	 * while it is read commits nothing.
-	 */
-	async uploadStream(
+	/** Standard input into `remotePath` (client-uploads.ts). */
+	uploadStream(
 		source: AsyncIterable<Uint8Array>,
 		remotePath: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
-		parseWirePath(remotePath);
-		let id = 0;
-		let ready: () => void = () => undefined;
-		const readyP = new Promise<void>((r) => {
-			ready = r;
-		});
-		let aborted = false;
-		const result = this.request<TransferResult>(
-			(n) => {
-				id = n;
-				return {
-					t: "put",
-					id: n,
-					path: remotePath,
-					size: 0,
-					overwrite: opts.overwrite,
-					stream: true,
-				};
-			},
-			(m, resolve) => {
-				if (m.t === "put-ready") {
-					ready();
-					return true;
-				}
-				return answerPut(m, resolve, 0);
-			},
-		);
-		result.catch(() => {
-			aborted = true;
-		});
-		await Promise.race([readyP, result]);
-		await this.channel.send({ t: "put-start", id, offset: 0 });
-		const hasher = new Bun.CryptoHasher("sha256");
-		let size = 0;
-		try {
-			for await (const chunk of source) {
-				if (aborted) break;
-				for (let at = 0; at < chunk.length; at += MAX_DATA_PAYLOAD) {
-					const piece = chunk.slice(at, at + MAX_DATA_PAYLOAD);
-					hasher.update(piece);
-					await this.channel.sendData(id, piece);
-					size += piece.length;
-				}
-				opts.onProgress?.(size, size);
-			}
-		} catch (e) {
-			await this.channel.send({ t: "put-abort", id }).catch(() => undefined);
-			await result.catch(() => undefined);
-			throw new PairlinkError(
-				"stream-broken",
-				`standard input failed while it was being sent (${(e as Error)?.message ?? String(e)}); nothing was committed`,
-			);
-		}
-		if (aborted) return await result;
-		const sha256 = hasher.digest("hex");
-		await this.channel.send({ t: "put-end", id, sha256, size });
-		const r = await result;
-		if (r.sha256 !== sha256)
-			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
-		return { ...r, bytes: size };
+		return uploadStream(this.link, source, remotePath, opts);
 	}
 
 	/**
@@ -669,6 +483,14 @@ export class ClientSession {
 
 	// ---- plumbing
 
+	/** What uploads (client-uploads.ts) use of this session. */
+	private get link(): UploadLink {
+		return {
+			channel: this.channel,
+			request: (build, onAnswer) => this.request(build, onAnswer),
+		};
+	}
+
 	private request<T>(
 		build: (id: number) => Message,
 		onAnswer: (
@@ -753,28 +575,6 @@ export class ClientSession {
 	}
 }
 
-/** The answers that end an upload: put-ok, or "up-to-date" when nothing had to move. */
-function answerPut(m: Message, resolve: (r: TransferResult) => void, size: number): boolean {
-	if (m.t === "put-ok") resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
-	else if (m.t === "up-to-date")
-		resolve({ bytes: size, sha256: "", resumedFrom: 0, skipped: "up-to-date" });
-	else return false;
-	return true;
-}
-
-/** What a local file tells the server about itself: its mtime (ms) and mode. */
-function metaOf(s: { mtimeMs: number; mode: number }): FileMeta {
-	return { mtime: Math.round(s.mtimeMs), mode: s.mode & 0o7777 };
-}
-
-const quick = (opts: TransferOptions) => (opts.checksum ? { quick: false } : {});
-
-const changedHere = (label: string) =>
-	new PairlinkError(
-		"changed",
-		`${label} changed while it was being sent; nothing was committed, run the command again`,
-	);
-
 function okOnly(m: Message, resolve: (v: undefined) => void): boolean {
 	if (m.t !== "ok") return false;
 	resolve(undefined);
@@ -792,18 +592,5 @@ function checkPath(path: string): Promise<never> | undefined {
 		return undefined;
 	} catch (e) {
 		return Promise.reject(e);
-	}
-}
-
-/** A file's bytes when it fits one data frame; undefined for a larger one. */
-async function readIfSmall(path: string): Promise<Uint8Array | undefined> {
-	const file = Bun.file(path);
-	try {
-		if (file.size > MAX_DATA_PAYLOAD) return undefined;
-		const data = await file.bytes();
-		// Grown past one frame since the size was read: take the streaming path.
-		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
-	} catch (e) {
-		throw fsError(e, JSON.stringify(path));
 	}
 }
