@@ -5,7 +5,7 @@
  * and when a source changed while it was read.
  */
 import type { Stats } from "node:fs";
-import { type FileHandle, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 
 /** What travels with a file: modification time (ms since the epoch) and permission bits. */
 export interface FileMeta {
@@ -83,17 +83,17 @@ export function changed(before: Snapshot, after: Snapshot): boolean {
 
 /**
  * After reading a source through `fh`: did it change since `before`? Its
- * size or mtime through the descriptor, or another file now at `path`.
+ * size or mtime through the descriptor, or another file now where it was
+ * found (`now` looks it up again; a failure counts as changed).
  */
 export async function changedWhileRead(
 	fh: FileHandle,
 	before: Snapshot,
-	path: string,
+	now: () => Promise<Stats>,
 ): Promise<boolean> {
-	const now = snapshot(await fh.stat());
-	if (changed(before, now)) return true;
-	const named = await stat(path).catch(() => undefined);
-	return named === undefined || changed(before, snapshot(named));
+	if (changed(before, snapshot(await fh.stat()))) return true;
+	const found = await now().catch(() => undefined);
+	return found === undefined || changed(before, snapshot(found));
 }
 
 /** SHA-256 (hex) of a local file, streamed (--checksum on the side that has the file). */

@@ -175,18 +175,24 @@ export class SandboxRoot {
 		return { abs: real, stats: await stat(real), parts };
 	}
 
+	/**
+	 * The entry itself (a symlink is reported as one, not followed); with
+	 * `follow`, what a final symlink leads to while it stays inside.
+	 */
 	async stat(wirePath: string, follow = false): Promise<Entry> {
-		if (follow) {
-			// Only a symlink whose target stays inside is followed (resolveExisting refuses the others).
-			const { stats, parts } = await this.resolveExisting(wirePath);
-			return entryFromStats(parts.at(-1) ?? "", stats);
-		}
+		if (follow)
+			return entryFromStats(parseWirePath(wirePath).at(-1) ?? "", await this.statTarget(wirePath));
 		const { abs, parts } = await this.locate(wirePath);
 		try {
 			return entryFromStats(parts.at(-1) ?? "", await lstat(abs));
 		} catch (e) {
 			throw fsError(e, display(parts));
 		}
+	}
+
+	/** What `wirePath` leads to (a final symlink followed while it stays inside). */
+	async statTarget(wirePath: string): Promise<Stats> {
+		return (await this.resolveExisting(wirePath)).stats;
 	}
 
 	/**

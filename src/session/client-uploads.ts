@@ -101,7 +101,7 @@ export async function uploadFile(
 			done += chunk.length;
 			opts.onProgress?.(done, size);
 		}
-		if (!aborted && (await changedWhileRead(fh, before, localPath))) {
+		if (!aborted && (await changedWhileRead(fh, before, () => stat(localPath)))) {
 			// The server discards what it got and answers with an error; only then is the id free.
 			await link.channel.send({ t: "put-abort", id });
 			await result.catch(() => undefined);

@@ -375,12 +375,14 @@ export class ServerSession {
 			await this.replyRoom(room);
 			try {
 				const before = snapshot(await file.fh.stat());
+				// What the path leads to once the file is read: the same file, or it changed.
+				const again = () => this.deps.root.statTarget(m.path);
 				const mode = before.mode & 0o7777;
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
 					let whole: Uint8Array = new Uint8Array(0);
 					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
-					if (await changedWhileRead(file.fh, before, file.abs)) throw changedSource();
+					if (await changedWhileRead(file.fh, before, again)) throw changedSource();
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
 					checkUnacked(this.awaitingAck.size);
@@ -423,7 +425,7 @@ export class ServerSession {
 					await this.channel.sendData(m.id, chunk);
 				}
 				// Sent but not to be committed: the client discards its part file on this error.
-				if (await changedWhileRead(file.fh, before, file.abs)) throw changedSource();
+				if (await changedWhileRead(file.fh, before, again)) throw changedSource();
 				const sha256 = h.digest("hex");
 				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
 				checkUnacked(this.awaitingAck.size);
