@@ -247,17 +247,27 @@ export class SandboxRoot {
 				throw fsError(e, dir.rel || display(parts));
 			}
 			const subdirs: { abs: string; rel: string }[] = [];
+			// Synchronous: a thread-pool round trip per file made a 10,000-file walk (a
+			// re-run's whole cost) take ten times as long; one directory at a time.
+			const found = new Map<string, Stats | undefined>();
+			for (const name of names) {
+				let s: Stats | undefined;
+				try {
+					s = lstatSync(join(dir.abs, name));
+				} catch {
+					s = undefined; // vanished since readdir, or not UTF-8 (below)
+				}
+				found.set(name, s);
+				// Subdirectories first: a symlink to one of them is a repeat, whatever the names' order.
+				if (s?.isDirectory()) walked.add(`${s.dev}:${s.ino}`);
+			}
 			for (const name of names) {
 				if (name.endsWith(PART_SUFFIX)) continue; // unfinished transfers are not files to send
 				let childAbs = join(dir.abs, name);
 				const rel = dir.rel ? `${dir.rel}/${name}` : name;
 				if (excluded(rel)) continue;
-				let s: Stats;
-				try {
-					// Synchronous: a thread-pool round trip per file made a 10,000-file walk
-					// (a re-run's whole cost) take ten times as long; one directory at a time.
-					s = lstatSync(childAbs);
-				} catch {
+				let s = found.get(name);
+				if (s === undefined) {
 					// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
 					if (name.includes("\uFFFD"))
 						yield { name, type: "file", size: 0, mtime: 0, path: rel, refused: "not valid UTF-8" };
