@@ -20,6 +20,7 @@ import {
 } from "../session/pairing.ts";
 import type { ServePolicy } from "../session/policy.ts";
 import { ServerSession } from "../session/server-session.ts";
+import type { PartRecordStore } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
@@ -56,6 +57,8 @@ export interface ServerOptions {
 	trust: TrustStore;
 	/** The shared directory every remote path is confined to. */
 	root: SandboxRoot;
+	/** Where part files are recorded (the state directory); default: for this process only. */
+	partRecords?: PartRecordStore;
 	policy: ServePolicy;
 	/** Absent: pairing is off (`--no-pair`). */
 	pairing?: PairingGate;
@@ -381,6 +384,7 @@ class ServerConnection {
 		this.socket.markEstablished();
 		this.session = new ServerSession(this.socket, {
 			root: this.opts.root,
+			partRecords: this.opts.partRecords,
 			policy: this.opts.policy,
 			peer,
 			onIdle: () => {

@@ -5,9 +5,11 @@ import { defineCommand } from "citty";
 import { formatAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
+import { sweepAbandonedParts } from "../../fs/part-sweep.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
 import { DEFAULT_MAX_CLIENTS, type ServerEvent, startServer } from "../../server/server.ts";
+import { FilePartRecords } from "../../store/part-records.ts";
 import { loadPendingCode, pendingCodeStatus } from "../../store/pending-code.ts";
 import { validateDeviceName } from "../../store/trust-store.ts";
 import { deviceIdentity, jsonArg, stateDir, trustStore } from "../context.ts";
@@ -70,12 +72,18 @@ export const serveCommand = defineCommand({
 		const dir = resolve(args.dir ?? ".");
 		const info = await stat(dir).catch(() => undefined);
 		if (!info?.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
-		const sandbox = await SandboxRoot.open(dir);
-		const root = sandbox.dir;
 		const port = wholeNumber(args.port, "--port", 0, 65535);
 		const maxClients = wholeNumber(args["max-clients"], "--max-clients", 1, 10_000);
 		const noPair = args.pair === false;
 		const identity = await deviceIdentity();
+		// After the identity: the state directory exists now, so it can be hidden by its inode.
+		const sandbox = await SandboxRoot.openShare(dir, stateDir());
+		const root = sandbox.dir;
+		const partRecords = new FilePartRecords(stateDir());
+		// Abandoned part files go by their records' age: now, then hourly.
+		const sweep = () => void sweepAbandonedParts(partRecords).catch(() => undefined);
+		sweep();
+		setInterval(sweep, 3600_000).unref();
 		const name = args.name === undefined ? identity.name : validateDeviceName(args.name);
 		const trust = await trustStore();
 
@@ -104,6 +112,7 @@ export const serveCommand = defineCommand({
 			identity: { ...identity, name },
 			trust,
 			root: sandbox,
+			partRecords,
 			policy: {
 				readOnly: args["read-only"] === true,
 				allowOverwrite: args["allow-overwrite"] === true,
