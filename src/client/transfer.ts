@@ -4,7 +4,7 @@
  * several at a time over the one connection (requests are pipelined, so
  * small files do not wait a round trip each).
  */
-import { lstat, mkdir, readdir, realpath } from "node:fs/promises";
+import { lstat, mkdir, readdir, realpath, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { errno, fsError, SandboxRoot } from "../fs/root.ts";
@@ -109,7 +109,8 @@ export async function getFiles(
 ): Promise<Summary> {
 	const started = performance.now();
 	const destAbs = resolve(opts.dest ?? ".");
-	const destInfo = await lstat(destAbs).catch((e) =>
+	// stat, not lstat: the -o path the user typed may itself be a symlink (SPEC); nothing below it is followed.
+	const destInfo = await stat(destAbs).catch((e) =>
 		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, destAbs)),
 	);
 	const destIsDir = destInfo?.isDirectory() ?? false;
