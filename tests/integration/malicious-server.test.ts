@@ -14,7 +14,7 @@ import {
 	setDefaultTimeout,
 	test,
 } from "bun:test";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { entryLine } from "../../src/cli/format.ts";
 import type { Connection } from "../../src/client/connect.ts";

@@ -347,3 +347,23 @@ describe("mkdir and remove", () => {
 		expect(await readlink(join(L.dir, "link-in"))).toBe(join(L.dir, "inside.txt"));
 	});
 });
+
+describe("symlinks resolved one component at a time", () => {
+	test("a loop of links is detected and refused, nothing read", async () => {
+		await symlink("loop-b", join(L.dir, "loop-a"));
+		await symlink("loop-a", join(L.dir, "loop-b"));
+		await symlink("loop-a/x", join(L.dir, "through-loop"));
+		await expectRefusal(L.root.openRead("loop-a"), "invalid-path");
+		await expectRefusal(L.root.list("through-loop"), "invalid-path");
+	});
+
+	test("a relative link's .. is taken against the physical path and never rises above the root", async () => {
+		// dir-in -> a; a/up -> ../inside.txt: from a, .. is the root, not the root's parent.
+		await symlink("../inside.txt", join(L.dir, "a", "up"));
+		const { fh, size } = await L.root.openRead("dir-in/up");
+		await fh.close();
+		expect(size).toBe(7);
+		await symlink("../../outside/secret.txt", join(L.dir, "a", "up2"));
+		await expectRefusal(L.root.openRead("a/up2"), "invalid-path");
+	});
+});
