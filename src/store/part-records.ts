@@ -24,7 +24,7 @@ export interface PartRecord {
 
 /**
  * How long an abandoned part file is kept for a resume: a week from its
- * creation record (README "Resuming"). Long enough for a laptop that was
+ * creation record (README "The state directory"). Long enough for a laptop that was
  * closed over a weekend, short enough that an 80 MB leftover does not stay
  * forever.
  */
