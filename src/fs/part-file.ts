@@ -231,11 +231,9 @@ export class PartFile {
 	 * our bytes), and the part name still leads to our file.
 	 */
 	private async stillOurs(): Promise<void> {
-		const [mine, named] = await Promise.all([
-			this.fh.stat(),
-			lstat(this.dir.at(this.partName)).catch(() => undefined),
-		]);
-		if (mine.nlink !== 1 || !named || !sameFile(named, this.id))
+		// One lstat answers both: the inode at the name, and how many names it has.
+		const named = await lstat(this.dir.at(this.partName)).catch(() => undefined);
+		if (!named || !sameFile(named, this.id) || named.nlink !== 1)
 			throw new PairlinkError(
 				"refused",
 				`${this.label}: the unfinished transfer was tampered with; nothing was written`,
@@ -307,8 +305,6 @@ async function openPart(
 	owner: PartOwner,
 ): Promise<{ fh: FileHandle; id: Stats; size: number }> {
 	const at = dir.at(name);
-	const kept = await adoptable(at, owner);
-	if (kept) return kept;
 	for (let attempt = 0; attempt < 2; attempt++) {
 		try {
 			const fh = await open(at, CREATE, 0o600);
@@ -318,6 +314,8 @@ async function openPart(
 			throw notRegular(label);
 		} catch (e) {
 			if (errno(e) !== "EEXIST" || attempt > 0) throw e;
+			const kept = await adoptable(at, owner);
+			if (kept) return kept;
 			// Not ours to adopt (planted, another device's, or unrecorded): remove the name only.
 			const there = await lstat(at);
 			if (there.isDirectory()) throw notRegular(label);
