@@ -190,6 +190,8 @@ export class PartFile {
 			);
 		}
 		try {
+			// Private while unverified; now the mode any new file of this user gets.
+			if (uid !== undefined) await this.fh.chmod(FINAL_MODE);
 			await this.fh.sync();
 			await this.stillOurs();
 			await this.close();
@@ -344,6 +346,8 @@ async function adoptable(
 }
 
 const uid = process.getuid?.();
+/** 0666 less the umask, as for any file this user creates (read once: umask() is process-wide). */
+const FINAL_MODE = 0o666 & ~process.umask();
 
 /** A regular file with one link, created by this user, readable by nobody else. */
 function ours(s: Stats): boolean {

@@ -342,6 +342,7 @@ export class SandboxRoot {
 			if (parents && errno(e) === "EEXIST") {
 				const s = await this.lstatIn(dir, name).catch(() => undefined);
 				if (s?.isDirectory()) return;
+				if (s?.isSymbolicLink()) throw symlinkRefusal(parts);
 			}
 			throw this.fail(e, parts);
 		} finally {
@@ -402,6 +403,13 @@ function addressable(name: string): boolean {
 	} catch {
 		return false;
 	}
+}
+
+function symlinkRefusal(parts: readonly string[]): PairlinkError {
+	return new PairlinkError(
+		"invalid-path",
+		`${display(parts)} is a symbolic link; pairlink never writes through one`,
+	);
 }
 
 export function display(parts: readonly string[]): string {

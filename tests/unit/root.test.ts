@@ -330,8 +330,8 @@ describe("mkdir and remove", () => {
 		await expectRefusal(L.root.mkdir("inside.txt", true), "exists");
 		await expectRefusal(L.root.mkdir("missing/child", false), "not-found");
 		await expectRefusal(L.root.mkdir("", true), "exists");
-		// A symlink to a directory is not a directory to create into by -p.
-		await expectRefusal(L.root.mkdir("dir-in", true), "exists");
+		// A symlink to a directory is not a directory to create into by -p: it is named as a symlink.
+		await expectRefusal(L.root.mkdir("dir-in", true), "invalid-path");
 		expect(await readdir(join(L.dir, "new"))).toEqual([]);
 	});
 
