@@ -107,6 +107,22 @@ export async function getFiles(
 	opts: GetOptions,
 	hooks: TransferHooks = {},
 ): Promise<Summary> {
+	// The destinations, held open by descriptor until every file is in.
+	const roots: SandboxRoot[] = [];
+	try {
+		return await getInto(roots, session, remotes, opts, hooks);
+	} finally {
+		await Promise.all(roots.map((r) => r.close()));
+	}
+}
+
+async function getInto(
+	roots: SandboxRoot[],
+	session: ClientSession,
+	remotes: string[],
+	opts: GetOptions,
+	hooks: TransferHooks,
+): Promise<Summary> {
 	const started = performance.now();
 	const destAbs = resolve(opts.dest ?? ".");
 	// stat, not lstat: the -o path the user typed may itself be a symlink (SPEC); nothing below it is followed.
@@ -121,79 +137,60 @@ export async function getFiles(
 		);
 	}
 	const jobs: Job[] = [];
-	const roots: SandboxRoot[] = [];
 	const localRoot = async (dir: string) => {
 		const root = await SandboxRoot.open(dir, { followLinks: false });
 		roots.push(root);
 		return root;
 	};
-	try {
-		return await planGets();
-	} finally {
-		await Promise.all(roots.map((r) => r.close()));
-	}
-
-	async function planGets(): Promise<Summary> {
-		for (const remote of remotes) {
-			const remoteParts = parseWirePath(normalizeRemote(remote));
-			const entry = await session.stat(joinWirePath(remoteParts));
-			const name = remoteParts.at(-1);
-			if (entry.type === "dir") {
-				if (!opts.recursive)
-					throw new PairlinkError("is-directory", `${JSON.stringify(remote)} is a directory`);
-				// Walk (and check every name) before creating anything locally.
-				const entries = await session.walk(joinWirePath(remoteParts));
-				// Into DEST/<name> (or DEST itself when it does not exist yet and one directory is copied).
-				// DEST itself may be a symlink (the user typed it); nothing below it is ever followed.
-				if (!destIsDir)
-					await mkdir(destAbs, { recursive: true }).catch((e) =>
-						Promise.reject(fsError(e, destAbs)),
+	const fetch = (from: string, root: SandboxRoot, local: string, size: number): Job => ({
+		label: from,
+		size,
+		run: (p) =>
+			session.download(from, root, local, {
+				overwrite: opts.overwrite,
+				onProgress: (d, t) => p(d, t),
+			}),
+	});
+	for (const remote of remotes) {
+		const remoteParts = parseWirePath(normalizeRemote(remote));
+		const entry = await session.stat(joinWirePath(remoteParts));
+		const name = remoteParts.at(-1);
+		if (entry.type === "dir") {
+			if (!opts.recursive)
+				throw new PairlinkError("is-directory", `${JSON.stringify(remote)} is a directory`);
+			// Walk (and check every name) before creating anything locally.
+			const entries = await session.walk(joinWirePath(remoteParts));
+			// Into DEST/<name> (or DEST itself when it does not exist yet and one directory is copied).
+			// DEST itself may be a symlink (the user typed it); nothing below it is ever followed.
+			if (!destIsDir)
+				await mkdir(destAbs, { recursive: true }).catch((e) => Promise.reject(fsError(e, destAbs)));
+			const root = await localRoot(destAbs);
+			const below = destIsDir && name ? [name] : [];
+			if (below.length > 0) await root.mkdir(joinWirePath(below), true);
+			for (const e of entries) {
+				const local = joinWirePath([...below, ...parseWirePath(e.path)]);
+				if (e.type === "dir") await root.mkdir(local, true);
+				else if (e.type === "file")
+					jobs.push(
+						fetch(joinWirePath([...remoteParts, ...parseWirePath(e.path)]), root, local, e.size),
 					);
-				const root = await localRoot(destAbs);
-				const below = destIsDir && name ? [name] : [];
-				if (below.length > 0) await root.mkdir(joinWirePath(below), true);
-				for (const e of entries) {
-					const local = joinWirePath([...below, ...parseWirePath(e.path)]);
-					if (e.type === "dir") await root.mkdir(local, true);
-					else if (e.type === "file") {
-						const from = joinWirePath([...remoteParts, ...parseWirePath(e.path)]);
-						jobs.push({
-							label: from,
-							size: e.size,
-							run: (p) =>
-								session.download(from, root, local, {
-									overwrite: opts.overwrite,
-									onProgress: (d, t) => p(d, t),
-								}),
-						});
-					} else
-						hooks.onSkip?.(joinWirePath([...remoteParts, e.path]), "symbolic links are not copied");
-				}
-			} else if (entry.type === "file") {
-				if (!name)
-					throw new PairlinkError("is-directory", "the shared directory itself is a directory");
-				const target = destIsDir ? join(destAbs, name) : destAbs;
-				const root = await localRoot(resolve(target, ".."));
-				const local = basename(target);
-				const from = joinWirePath(remoteParts);
-				jobs.push({
-					label: from,
-					size: entry.size,
-					run: (p) =>
-						session.download(from, root, local, {
-							overwrite: opts.overwrite,
-							onProgress: (d, t) => p(d, t),
-						}),
-				});
-			} else {
-				throw new PairlinkError(
-					"refused",
-					`${JSON.stringify(remote)} is a symbolic link; pairlink does not copy links`,
-				);
+				else
+					hooks.onSkip?.(joinWirePath([...remoteParts, e.path]), "symbolic links are not copied");
 			}
+		} else if (entry.type === "file") {
+			if (!name)
+				throw new PairlinkError("is-directory", "the shared directory itself is a directory");
+			const target = destIsDir ? join(destAbs, name) : destAbs;
+			const root = await localRoot(resolve(target, ".."));
+			jobs.push(fetch(joinWirePath(remoteParts), root, basename(target), entry.size));
+		} else {
+			throw new PairlinkError(
+				"refused",
+				`${JSON.stringify(remote)} is a symbolic link; pairlink does not copy links`,
+			);
 		}
-		return runJobs(jobs, hooks, started);
 	}
+	return runJobs(jobs, hooks, started);
 }
 
 export interface PutOptions {

@@ -99,6 +99,13 @@ async function layout() {
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
+/** Upload `data` (from a fresh local file) to `remote`; the result says where it resumed from. */
+async function putBytes(conn: Connection, data: Uint8Array, remote: string) {
+	const local = join(await tempDir("pairlink-contain-up-"), "src.bin");
+	await writeFile(local, data);
+	return within(WAIT_MS, conn.session.upload(local, remote, { overwrite: false }), "put");
+}
+
 async function fetchBytes(conn: Connection, path: string): Promise<string> {
 	const local = await tempDir("pairlink-contain-get-");
 	const root = await SandboxRoot.open(local);
@@ -253,14 +260,8 @@ describe("(3) part files are never trusted", () => {
 		const { share, outside } = await layout();
 		await link(join(outside, "secret.txt"), join(share, ".victim.bin.pairlink-part"));
 		const conn = await served(await SandboxRoot.open(share));
-		const local = await tempDir("pairlink-contain-up-");
 		const data = randomBytes(prng, BIG);
-		await writeFile(join(local, "victim.bin"), data);
-		const r = await within(
-			WAIT_MS,
-			conn.session.upload(join(local, "victim.bin"), "victim.bin", { overwrite: false }),
-			"put",
-		);
+		const r = await putBytes(conn, data, "victim.bin");
 		expect(r.resumedFrom).toBe(0);
 		expect(await readFile(join(outside, "secret.txt"), "utf8")).toBe(SECRET);
 		expect(sha256Hex(await readFile(join(share, "victim.bin")))).toBe(sha256Hex(data));
@@ -292,14 +293,8 @@ describe("(3) part files are never trusted", () => {
 			peer: clientDev.identity.fingerprint,
 		});
 		const phone = await served(await SandboxRoot.open(share), OPEN_POLICY, otherDev);
-		const local = await tempDir("pairlink-contain-up-");
 		// Even holding the same bytes, the phone must not continue the laptop's part file.
-		await writeFile(join(local, "doc.bin"), data);
-		const r = await within(
-			WAIT_MS,
-			phone.session.upload(join(local, "doc.bin"), "doc.bin", { overwrite: false }),
-			"put",
-		);
+		const r = await putBytes(phone, data, "doc.bin");
 		expect(r.resumedFrom).toBe(0);
 		expect(sha256Hex(await readFile(join(share, "doc.bin")))).toBe(sha256Hex(data));
 	});
@@ -310,13 +305,7 @@ describe("(3) part files are never trusted", () => {
 		const n = 2 * 1024 * 1024;
 		await keepPart(share, "doc.bin", data.subarray(0, n), { peer: clientDev.identity.fingerprint });
 		const conn = await served(await SandboxRoot.open(share));
-		const local = await tempDir("pairlink-contain-up-");
-		await writeFile(join(local, "doc.bin"), data);
-		const r = await within(
-			WAIT_MS,
-			conn.session.upload(join(local, "doc.bin"), "doc.bin", { overwrite: false }),
-			"put",
-		);
+		const r = await putBytes(conn, data, "doc.bin");
 		expect(r.resumedFrom).toBe(n);
 		expect(sha256Hex(await readFile(join(share, "doc.bin")))).toBe(sha256Hex(data));
 	});
@@ -348,13 +337,7 @@ describe("(3) part files are never trusted", () => {
 		expect(r.status).toBe(0);
 		expect((await lstat(planted)).uid).toBe(65534);
 		const conn = await served(await SandboxRoot.open(share));
-		const local = await tempDir("pairlink-contain-up-");
-		await writeFile(join(local, "doc.bin"), data);
-		const put = await within(
-			WAIT_MS,
-			conn.session.upload(join(local, "doc.bin"), "doc.bin", { overwrite: false }),
-			"put",
-		);
+		const put = await putBytes(conn, data, "doc.bin");
 		expect(put.resumedFrom).toBe(0);
 		const final = await stat(join(share, "doc.bin"));
 		expect(final.uid).toBe(0);
@@ -478,14 +461,8 @@ describe("names the old checks misjudged", () => {
 		const { share } = await layout();
 		const conn = await served(await SandboxRoot.open(share));
 		const name = `${"n".repeat(246)}.bin`;
-		const local = await tempDir("pairlink-contain-up-");
 		const data = randomBytes(prng, BIG);
-		await writeFile(join(local, "src.bin"), data);
-		await within(
-			WAIT_MS,
-			conn.session.upload(join(local, "src.bin"), name, { overwrite: false }),
-			"put",
-		);
+		await putBytes(conn, data, name);
 		expect(sha256Hex(await readFile(join(share, name)))).toBe(sha256Hex(data));
 		expect(await readdir(share)).toEqual([name]);
 	});
