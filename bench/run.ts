@@ -18,6 +18,7 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { loadOrCreateIdentity } from "../src/store/identity.ts";
 import { TrustStore } from "../src/store/trust-store.ts";
+import { type HostileRow, hostileRows } from "./hostile.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "pairlink");
@@ -132,6 +133,7 @@ async function timed(cmd: string[], env: Record<string, string> = {}): Promise<R
 
 interface Daemon {
 	port: number;
+	pid: number;
 	peakRssKb(): Promise<number>;
 	stop(): Promise<void>;
 }
@@ -159,6 +161,7 @@ async function startDaemon(
 	void p.stdout.pipeTo(new WritableStream());
 	return {
 		port,
+		pid: p.pid,
 		async peakRssKb() {
 			const m = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, "utf8"));
 			return Number(m?.[1] ?? 0);
@@ -375,6 +378,19 @@ const latency: number[] = [];
 	}
 }
 
+// ---------------------------------------------------------------- serve under hostile peers: flat over time
+
+let hostile: HostileRow[] = [];
+{
+	const d = await pairlinkServe();
+	try {
+		const identity = await loadOrCreateIdentity(clientHome, { defaultName: "bench-client" });
+		hostile = await hostileRows(d, identity, QUICK ? 3 : 10);
+	} finally {
+		await d.stop();
+	}
+}
+
 // ---------------------------------------------------------------- flat memory: 1 GiB and 4 GiB (--big-rss)
 
 const flat: {
@@ -447,6 +463,12 @@ for (const f of flat) {
 		`${f.op} ${f.mib} MiB: ${f.seconds.toFixed(2)} s, client peak RSS ${mb(f.clientPeakRssKb)}, server peak RSS ${mb(f.serverPeakRssKb)}`,
 	);
 }
+console.log("\n`serve` under one hostile paired peer, sampled once a second:\n");
+console.log("| peer | requests pushed | serve RSS (MiB) | serve descriptors |");
+console.log("| --- | --- | --- | --- |");
+for (const h of hostile) {
+	console.log(`| ${h.peer} | ${h.requests} | ${h.rssMiB.join(", ")} | ${h.fds.join(", ")} |`);
+}
 console.log("all results verified against their sources");
 
 const results = {
@@ -458,6 +480,7 @@ const results = {
 	rows,
 	latencyMs: latency.map((s) => s * 1000),
 	flatMemory: flat,
+	hostile,
 };
 const resultsDir = join(ROOT, "bench", "results");
 await mkdir(resultsDir, { recursive: true });

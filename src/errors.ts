@@ -34,7 +34,14 @@ export type ErrorCode =
 	| "busy"
 	| "integrity"
 	| "disk-full"
-	| "interrupted";
+	| "interrupted"
+	| "local-not-found"
+	| "local-exists"
+	| "invalid-name"
+	| "state-permission"
+	| "path-too-long"
+	| "io-error"
+	| "out-of-descriptors";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -141,9 +148,37 @@ export const ERROR_TABLE = {
 		exit: EXIT.transfer,
 		hint: "Free some space and run the command again; it resumes.",
 	},
+	"invalid-name": {
+		exit: EXIT.refused,
+		hint: "Rename such files to names that both systems can hold.",
+	},
+	"local-not-found": {
+		exit: EXIT.refused,
+		hint: "Check that path on this device: it is a local path.",
+	},
+	"local-exists": {
+		exit: EXIT.refused,
+		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
+	},
 	interrupted: {
 		exit: EXIT.transfer,
 		hint: "Run the same command again; it resumes from the verified part.",
+	},
+	"state-permission": {
+		exit: EXIT.refused,
+		hint: "Give your user access to the state directory (chown it, chmod 700), or set PAIRLINK_HOME to a directory you own.",
+	},
+	"path-too-long": {
+		exit: EXIT.usage,
+		hint: "Set PAIRLINK_HOME to a shorter path.",
+	},
+	"io-error": {
+		exit: EXIT.transfer,
+		hint: "The disk reported an I/O error: check the disk (dmesg, fsck) or move PAIRLINK_HOME to another one, then run again.",
+	},
+	"out-of-descriptors": {
+		exit: EXIT.transfer,
+		hint: "Too many files are open: raise the limit (ulimit -n) or close other programs, then run again.",
 	},
 } as const satisfies Record<ErrorCode, ErrorInfo>;
 

@@ -19,6 +19,8 @@ export function codeSource(opts: {
 	codeStdin: boolean;
 	/** More lines follow on stdin (connect's batch commands): do not close it after the code. */
 	keepStdin?: boolean;
+	/** false: never ask on the terminal (inside `connect`, whose own prompt owns it). */
+	prompt?: boolean;
 }): (() => Promise<string>) | undefined {
 	const fromEnv = process.env.PAIRLINK_CODE;
 	if (fromEnv !== undefined && fromEnv.trim() !== "") return async () => parseCode(fromEnv);
@@ -33,7 +35,7 @@ export function codeSource(opts: {
 			return parseCode(line);
 		};
 	}
-	if (process.stdin.isTTY) {
+	if (process.stdin.isTTY && opts.prompt !== false) {
 		return async () => {
 			const answer = await ask("Pairing code shown by the server: ");
 			if (answer.trim() === "") throw new PairlinkError("usage", "No pairing code given");

@@ -9,6 +9,8 @@ import { deviceIdentity, stateDir } from "./context.ts";
 export interface OpenOptions {
 	codeStdin?: boolean;
 	keepStdin?: boolean;
+	/** false: never prompt for a pairing code (see codeSource). */
+	prompt?: boolean;
 	wantPair?: boolean;
 	saveAs?: string | undefined;
 }
@@ -21,6 +23,7 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 	const code = codeSource({
 		codeStdin: opts.codeStdin ?? false,
 		keepStdin: opts.keepStdin ?? false,
+		prompt: opts.prompt ?? true,
 	});
 	if (opts.wantPair && !code) {
 		throw new PairlinkError(

@@ -3,6 +3,7 @@
  * prompts and errors to stderr through one consola instance.
  */
 import { createConsola } from "consola";
+import { escapeForTerminal } from "../fs/safe-path.ts";
 
 export const logger = createConsola({
 	stdout: process.stderr,
@@ -23,19 +24,10 @@ export function outJson(value: unknown): void {
 	process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
 /**
- * Peer-controlled text (device and file names) shown with every control
- * character escaped, so a name cannot move the cursor, change colours or
- * rewrite the screen (croc issue #595).
+ * Peer-controlled text (device and file names) made safe to print. The
+ * escaping rule lives with the other character rules in fs/safe-path.ts.
  */
 export function safe(text: string): string {
-	return text.replace(UNSAFE, (c) => {
-		const code = c.charCodeAt(0);
-		return code <= 0xff
-			? `\\x${code.toString(16).padStart(2, "0")}`
-			: `\\u${code.toString(16).padStart(4, "0")}`;
-	});
+	return escapeForTerminal(text);
 }

@@ -1,103 +1,41 @@
 /**
- * Many-file transfers on top of the session's single-file operations:
- * expand directories, create them on the receiving side, then move files
- * several at a time over the one connection (requests are pipelined, so
- * small files do not wait a round trip each).
+ * Downloads: plan every file first (expanding directories, checking every
+ * name the server sends and what this device's OS can hold), then create
+ * local directories as each file's turn comes and move the files several at
+ * a time over the one connection (requests are pipelined, so small files do
+ * not wait a round trip each). Uploads are in put-files.ts.
  */
-import { lstat, mkdir, readdir, realpath, stat } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { mkdir, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
-import { errno, fsError, SandboxRoot } from "../fs/root.ts";
-import { checkName, joinWirePath, parseWirePath } from "../fs/safe-path.ts";
-import type { ClientSession, TransferResult } from "../session/client-session.ts";
+import { SandboxRoot } from "../fs/root.ts";
+import {
+	joinWirePath,
+	normalizeRemote,
+	parseWirePath,
+	receiverPathProblem,
+} from "../fs/safe-path.ts";
+import type { ClientSession } from "../session/client-session.ts";
+import { accountFor, onThisDevice } from "./file-failures.ts";
+import {
+	destIsDirectory,
+	forSource,
+	Plan,
+	runJobs,
+	type Summary,
+	type TransferHooks,
+} from "./transfer-plan.ts";
 
-export interface FileDone extends TransferResult {
-	/** Path as the user knows it: remote path for get, local path for put. */
-	path: string;
-}
-
-export interface TransferHooks {
-	onFile?(done: FileDone): void;
-	/** Total bytes done so far across all files, and the total planned. */
-	onProgress?(done: number, total: number): void;
-	/** Bytes of one file done so far; `done === size` once it is complete. */
-	onFileProgress?(path: string, done: number, size: number): void;
-	/** A file or directory that was skipped (e.g. a symlink), with why. */
-	onSkip?(path: string, why: string): void;
-}
-
-export interface Summary {
-	files: number;
-	bytes: number;
-	seconds: number;
-}
-
-/** Files moved at once over one connection. */
-export const PARALLEL_FILES = 64;
-
-interface Job {
-	label: string;
-	size: number;
-	/** `size` is reported once known (a tree's files are not stat-ed until they are opened). */
-	run(onProgress: (done: number, size: number) => void): Promise<TransferResult>;
-}
-
-/** Run jobs with bounded concurrency; the first failure is rethrown after the rest finish. */
-async function runJobs(jobs: Job[], hooks: TransferHooks, started: number): Promise<Summary> {
-	let total = jobs.reduce((n, j) => n + j.size, 0);
-	const progress = new Map<Job, number>();
-	let doneBytes = 0;
-	let files = 0;
-	const errors: PairlinkError[] = [];
-	let next = 0;
-	const report = () =>
-		hooks.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0), total);
-	async function worker() {
-		for (;;) {
-			const job = jobs[next++];
-			if (!job) return;
-			try {
-				const r = await job.run((d, size) => {
-					if (size !== job.size) {
-						total += size - job.size;
-						job.size = size;
-					}
-					progress.set(job, d);
-					hooks.onFileProgress?.(job.label, d, job.size);
-					report();
-				});
-				progress.delete(job);
-				hooks.onFileProgress?.(job.label, r.bytes, r.bytes);
-				doneBytes += r.bytes;
-				total += r.bytes - job.size;
-				files++;
-				hooks.onFile?.({ path: job.label, ...r });
-				report();
-			} catch (e) {
-				progress.delete(job);
-				hooks.onFileProgress?.(job.label, job.size, job.size);
-				errors.push(e instanceof PairlinkError ? e : new PairlinkError("internal", String(e)));
-				if (errors[0]?.code === "interrupted") return; // the connection is gone
-			}
-		}
-	}
-	await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, jobs.length) }, worker));
-	const first = errors[0];
-	if (first) {
-		if (jobs.length === 1) throw first;
-		throw new PairlinkError(
-			first.code,
-			`${errors.length} of ${jobs.length} files failed; the first: ${first.message}`,
-		);
-	}
-	return { files, bytes: doneBytes, seconds: (performance.now() - started) / 1000 };
-}
+export { type PutOptions, putFiles } from "./put-files.ts";
+export type { FileDone, FileFailed, Summary, TransferHooks } from "./transfer-plan.ts";
 
 export interface GetOptions {
 	recursive: boolean;
 	overwrite: boolean;
 	/** -o DEST; default: the current directory. */
 	dest: string | undefined;
+	/** The OS whose name rules apply to what lands here (default: this one's); for tests. */
+	platform?: string;
 }
 
 /** Download remote files (and, with -r, directories) into a local destination. */
@@ -107,192 +45,181 @@ export async function getFiles(
 	opts: GetOptions,
 	hooks: TransferHooks = {},
 ): Promise<Summary> {
-	// The destinations, held open by descriptor until every file is in.
+	const started = performance.now();
+	const platform = opts.platform ?? process.platform;
+	const given = opts.dest ?? ".";
+	const destAbs = resolve(given);
+	// stat, not lstat: the -o path the user typed may itself be a symlink to a directory.
+	const intoDir = await destIsDirectory(
+		given,
+		() =>
+			stat(destAbs).then(
+				(s) => s.isDirectory(),
+				() => false,
+			),
+		remotes.length,
+		opts.recursive,
+	);
+	const plan = new Plan(hooks);
+	// Destinations are held open by descriptor until every file is in.
 	const roots: SandboxRoot[] = [];
+	const localRoot = async (dir: string) => {
+		const root = await openLocal(dir);
+		roots.push(root);
+		return root;
+	};
+	const addFile: AddFile = (from, target, size, place) => {
+		if (!plan.claim(from, target, "here")) return;
+		plan.jobs.push({
+			label: from,
+			local: forPeople(target),
+			size,
+			run: async (p) => {
+				const { root, rel } = await place();
+				return session.download(from, root, rel, {
+					overwrite: opts.overwrite,
+					onProgress: (d, t) => p(d, t),
+				});
+			},
+		});
+	};
+	for (const remote of remotes) {
+		await forSource(plan, remote, async () => {
+			const remoteParts = parseWirePath(normalizeRemote(remote));
+			const from = joinWirePath(remoteParts);
+			const name = remoteParts.at(-1);
+			const problem = intoDir && name ? receiverPathProblem([name], platform) : undefined;
+			if (problem)
+				throw new PairlinkError(
+					"invalid-name",
+					`${JSON.stringify(remote)} cannot be written on this device: ${problem.why}`,
+				);
+			const entry = await session.stat(from);
+			if (entry.type === "file" && name) {
+				const target = intoDir ? join(destAbs, name) : destAbs;
+				// The parent is created (and opened) only when this file's turn comes.
+				addFile(from, target, entry.size, async () => ({
+					root: await localRoot(dirname(target)),
+					rel: basename(target),
+				}));
+			} else if (entry.type === "dir") {
+				if (!opts.recursive)
+					throw new PairlinkError(
+						"is-directory",
+						`${JSON.stringify(from || "/")} is a directory on the server`,
+					);
+				// Into DEST/<name> (or DEST itself): DEST may be a symlink (the user typed it),
+				// nothing below it is ever followed.
+				await planTree(session, plan, from, destAbs, intoDir && name ? [name] : [], {
+					platform,
+					hooks,
+					addFile,
+					localRoot,
+				});
+			} else hooks.onSkip?.(from, "a symbolic link; pairlink does not copy links");
+		});
+	}
 	try {
-		return await getInto(roots, session, remotes, opts, hooks);
+		return await runJobs(plan, hooks, started);
 	} finally {
 		await Promise.all(roots.map((r) => r.close()));
 	}
 }
 
-async function getInto(
-	roots: SandboxRoot[],
+/** A local path as a person would type it here: relative to the working directory when inside it. */
+function forPeople(abs: string): string {
+	const rel = relative(process.cwd(), abs);
+	return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? abs : rel;
+}
+
+/**
+ * `mkdir -p` of a directory the user named (nothing is created before every
+ * source is planned), then open it as a root below which no symlink is
+ * followed, at any depth.
+ */
+async function openLocal(dir: string): Promise<SandboxRoot> {
+	await mkdir(dir, { recursive: true }).catch((e) => Promise.reject(onThisDevice(e, dir)));
+	return SandboxRoot.open(dir, { followLinks: false });
+}
+
+/** Queue one download: `place` creates and opens its local directory when its turn comes. */
+type AddFile = (
+	from: string,
+	target: string,
+	size: number,
+	place: () => Promise<{ root: SandboxRoot; rel: string }>,
+) => void;
+
+/** Walk one remote directory: every name checked before anything is created here. */
+async function planTree(
 	session: ClientSession,
-	remotes: string[],
-	opts: GetOptions,
-	hooks: TransferHooks,
-): Promise<Summary> {
-	const started = performance.now();
-	const destAbs = resolve(opts.dest ?? ".");
-	// stat, not lstat: the -o path the user typed may itself be a symlink (SPEC); nothing below it is followed.
-	const destInfo = await stat(destAbs).catch((e) =>
-		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, destAbs)),
-	);
-	const destIsDir = destInfo?.isDirectory() ?? false;
-	if (remotes.length > 1 && !destIsDir) {
-		throw new PairlinkError(
-			"usage",
-			`${opts.dest ?? "."} must be an existing directory when getting several files`,
-		);
+	plan: Plan,
+	from: string,
+	dest: string,
+	below: string[],
+	ctx: {
+		platform: string;
+		hooks: TransferHooks;
+		addFile: AddFile;
+		localRoot(dir: string): Promise<SandboxRoot>;
+	},
+): Promise<void> {
+	const top = join(dest, ...below);
+	/** A path of the tree as the destination root sees it. */
+	const inRoot = (rel: string) => joinWirePath([...below, ...rel.split("/")]);
+	const walk = await session.walk(from);
+	const under = (rel: string) => (from ? `${from}/${rel}` : rel);
+	for (const r of walk.refused) {
+		const why = `The server cannot send ${JSON.stringify(under(r.path))}: ${r.why}`;
+		plan.fail(under(r.path), new PairlinkError("invalid-name", why));
 	}
-	const jobs: Job[] = [];
-	const localRoot = async (dir: string) => {
-		const root = await SandboxRoot.open(dir, { followLinks: false });
-		roots.push(root);
-		return root;
-	};
-	const fetch = (from: string, root: SandboxRoot, local: string, size: number): Job => ({
-		label: from,
-		size,
-		run: (p) =>
-			session.download(from, root, local, {
-				overwrite: opts.overwrite,
-				onProgress: (d, t) => p(d, t),
-			}),
-	});
-	for (const remote of remotes) {
-		const remoteParts = parseWirePath(normalizeRemote(remote));
-		const entry = await session.stat(joinWirePath(remoteParts));
-		const name = remoteParts.at(-1);
-		if (entry.type === "dir") {
-			if (!opts.recursive)
-				throw new PairlinkError("is-directory", `${JSON.stringify(remote)} is a directory`);
-			// Walk (and check every name) before creating anything locally.
-			const entries = await session.walk(joinWirePath(remoteParts));
-			// Into DEST/<name> (or DEST itself when it does not exist yet and one directory is copied).
-			// DEST itself may be a symlink (the user typed it); nothing below it is ever followed.
-			if (!destIsDir)
-				await mkdir(destAbs, { recursive: true }).catch((e) => Promise.reject(fsError(e, destAbs)));
-			const root = await localRoot(destAbs);
-			const below = destIsDir && name ? [name] : [];
+	const unholdable = (rel: string) => receiverPathProblem(rel.split("/"), ctx.platform);
+	const dirs = walk.entries.filter((e) => e.type === "dir" && !unholdable(e.path));
+	/** Directories that could not be created here: the files below them fail with that error. */
+	const dirFailures = new Map<string, PairlinkError>();
+	let made: Promise<SandboxRoot> | undefined;
+	// The tree's directories are created once, when its first file's turn comes.
+	const makeTree = () => {
+		made ??= (async () => {
+			const root = await ctx.localRoot(dest);
 			if (below.length > 0) await root.mkdir(joinWirePath(below), true);
-			for (const e of entries) {
-				const local = joinWirePath([...below, ...parseWirePath(e.path)]);
-				if (e.type === "dir") await root.mkdir(local, true);
-				else if (e.type === "file")
-					jobs.push(
-						fetch(joinWirePath([...remoteParts, ...parseWirePath(e.path)]), root, local, e.size),
-					);
-				else
-					hooks.onSkip?.(joinWirePath([...remoteParts, e.path]), "symbolic links are not copied");
-			}
-		} else if (entry.type === "file") {
-			if (!name)
-				throw new PairlinkError("is-directory", "the shared directory itself is a directory");
-			const target = destIsDir ? join(destAbs, name) : destAbs;
-			const root = await localRoot(resolve(target, ".."));
-			jobs.push(fetch(joinWirePath(remoteParts), root, basename(target), entry.size));
-		} else {
-			throw new PairlinkError(
-				"refused",
-				`${JSON.stringify(remote)} is a symbolic link; pairlink does not copy links`,
-			);
-		}
-	}
-	return runJobs(jobs, hooks, started);
-}
-
-export interface PutOptions {
-	recursive: boolean;
-	overwrite: boolean;
-	/** --to REMOTE_DIR; default: the shared directory's top. */
-	to: string | undefined;
-}
-
-/** Upload local files (and, with -r, directories) into a remote directory. */
-export async function putFiles(
-	session: ClientSession,
-	locals: string[],
-	opts: PutOptions,
-	hooks: TransferHooks = {},
-): Promise<Summary> {
-	const started = performance.now();
-	const toParts = parseWirePath(normalizeRemote(opts.to ?? ""));
-	const jobs: Job[] = [];
-	for (const local of locals) {
-		const abs = resolve(local);
-		const info = await lstat(abs).catch((e) => Promise.reject(fsError(e, JSON.stringify(local))));
-		const name = basename(await realpath(abs).catch(() => abs));
-		checkName(name);
-		const remoteBase = [...toParts, name];
-		if (info.isDirectory()) {
-			if (!opts.recursive)
-				throw new PairlinkError("is-directory", `${JSON.stringify(local)} is a directory`);
-			// Directories level by level: all of one depth at once (their parents exist by then).
-			const levels: string[][] = [[joinWirePath(remoteBase)]];
-			for await (const item of walkLocal(abs, hooks)) {
-				const remote = joinWirePath([...remoteBase, ...item.rel]);
-				if (item.dir) {
-					levels[item.rel.length] ??= [];
-					levels[item.rel.length]?.push(remote);
-				} else {
-					jobs.push({
-						label: item.abs,
-						// Unknown until the upload opens it: totals grow as files are reached.
-						size: 0,
-						run: (p) =>
-							session.upload(item.abs, remote, {
-								overwrite: opts.overwrite,
-								onProgress: (d, t) => p(d, t),
-							}),
-					});
+			for (const d of dirs) {
+				if (dirFailures.has(dirname(d.path))) {
+					dirFailures.set(d.path, dirFailures.get(dirname(d.path)) as PairlinkError);
+					continue;
 				}
+				await root.mkdir(inRoot(d.path), true).catch((e) => {
+					const local = join(top, ...d.path.split("/"));
+					const why = `${JSON.stringify(local)} cannot be created on this device: a file stands where a directory must be`;
+					const error =
+						e instanceof PairlinkError && e.code === "exists"
+							? new PairlinkError("local-exists", why)
+							: onThisDevice(e, local);
+					dirFailures.set(d.path, error);
+				});
 			}
-			for (const level of levels)
-				await Promise.all((level ?? []).map((dir) => session.mkdir(dir, true)));
-		} else if (info.isFile()) {
-			const remote = joinWirePath(remoteBase);
-			jobs.push({
-				label: local,
-				size: info.size,
-				run: (p) =>
-					session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d, t) => p(d, t) }),
-			});
-		} else {
-			throw new PairlinkError(
-				"refused",
-				`${JSON.stringify(local)} is not a regular file or directory`,
-			);
+			return root;
+		})();
+		return made;
+	};
+	if (!walk.entries.some((e) => e.type === "file"))
+		plan.emptyTrees.push(() => makeTree().catch((e) => plan.fail(from, accountFor(e, top))));
+	for (const e of walk.entries) {
+		const path = under(e.path);
+		if (e.type === "symlink")
+			ctx.hooks.onSkip?.(path, "a symbolic link; pairlink does not copy links");
+		if (e.type !== "file") continue;
+		const problem = unholdable(e.path);
+		if (problem) {
+			const why = `${JSON.stringify(path)} cannot be written on this device: ${problem.why}`;
+			plan.fail(path, new PairlinkError("invalid-name", why));
+			continue;
 		}
+		ctx.addFile(path, join(top, ...e.path.split("/")), e.size, async () => {
+			const root = await makeTree();
+			const failed = dirFailures.get(dirname(e.path));
+			if (failed) throw failed;
+			return { root, rel: inRoot(e.path) };
+		});
 	}
-	return runJobs(jobs, hooks, started);
-}
-
-/** A local tree, depth first, directories before their contents; symlinks are skipped. */
-async function* walkLocal(
-	top: string,
-	hooks: TransferHooks,
-): AsyncGenerator<{ abs: string; rel: string[]; dir: boolean }> {
-	const stack: { abs: string; rel: string[] }[] = [{ abs: top, rel: [] }];
-	while (stack.length > 0) {
-		const d = stack.pop() as { abs: string; rel: string[] };
-		// Entry types come with the listing: no stat per file here (the upload's fstat is the only one).
-		const entries = await readdir(d.abs, { withFileTypes: true }).catch((e) =>
-			Promise.reject(fsError(e, d.abs)),
-		);
-		entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-		const subdirs: { abs: string; rel: string[] }[] = [];
-		for (const entry of entries) {
-			const abs = join(d.abs, entry.name);
-			try {
-				checkName(entry.name);
-			} catch (e) {
-				hooks.onSkip?.(abs, (e as Error).message);
-				continue;
-			}
-			const rel = [...d.rel, entry.name];
-			if (entry.isDirectory()) {
-				yield { abs, rel, dir: true };
-				subdirs.push({ abs, rel });
-			} else if (entry.isFile()) yield { abs, rel, dir: false };
-			else hooks.onSkip?.(abs, "not a regular file or directory (symbolic links are not copied)");
-		}
-		stack.push(...subdirs.reverse());
-	}
-}
-
-/** Users type "/docs/a.txt" or "docs/"; the wire wants "docs/a.txt". */
-export function normalizeRemote(p: string): string {
-	return p.replace(/^\/+/, "").replace(/\/+$/, "");
 }

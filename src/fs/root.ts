@@ -26,7 +26,7 @@ import {
 	sysError,
 } from "./beneath.ts";
 import { isPartName } from "./part-name.ts";
-import { checkName, parseWirePath } from "./safe-path.ts";
+import { parseWirePath, wireNameProblem } from "./safe-path.ts";
 
 export type EntryType = "file" | "dir" | "symlink";
 
@@ -41,6 +41,8 @@ export interface Entry {
 export interface WalkEntry extends Entry {
 	/** Wire path relative to the walked directory. */
 	path: string;
+	/** Set when the name breaks the wire rules: why it cannot be sent (`path` is then for people only). */
+	refused?: string;
 }
 
 export function errno(e: unknown): string | undefined {
@@ -259,28 +261,38 @@ export class SandboxRoot {
 		try {
 			if (!stats.isDirectory()) return [entryFromStats(parts.at(-1) ?? "", stats)];
 			const self = fdPath(fh.fd, join(this.dir, ...stack));
-			return (await this.entries(self, parts)).filter((e) => e.name.isWellFormed());
+			const entries: Entry[] = [];
+			// Vanished between readdir and lstat: not an error for a listing.
+			for (const { name, stats: s } of await this.read(self, parts))
+				if (s && name.isWellFormed()) entries.push(entryFromStats(name, s));
+			return entries;
 		} finally {
 			await fh.close();
 		}
 	}
 
-	/** Entries of the directory at `self` (an open descriptor's path), sorted, without part files or hidden objects. */
-	private async entries(self: string, parts: readonly string[]): Promise<Entry[]> {
+	/**
+	 * The names in the directory at `self` (an open descriptor's path),
+	 * sorted, with their lstat (undefined: unreadable or vanished), without
+	 * part files or hidden objects.
+	 */
+	private async read(
+		self: string,
+		parts: readonly string[],
+	): Promise<{ name: string; stats: Stats | undefined }[]> {
 		let names: string[];
 		try {
 			names = await readdir(self);
 		} catch (e) {
 			throw this.fail(e, parts);
 		}
-		const entries: Entry[] = [];
+		const out: { name: string; stats: Stats | undefined }[] = [];
 		for (const name of names.sort()) {
 			if (isPartName(name)) continue;
-			const s = await lstat(`${self}/${name}`).catch(() => undefined);
-			// Vanished between readdir and lstat: not an error for a listing.
-			if (s && !this.isHidden(s)) entries.push(entryFromStats(name, s));
+			const stats = await lstat(`${self}/${name}`).catch(() => undefined);
+			if (!stats || !this.isHidden(stats)) out.push({ name, stats });
 		}
-		return entries;
+		return out;
 	}
 
 	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
@@ -304,11 +316,22 @@ export class SandboxRoot {
 				);
 				const subdirs: string[][] = [];
 				try {
-					for (const e of await this.entries(dir.self(), [...parts, ...rel])) {
-						if (!addressable(e.name)) continue;
-						const path = [...rel, e.name];
-						yield { ...e, path: path.join("/") };
-						if (e.type === "dir") subdirs.push(path);
+					for (const { name, stats: s } of await this.read(dir.self(), [...parts, ...rel])) {
+						const path = [...rel, name].join("/");
+						if (!s) {
+							// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
+							if (name.includes("\uFFFD"))
+								yield { name, type: "file", size: 0, mtime: 0, path, refused: "not valid UTF-8" };
+							continue; // otherwise it vanished since readdir
+						}
+						// Reported, not skipped: the peer accounts for every file (its subtree included).
+						const refused = wireNameProblem(name);
+						if (refused) {
+							yield { ...entryFromStats(name, s), path, refused };
+							continue;
+						}
+						yield { ...entryFromStats(name, s), path };
+						if (s.isDirectory()) subdirs.push([...rel, name]);
 					}
 				} finally {
 					if (dir !== top) await dir.close();
@@ -392,16 +415,6 @@ export class SandboxRoot {
 				await rmdir(dir.at(name));
 			} else await unlink(dir.at(name));
 		}
-	}
-}
-
-/** Names a peer can address: the wire rules hold and it is not an unfinished transfer. */
-function addressable(name: string): boolean {
-	try {
-		checkName(name);
-		return true;
-	} catch {
-		return false;
 	}
 }
 

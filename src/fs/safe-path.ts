@@ -1,10 +1,17 @@
 /**
- * The name rules for every path that crosses the wire, in either direction.
- * Pure: the server applies them to every request, the client to every name
- * a server sends back (a malicious server must not write outside the
- * destination either). Anything that is not plainly a relative path of
- * ordinary names inside the root is refused, on every OS, whatever the OS
- * this side runs on (a name harmless here may be a device on Windows).
+ * Every character rule of pairlink, in one place (DESIGN §5):
+ *
+ * - the wire rules, the same on every OS: what any path that crosses the
+ *   wire must be (the server applies them to every request, the client to
+ *   every name a server sends back);
+ * - the receiver rules: what the receiving side's own OS cannot hold safely
+ *   (on Windows: drive letters, `: * ? " < > |`, trailing dots or spaces,
+ *   device names). Applied only by the receiver, file by file, and only for
+ *   its own platform, which is a parameter so every OS's rules can be
+ *   tested anywhere;
+ * - the terminal escaping of peer-controlled text.
+ *
+ * Pure. Local paths the user typed are not wire paths and never come here.
  */
 import { PairlinkError } from "../errors.ts";
 
@@ -15,17 +22,33 @@ export const MAX_DEPTH = 64;
 /** The suffix of in-progress files: never served, listed or accepted as a name. */
 export const PART_SUFFIX = ".pairlink-part";
 
-const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$/i;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
-const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\\:*?"<>|]/;
-// Line/paragraph separators and bidi controls: they make a name display as another name.
-const DECEPTIVE_CHARS = /[\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const encoder = new TextEncoder();
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
+function shown(path: string): string {
+	return JSON.stringify(path.length > 80 ? `${path.slice(0, 80)}…` : path);
+}
+
 function refuse(path: string, why: string): PairlinkError {
-	const shown = JSON.stringify(path.length > 80 ? `${path.slice(0, 80)}…` : path);
-	return new PairlinkError("invalid-path", `Refused path ${shown}: ${why}`);
+	return new PairlinkError("invalid-path", `Refused path ${shown(path)}: ${why}`);
+}
+
+/** Why a single name breaks the wire rules, or undefined when it is fine. */
+export function wireNameProblem(name: string): string | undefined {
+	if (name === "") return "empty path components are not allowed";
+	if (name === "." || name === "..") return `"${name}" is not allowed`;
+	// Most names are printable ASCII: no encoding question can hide in them.
+	const ascii = PRINTABLE_ASCII.test(name);
+	if (!ascii && !name.isWellFormed()) return "not valid UTF-8";
+	if (name.includes("/")) return "a name cannot contain /";
+	if (name.includes("\\")) return "a name cannot contain \\";
+	if (!ascii && CONTROL_CHARS.test(name)) return "control characters are not allowed";
+	if ((ascii ? name.length : encoder.encode(name).length) > MAX_NAME_BYTES)
+		return `a name is longer than ${MAX_NAME_BYTES} bytes`;
+	if (name.endsWith(PART_SUFFIX)) return "names of unfinished transfers are not allowed";
+	return undefined;
 }
 
 /**
@@ -47,44 +70,75 @@ export function parseWirePath(path: string): string[] {
 
 /** A single name (one path component), e.g. a directory entry a server sent. */
 export function checkName(name: string, context = name): void {
-	if (name === "") throw refuse(context, "empty path components are not allowed");
-	if (name === "." || name === "..") throw refuse(context, `"${name}" is not allowed`);
-	// Most names are printable ASCII: no Unicode form can hide in them, so the
-	// costly checks (normalisation, UTF-8 length) are skipped for them.
-	if (PRINTABLE_ASCII.test(name)) {
-		if (name.length > MAX_NAME_BYTES)
-			throw refuse(context, `a name is longer than ${MAX_NAME_BYTES} bytes`);
-		if (name.includes("/")) throw refuse(context, "a name cannot contain /");
-		if (FORBIDDEN_CHARS.test(name))
-			throw refuse(context, 'control characters, \\ : * ? " < > | are not allowed');
-		checkPortable(name, name, context);
-		return;
-	}
-	if (!name.isWellFormed()) throw refuse(context, "not valid UTF-8");
-	if (name.includes("/")) throw refuse(context, "a name cannot contain /");
-	if (FORBIDDEN_CHARS.test(name))
-		throw refuse(context, 'control characters, \\ : * ? " < > | are not allowed');
-	if (DECEPTIVE_CHARS.test(name))
-		throw refuse(context, "bidirectional or line-separator characters are not allowed");
-	if (encoder.encode(name).length > MAX_NAME_BYTES)
-		throw refuse(context, `a name is longer than ${MAX_NAME_BYTES} bytes`);
-	// Compatibility forms can turn into "..", "/" or "\" when another layer normalises them.
-	const folded = name.normalize("NFKC");
-	if (folded === "." || folded === ".." || /[/\\]/.test(folded) || FORBIDDEN_CHARS.test(folded)) {
-		throw refuse(context, "the name normalises to a path separator or a dot name");
-	}
-	checkPortable(name, folded, context);
+	const why = wireNameProblem(name);
+	if (why) throw refuse(context, why);
 }
 
-/** Names that are fine here but not on Windows, and names of our own part files. */
-function checkPortable(name: string, folded: string, context: string): void {
-	if (WINDOWS_DEVICE.test(name) || WINDOWS_DEVICE.test(folded))
-		throw refuse(context, "reserved device name");
-	if (/[. ]$/.test(name)) throw refuse(context, "a name cannot end with a dot or a space");
-	if (name.endsWith(PART_SUFFIX))
-		throw refuse(context, "names of unfinished transfers are not allowed");
+const WINDOWS_DEVICE =
+	/^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)(\..*)?$/i;
+const WINDOWS_FORBIDDEN = /[:*?"<>|]/;
+
+/**
+ * Why the receiving side's OS cannot hold `name` safely, or undefined. Only
+ * Windows has such rules; a Linux or macOS receiver holds every wire name.
+ */
+export function receiverNameProblem(name: string, platform: string): string | undefined {
+	if (platform !== "win32") return undefined;
+	// Windows' "best fit" code-page mapping turns compatibility forms such as a
+	// fullwidth ＼ or ： into the ASCII character, so judge the folded form too.
+	const folded = PRINTABLE_ASCII.test(name) ? name : name.normalize("NFKC");
+	if (folded === "." || folded === "..") return "the name reads as a dot name on Windows";
+	if (/^[a-z]:/i.test(folded)) return "a drive letter cannot start a name on Windows";
+	if (WINDOWS_FORBIDDEN.test(folded) || /[/\\]/.test(folded))
+		return 'Windows cannot hold : * ? " < > | in a name';
+	if (/[. ]$/.test(name)) return "Windows cannot hold a name that ends with a dot or a space";
+	if (WINDOWS_DEVICE.test(folded.trimEnd()))
+		return `${folded.split(".")[0]} is a reserved device name on Windows`;
+	return undefined;
+}
+
+/** The first component of a wire path that this receiver's OS cannot hold, with why. */
+export function receiverPathProblem(
+	parts: readonly string[],
+	platform: string,
+): { name: string; why: string } | undefined {
+	for (const name of parts) {
+		const why = receiverNameProblem(name, platform);
+		if (why) return { name, why };
+	}
+	return undefined;
+}
+
+/** Throws "invalid-path" when this receiver's OS cannot hold the wire path. */
+export function checkReceivable(wirePath: string, platform: string): void {
+	const problem = receiverPathProblem(parseWirePath(wirePath), platform);
+	if (problem) throw refuse(wirePath, problem.why);
 }
 
 export function joinWirePath(parts: readonly string[]): string {
 	return parts.join("/");
+}
+
+/** Users type "/docs/a.txt" or "docs/": a leading / is the top of the share. */
+export function normalizeRemote(p: string): string {
+	return p.replace(/^\/+/, "").replace(/\/+$/, "");
+}
+
+// Bidi marks and controls (U+061C, U+200E/F, U+202A-E, U+2066-9), separators and the BOM.
+const UNSAFE_ON_TERMINAL =
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
+	/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * Peer-controlled text (device and file names) with every control character
+ * escaped, so a name cannot move the cursor, change colours or rewrite the
+ * screen (croc issue #595); bidi controls too, so it cannot pose as another.
+ */
+export function escapeForTerminal(text: string): string {
+	return text.replace(UNSAFE_ON_TERMINAL, (c) => {
+		const code = c.charCodeAt(0);
+		return code <= 0xff
+			? `\\x${code.toString(16).padStart(2, "0")}`
+			: `\\u${code.toString(16).padStart(4, "0")}`;
+	});
 }

@@ -19,8 +19,54 @@ export const MAX_NAME_LENGTH = 64;
 export const DEFAULT_TIMEOUTS = {
 	/** TLS handshake plus the HELLO exchange must finish within this. */
 	handshakeMs: 10_000,
-	/** A connection with no frame in either direction for this long is closed. */
+	/**
+	 * A connection with no whole frame in either direction for this long is
+	 * closed: a frame counts once it is complete, so a peer that trickles one
+	 * byte per period is shed all the same.
+	 */
 	idleMs: 120_000,
 } as const;
 
 export type Timeouts = { handshakeMs: number; idleMs: number };
+
+/**
+ * Per-peer limits (DESIGN §1: "every limit is per peer and named once").
+ * A limit that exists only per server lets one peer starve the others, so
+ * each of these applies to one source address or one connection; the rules
+ * that enforce them live in src/session/peer-limits.ts (pure) and are wired
+ * from the server and the client session.
+ */
+export const PEER_LIMITS = {
+	/**
+	 * Connections not yet showing a trusted certificate that one source (an
+	 * IPv4 address, or an IPv6 /64: one host can use a whole /64) may hold,
+	 * per client the server admits (--max-clients): a burst of parallel
+	 * commands from one host still fits. The server as a whole holds twice
+	 * as many per client, and when they are all taken a newcomer from a
+	 * smaller source sheds the oldest of the biggest: a flood from one source
+	 * only ever competes with itself.
+	 */
+	halfOpenPerSourcePerClient: 1,
+	halfOpenPerClient: 2,
+	/** Requests one connection may have being worked on; past it the server stops reading. */
+	requestsInFlight: 128,
+	/**
+	 * Uploads one connection may hold open (each holds a part file and a
+	 * descriptor). The client moves at most 64 files at once; a put past the
+	 * cap is refused ("busy"), since pausing would starve the open ones of their data.
+	 */
+	openUploads: 64,
+	/** Downloads waiting for their turn on one connection; past it the server stops reading. */
+	queuedGets: 64,
+	/** Downloads sent but never acknowledged: a peer that withholds its acks is cut off. */
+	unackedGets: 1024,
+	/**
+	 * Reply bytes queued behind a peer's socket. Past it the server stops
+	 * reading from that peer until it reads its replies: backpressure, not buffering.
+	 */
+	queuedReplyBytes: 4 * 1024 * 1024,
+	/** Entries one listing (`ls`, or the walk of `get -r`) may have, as a client receives it. */
+	listingEntries: 250_000,
+	/** Bytes of names and paths one listing may carry, as a client receives it. */
+	listingBytes: 64 * 1024 * 1024,
+} as const;

@@ -43,6 +43,17 @@ export const EntrySchema = v.strictObject({
 export const WalkEntrySchema = v.strictObject({ ...EntrySchema.entries, path: WirePath });
 /** Entries per listing message; the sender also keeps each message under the control-frame cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 128;
+/**
+ * A file below a walked directory that the server cannot send (its name
+ * breaks the wire rules, say): reported so the client can account for it.
+ * `path` is for people only (it may be anything the disk holds, escaped
+ * when printed), never used as a path.
+ */
+export const WalkRefusalSchema = v.strictObject({
+	path: WirePath,
+	code: v.picklist(WIRE_ERROR_CODES),
+	why: v.pipe(v.string(), v.maxLength(256)),
+});
 
 export const MessageSchema = v.variant("t", [
 	v.strictObject({
@@ -102,6 +113,7 @@ export const MessageSchema = v.variant("t", [
 		t: v.literal("walk-entries"),
 		id: Id,
 		entries: v.pipe(v.array(WalkEntrySchema), v.maxLength(MAX_ENTRIES_PER_MESSAGE)),
+		refused: v.optional(v.pipe(v.array(WalkRefusalSchema), v.maxLength(MAX_ENTRIES_PER_MESSAGE))),
 		done: v.boolean(),
 	}),
 	v.strictObject({ t: v.literal("stat-ok"), id: Id, entry: EntrySchema }),

@@ -33,7 +33,15 @@ export const WIRE_ERROR_CODES = [
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
-const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
+/**
+ * What each code means to the client. `about` names the path the request
+ * was for, so a refusal says which file it was about ("nope.txt" does not
+ * exist on the server) rather than only that something failed.
+ */
+const FROM_WIRE: Record<
+	WireErrorCode,
+	{ code: ErrorCode; message: string; about?: (what: string) => string }
+> = {
 	protocol: { code: "protocol", message: "The peer reported a protocol error." },
 	version: {
 		code: "protocol",
@@ -54,18 +62,29 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 		code: "connect-failed",
 		message: "The server is busy (too many connections, or stopping).",
 	},
-	"in-use": { code: "busy", message: "That file is being received by another transfer right now." },
+	"in-use": {
+		code: "busy",
+		message: "That file is being received by another transfer right now.",
+		about: (w) => `${w} is being received on the server by another transfer right now`,
+	},
 	timeout: { code: "timeout", message: "The peer closed the connection after a timeout." },
 	internal: { code: "internal", message: "The peer hit an internal error." },
-	"not-found": { code: "not-found", message: "No such file or directory on the server." },
+	"not-found": {
+		code: "not-found",
+		message: "No such file or directory on the server.",
+		about: (w) => `${w} does not exist on the server`,
+	},
 	exists: {
 		code: "exists",
 		message: "It already exists on the server; pass --overwrite to replace it.",
+		about: (w) => `${w} already exists on the server; pass --overwrite to replace it`,
 	},
 	"overwrite-forbidden": {
 		code: "permission",
 		message:
 			"The server does not allow replacing files; run its `pairlink serve` with --allow-overwrite.",
+		about: (w) =>
+			`${w} already exists on the server, which does not allow replacing files (its \`pairlink serve\` needs --allow-overwrite)`,
 	},
 	"read-only": { code: "permission", message: "The server is read-only (serve --read-only)." },
 	"delete-forbidden": {
@@ -73,24 +92,58 @@ const FROM_WIRE: Record<WireErrorCode, { code: ErrorCode; message: string }> = {
 		message:
 			"The server does not allow deleting: its `pairlink serve` must run with --allow-delete.",
 	},
-	permission: { code: "permission", message: "The server has no permission for that path." },
+	permission: {
+		code: "permission",
+		message: "The server has no permission for that path.",
+		about: (w) => `The server has no permission for ${w}`,
+	},
 	"invalid-path": {
 		code: "invalid-path",
 		message: "The server refused the path as unsafe or outside the shared directory.",
+		about: (w) => `The server refused ${w} as a name its system cannot hold or as unsafe`,
 	},
-	"is-directory": { code: "is-directory", message: "That is a directory on the server." },
-	"not-empty": { code: "not-empty", message: "The directory on the server is not empty." },
+	"is-directory": {
+		code: "is-directory",
+		message: "That is a directory on the server.",
+		about: (w) => `${w} is a directory on the server`,
+	},
+	"not-empty": {
+		code: "not-empty",
+		message: "The directory on the server is not empty.",
+		about: (w) => `${w} is a directory on the server that is not empty`,
+	},
 	integrity: {
 		code: "integrity",
 		message: "The server received data whose SHA-256 did not match.",
+		about: (w) => `The server received data for ${w} whose SHA-256 did not match`,
 	},
-	"disk-full": { code: "disk-full", message: "The server has no space left." },
-	io: { code: "refused", message: "The server could not complete the operation." },
+	"disk-full": {
+		code: "disk-full",
+		message: "The server has no space left.",
+		about: (w) => `The server has no space left for ${w}`,
+	},
+	io: {
+		code: "refused",
+		message: "The server could not complete the operation.",
+		about: (w) => `The server could not complete the operation on ${w}`,
+	},
 };
 
-export function errorFromWire(code: WireErrorCode): PairlinkError {
-	const { code: local, message } = FROM_WIRE[code];
-	return new PairlinkError(local, message);
+/** A refusal the peer sent: the side that failed is the other one. */
+export class WireError extends PairlinkError {
+	constructor(
+		readonly wire: WireErrorCode,
+		code: ErrorCode,
+		message: string,
+	) {
+		super(code, message);
+	}
+}
+
+/** The peer's refusal as an error; `what` (already quoted for people) names the path it was about. */
+export function errorFromWire(code: WireErrorCode, what?: string): WireError {
+	const { code: local, message, about } = FROM_WIRE[code];
+	return new WireError(code, local, what !== undefined && about ? about(what) : message);
 }
 
 export function wireCodeFor(e: unknown): WireErrorCode {

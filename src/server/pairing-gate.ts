@@ -16,8 +16,15 @@ export interface PairingGate {
 	isOpen(): Promise<boolean>;
 	/** Count one attempt and hand out the code for this run; throws when no run may start. */
 	admit(): Promise<string>;
-	/** The run that `admit` started is over. */
-	release(outcome: { pairedWith: string | undefined }): Promise<void>;
+	/**
+	 * The run that `admit` started proved the code: mark it used, atomically
+	 * under the code file's lock, before the peer is trusted. Throws
+	 * "code-used" when another process sharing the state directory consumed
+	 * it first: a code pairs one device, however many `serve` share it.
+	 */
+	consume(): Promise<void>;
+	/** The run that `admit` started is over: another may start. */
+	release(): Promise<void>;
 }
 
 export function stateDirPairingGate(
@@ -44,10 +51,12 @@ export function stateDirPairingGate(
 				throw e;
 			}
 		},
-		async release({ pairedWith }) {
-			const code = running;
+		async consume() {
+			if (!running) throw new PairlinkError("internal", "no pairing run was admitted");
+			await markUsed(stateDir, running);
+		},
+		async release() {
 			running = undefined;
-			if (pairedWith !== undefined && code) await markUsed(stateDir, code);
 		},
 	};
 }

@@ -18,6 +18,7 @@ import {
 	type ResponderState,
 	responderStep,
 } from "../session/pairing.ts";
+import { HalfOpenLedger, keepReading, sourceKey } from "../session/peer-limits.ts";
 import type { ServePolicy } from "../session/policy.ts";
 import { ServerSession } from "../session/server-session.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
@@ -26,6 +27,7 @@ import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
 import type { Credentials } from "../transport/tls-options.ts";
 import type { PairingGate } from "./pairing-gate.ts";
+import { watchRevocations } from "./revocation.ts";
 
 export type ServerEvent =
 	| { event: "listening"; host: string; port: number; fingerprint: string }
@@ -65,6 +67,8 @@ export interface ServerOptions {
 	timeouts?: Timeouts;
 	maxClients?: number;
 	onEvent?(event: ServerEvent): void;
+	/** The OS whose name rules uploads must meet (default: this one's); for tests. */
+	platform?: string;
 }
 
 export interface RunningServer {
@@ -88,6 +92,10 @@ export function startServer(opts: ServerOptions): RunningServer {
 	const emit = opts.onEvent ?? (() => undefined);
 	const maxClients = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
 	const open = new Set<ServerConnection>();
+	// Connections not yet known to be a trusted device, counted per source (peer-limits.ts);
+	// a trusted device's connections that have not sent HELLO yet, counted per device.
+	const halfOpen = HalfOpenLedger.forClients<ServerConnection>(maxClients);
+	const beforeHello = HalfOpenLedger.forClients<ServerConnection>(maxClients);
 	let established = 0;
 	let stopping: Promise<void> | undefined;
 	let onEmpty: (() => void) | undefined;
@@ -101,25 +109,39 @@ export function startServer(opts: ServerOptions): RunningServer {
 				socket.fail(new PairlinkError("connect-failed", "the server is stopping"), "busy");
 				return;
 			}
-			// Every unauthenticated connection holds a slot too, so a flood of
-			// half-open handshakes cannot exhaust the process.
-			if (open.size >= maxClients * 2) {
-				socket.fail(new PairlinkError("connect-failed", "too many connections"), "busy");
-				emit({ event: "refused", address: socket.remoteAddress, reason: "too many connections" });
-				return;
-			}
 			const conn = new ServerConnection(socket, opts, emit, {
 				admit: () => established < maxClients,
 				stopping: () => stopping !== undefined,
-				onEstablished: () => established++,
+				onTrusted: (fingerprint) => {
+					halfOpen.leave(conn);
+					if (!beforeHello.admit(fingerprint, conn).admitted) conn.shed();
+				},
+				onEstablished: () => {
+					established++;
+					halfOpen.leave(conn);
+					beforeHello.leave(conn);
+				},
 				onClosed: (wasEstablished) => {
 					open.delete(conn);
+					halfOpen.leave(conn);
+					beforeHello.leave(conn);
 					if (wasEstablished) established--;
 					if (open.size === 0) onEmpty?.();
 				},
 			});
+			// Every unauthenticated connection holds a slot of its source, so a
+			// flood of half-open handshakes from one source only starves itself.
+			const { admitted, shed } = halfOpen.admit(sourceKey(socket.remoteAddress), conn);
+			shed?.shed();
+			if (!admitted) {
+				conn.shed();
+				return;
+			}
 			open.add(conn);
 		},
+	});
+	const revoker = watchRevocations(opts.trust, () => {
+		for (const conn of open) conn.checkStillTrusted();
 	});
 	return {
 		hostname: listener.hostname,
@@ -130,6 +152,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 		async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
 			if (stopping) return stopping;
 			stopping = (async () => {
+				revoker?.close();
 				listener.stop(false);
 				for (const conn of open) if (!conn.busy) conn.close();
 				const allClosed = new Promise<void>((resolve) => {
@@ -158,6 +181,8 @@ interface Slots {
 	admit(): boolean;
 	/** The server is stopping: an idle connection is closed. */
 	stopping(): boolean;
+	/** The peer showed a trusted certificate: it leaves its source's slots for its device's. */
+	onTrusted(fingerprint: string): void;
 	onEstablished(): void;
 	onClosed(wasEstablished: boolean): void;
 }
@@ -184,9 +209,25 @@ class ServerConnection {
 	) {
 		socket.attach({
 			onHandshake: (info) => void this.onHandshake(info),
-			onFrame: (frame) => this.onFrame(frame),
+			onFrame: (frame) => {
+				this.onFrame(frame);
+				this.applyLimits();
+			},
 			onClose: (error) => this.onClose(error),
+			onDrain: () => this.applyLimits(),
 		});
+	}
+
+	/**
+	 * Stop reading from a peer past its per-connection caps (requests in
+	 * flight, queued gets, reply bytes it has not read), resume once it is
+	 * back under them: backpressure, never buffering.
+	 */
+	private applyLimits(): void {
+		if (!this.session || this.socket.closed) return;
+		const load = { ...this.session.load, queuedReplyBytes: this.socket.pendingBytes };
+		if (keepReading(load, this.socket.reading)) this.socket.release("limits");
+		else this.socket.hold("limits");
 	}
 
 	/** A transfer is in flight on this connection. */
@@ -196,6 +237,21 @@ class ServerConnection {
 
 	close(): void {
 		this.socket.close();
+	}
+
+	/** Its source is over its half-open cap, or a newcomer from a smaller source needs the slot. */
+	shed(): void {
+		this.socket.fail(
+			new PairlinkError("connect-failed", "too many connections from its source"),
+			"busy",
+		);
+	}
+
+	/** The trust store changed: a removed device's session ends now, not at its next connection. */
+	checkStillTrusted(): void {
+		if (!this.session || !this.peer || this.socket.closed) return;
+		if (this.opts.trust.findByFingerprint(this.peer.fingerprint)) return;
+		this.socket.fail(new PairlinkError("not-trusted", "the device was removed"), "not-trusted");
 	}
 
 	terminate(): void {
@@ -217,6 +273,7 @@ class ServerConnection {
 				if (device) {
 					trusted = true;
 					this.peer.name = device.name;
+					this.slots.onTrusted(device.fingerprint);
 				}
 				pairingOpen = (await this.opts.pairing?.isOpen()) ?? false;
 			}
@@ -325,7 +382,24 @@ class ServerConnection {
 		if (!this.socket.closed) this.pairing?.runner.dispatch(event);
 	}
 
+	/**
+	 * The error boundary of pairing: whatever fails here (the trust store
+	 * locked by another process, a full disk, EACCES) ends this connection
+	 * with a reason, never the server and its other clients.
+	 */
 	private async pairingAction(run: PairingRun, action: PairingAction): Promise<void> {
+		try {
+			await this.performPairing(run, action);
+		} catch (e) {
+			this.fail(
+				e instanceof PairlinkError
+					? e
+					: new PairlinkError("internal", `pairing failed: ${String(e)}`, { cause: e }),
+			);
+		}
+	}
+
+	private async performPairing(run: PairingRun, action: PairingAction): Promise<void> {
 		const peer = this.peer as PeerInfo;
 		switch (action.type) {
 			case "send":
@@ -339,13 +413,16 @@ class ServerConnection {
 					const code = await (this.opts.pairing as PairingGate).admit();
 					run.admitted = true;
 					// The peer may have gone while the attempt was being counted: free the gate.
-					if (run.runner.stopped) await this.opts.pairing?.release({ pairedWith: undefined });
+					if (run.runner.stopped) await this.opts.pairing?.release();
 					else this.pairingEvent({ type: "admitted", code });
 				} catch (e) {
 					this.pairingEvent({ type: "refused", error: e as PairlinkError });
 				}
 				return;
 			case "trust": {
+				// The code is spent before anyone is trusted with it: if another
+				// `serve` on this state directory consumed it first, this run fails.
+				await (this.opts.pairing as PairingGate).consume();
 				const saved = await this.opts.trust.add({
 					name: sanitizeDeviceName(action.name),
 					fingerprint: peer.fingerprint,
@@ -358,10 +435,14 @@ class ServerConnection {
 			case "paired":
 				this.pairing = undefined;
 				// The client may send its first request the moment it reads PAIRED:
-				// the session must exist before anything else is awaited. The events
-				// wait until the code is marked used, so "paired" means it is.
-				if (!this.startSession()) return;
-				await this.opts.pairing?.release({ pairedWith: peer.fingerprint }).catch(() => undefined);
+				// the session must exist before anything else is awaited. The code
+				// was marked used before the device was trusted; the gate is freed
+				// whether or not the client limit lets this session start.
+				if (!this.startSession()) {
+					void this.opts.pairing?.release().catch(() => undefined);
+					return;
+				}
+				await this.opts.pairing?.release().catch(() => undefined);
 				this.emit({
 					event: "paired",
 					name: peer.name,
@@ -386,10 +467,12 @@ class ServerConnection {
 			root: this.opts.root,
 			partRecords: this.opts.partRecords,
 			policy: this.opts.policy,
+			platform: this.opts.platform,
 			peer,
 			onIdle: () => {
 				if (this.slots.stopping()) this.close();
 			},
+			onLoad: () => this.applyLimits(),
 			onTransfer: (t) =>
 				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
 		});
@@ -425,8 +508,7 @@ class ServerConnection {
 		const run = this.pairing;
 		this.pairing = undefined;
 		run?.runner.stop();
-		if (run?.admitted)
-			void this.opts.pairing?.release({ pairedWith: undefined }).catch(() => undefined);
+		if (run?.admitted) void this.opts.pairing?.release().catch(() => undefined);
 	}
 
 	private onClose(error: PairlinkError | undefined): void {

@@ -8,11 +8,12 @@ import { open } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import { PartFile, type PartOwner, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
-import { checkName, parseWirePath } from "../fs/safe-path.ts";
+import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -27,8 +28,36 @@ export interface TransferOptions {
 	onProgress?(done: number, total: number): void;
 }
 
+/**
+ * The server sent a name the wire rules forbid: it misbehaves, so the
+ * transfer that asked stops at once (SPEC), rather than failing one file.
+ */
+export class PeerNameError extends PairlinkError {
+	constructor(message: string) {
+		super("invalid-path", message);
+	}
+}
+
+/** A path the server sent, checked by the wire rules; PeerNameError when it breaks them. */
+function peerPath(path: string): string[] {
+	try {
+		return parseWirePath(path);
+	} catch (e) {
+		throw new PeerNameError((e as Error).message);
+	}
+}
+
+/** A remote directory's tree, as walk() returns it. */
+export interface Walk {
+	entries: WalkEntry[];
+	/** Files the server could not send, with its wire code and why (`path` for people only). */
+	refused: MessageOf<"walk-entries">["refused"] & {};
+}
+
 /** One request in flight: the answers and data frames that carry its id. */
 interface Exchange {
+	/** The path the request is about, quoted for people: refusals name it. */
+	about: string | undefined;
 	onMessage(message: Message): void;
 	onData?(parts: Uint8Array[], length: number): void;
 	fail(error: PairlinkError): void;
@@ -76,10 +105,12 @@ export class ClientSession {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const entries: Entry[] = [];
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<Entry[]>(
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
+				budget = takeListing(budget, m.entries);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
 				return true;
@@ -100,21 +131,36 @@ export class ClientSession {
 		);
 	}
 
-	/** Everything below a remote directory; every path is checked before anyone uses it. */
-	walk(path: string): Promise<WalkEntry[]> {
+	/**
+	 * Everything below a remote directory, and the files the server reported
+	 * it cannot send. Every path is checked before anyone uses it: one that
+	 * breaks the wire rules fails the whole walk (the server misbehaves).
+	 */
+	walk(path: string): Promise<Walk> {
 		const refused = checkPath(path);
 		if (refused) return refused;
-		const entries: WalkEntry[] = [];
-		return this.request<WalkEntry[]>(
+		const walk: Walk = { entries: [], refused: [] };
+		let budget: ListingBudget = { entries: 0, bytes: 0 };
+		return this.request<Walk>(
 			(id) => ({ t: "walk", id, path }),
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
+				const refusals = m.refused ?? [];
+				// Refusals are entries too: an endless list of them must hit the same cap.
+				budget = takeListing(budget, m.entries);
+				budget = takeListing(
+					budget,
+					refusals.map((r) => ({ name: r.why, path: r.path })),
+				);
 				for (const e of m.entries) {
-					parseWirePath(e.path);
-					checkName(e.name);
-					entries.push(e);
+					if (peerPath(e.path).at(-1) !== e.name)
+						throw new PeerNameError(
+							`Refused path ${JSON.stringify(e.path)}: the server named it ${JSON.stringify(e.name)}`,
+						);
+					walk.entries.push(e);
 				}
-				if (m.done) resolve(entries);
+				walk.refused.push(...refusals);
+				if (m.done) resolve(walk);
 				return true;
 			},
 		);
@@ -146,6 +192,7 @@ export class ClientSession {
 		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite, this.partOwner);
 		let size = 0;
+		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
 		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
@@ -185,6 +232,12 @@ export class ClientSession {
 					resolveResult = resolve;
 					rejectResult = reject;
 					if (m.t === "file") {
+						// One header per download: a second one would reset the size every data frame is held to.
+						if (announced) {
+							reject(new PairlinkError("protocol", "the server announced the same file twice"));
+							return true;
+						}
+						announced = true;
 						size = m.size;
 						const start = m.offset;
 						if (start !== 0 && start !== part.resumable) {
@@ -386,7 +439,7 @@ export class ClientSession {
 			return;
 		}
 		if (message.t === "error") {
-			exchange.fail(errorFromWire(message.code));
+			exchange.fail(errorFromWire(message.code, exchange.about));
 			return;
 		}
 		exchange.onMessage(message);
@@ -432,9 +485,11 @@ export class ClientSession {
 	): Promise<T> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
 		const id = this.nextId++;
+		const first = build(id);
 		return this.exchange<T>(
 			id,
 			(resolve, reject) => ({
+				about: "path" in first ? JSON.stringify(first.path || "/") : undefined,
 				onMessage: (m) => {
 					try {
 						if (!onAnswer(m, resolve, reject, id)) {
@@ -448,7 +503,7 @@ export class ClientSession {
 				...(onData ? { onData: (p: Uint8Array[], n: number) => onData(p, n, reject, id) } : {}),
 				fail: reject,
 			}),
-			build(id),
+			first,
 		);
 	}
 

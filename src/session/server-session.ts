@@ -8,11 +8,13 @@ import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
+import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
-import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
+import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
+import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
 
 export interface TransferEvent {
@@ -32,6 +34,10 @@ export interface ServerSessionDeps {
 	onTransfer?(event: TransferEvent): void;
 	/** The last transfer in flight is done (a stopping server closes the connection then). */
 	onIdle?(): void;
+	/** The OS whose name rules uploads must meet (default: this one's); injectable for tests. */
+	platform?: string;
+	/** A request was taken on or finished: the connection re-checks its limits (peer-limits.ts). */
+	onLoad?(): void;
 }
 
 /** Downloads read and sent at once per connection; more wait their turn. */
@@ -113,6 +119,11 @@ export class ServerSession {
 	private readonly awaitingAck = new Map<number, Download>();
 	private readonly getQueue: (() => Promise<void>)[] = [];
 	private activeGets = 0;
+	/** Requests other than downloads being worked on. */
+	private running = 0;
+	/** Download bytes being read and sent (see replyRoom), and who waits for room. */
+	private unsentData = 0;
+	private readonly roomWaiters: (() => void)[] = [];
 	private buffered = 0;
 	private paused = false;
 	private closed = false;
@@ -133,6 +144,14 @@ export class ServerSession {
 			this.getQueue.length > 0 ||
 			this.awaitingAck.size > 0
 		);
+	}
+
+	/** What this peer has asked for and not been given yet: the input of keepReading(). */
+	get load(): Omit<ConnectionLoad, "queuedReplyBytes"> {
+		return {
+			requestsInFlight: this.running + this.activeGets + this.getQueue.length,
+			queuedGets: this.getQueue.length,
+		};
 	}
 
 	private notifyIfIdle(): void {
@@ -225,10 +244,13 @@ export class ServerSession {
 	async onClose(): Promise<void> {
 		this.closed = true;
 		this.getQueue.length = 0;
+		for (const wake of this.roomWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			await upload.part?.keep();
+			// An empty part file resumes nothing: only uploads that moved bytes leave one behind.
+			if (upload.part?.received === 0) await upload.part.discard();
+			else await upload.part?.keep();
 		}
 		this.uploads.clear();
 	}
@@ -256,14 +278,14 @@ export class ServerSession {
 		for await (const entry of this.deps.root.walk(m.path)) {
 			if (this.closed) return;
 			const full = batches.add(entry);
-			if (full)
-				await this.channel.send({ t: "walk-entries", id: m.id, entries: full, done: false });
+			if (full) await this.channel.send(walkMessage(m.id, full, false));
 		}
-		await this.channel.send({ t: "walk-entries", id: m.id, entries: batches.rest(), done: true });
+		await this.channel.send(walkMessage(m.id, batches.rest(), true));
 	}
 
 	private async mkdir(m: MessageOf<"mkdir">): Promise<void> {
 		this.check({ op: "mkdir", path: m.path });
+		checkReceivable(m.path, this.platform);
 		await this.deps.root.mkdir(m.path, m.parents);
 		await this.channel.send({ t: "ok", id: m.id });
 	}
@@ -288,6 +310,7 @@ export class ServerSession {
 				this.activeGets--;
 				this.pumpGets();
 				this.notifyIfIdle();
+				this.deps.onLoad?.();
 			});
 		}
 	}
@@ -297,6 +320,9 @@ export class ServerSession {
 			this.check({ op: "get", path: m.path });
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
+			// A small file is read whole; a larger one holds a chunk and the one read ahead.
+			const room = Math.min(file.size, 2 * MAX_DATA_PAYLOAD);
+			await this.replyRoom(room);
 			try {
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
@@ -304,6 +330,7 @@ export class ServerSession {
 					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
+					checkUnacked(this.awaitingAck.size);
 					void this.channel
 						.send({ t: "file", id: m.id, size: file.size, mtime: file.mtime, offset: 0, sha256 })
 						.catch(() => undefined);
@@ -335,8 +362,10 @@ export class ServerSession {
 				}
 				const sha256 = h.digest("hex");
 				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
+				checkUnacked(this.awaitingAck.size);
 				await this.channel.send({ t: "file-end", id: m.id, sha256 });
 			} finally {
+				this.freeRoom(room);
 				this.openFiles.delete(file.fh);
 				await file.fh.close().catch(() => undefined);
 			}
@@ -368,6 +397,12 @@ export class ServerSession {
 			this.channel.fail(new PairlinkError("protocol", "a file sent whole must fit one data frame"));
 			return;
 		}
+		if (!uploadAllowed(this.uploads.size)) {
+			// Each open upload holds a part file and a descriptor: refuse, and drop its data.
+			this.rememberRefused(m.id);
+			this.send({ t: "error", id: m.id, code: "busy" });
+			return;
+		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
 		const whole = m.sha256 !== undefined;
 		const upload: Upload = {
@@ -384,6 +419,7 @@ export class ServerSession {
 		this.uploads.set(m.id, upload);
 		upload.chain = (async () => {
 			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
+			checkReceivable(m.path, this.platform);
 			try {
 				upload.part = await Part.open(this.deps.root, m.path, overwrite, {
 					records: this.deps.partRecords,
@@ -467,8 +503,7 @@ export class ServerSession {
 		if (upload.failed) return;
 		upload.failed = true;
 		this.uploads.delete(id);
-		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
-		this.refusedUploads.add(id);
+		this.rememberRefused(id);
 		this.refuse(id, e);
 		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
@@ -478,13 +513,48 @@ export class ServerSession {
 
 	// ---- plumbing
 
+	private get platform(): string {
+		return this.deps.platform ?? process.platform;
+	}
+
 	private check(op: Parameters<typeof allowed>[2]): void {
 		const refusal = allowed(this.deps.policy, this.deps.peer, op);
 		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
 	}
 
+	/**
+	 * Download bytes read from disk and not yet taken by the socket are
+	 * capped per connection (PEER_LIMITS.queuedReplyBytes): a download waits
+	 * for room before it reads anything, so a peer that never reads its
+	 * replies pins at most the cap, however many downloads it asked for.
+	 */
+	private async replyRoom(bytes: number): Promise<void> {
+		while (
+			!this.closed &&
+			this.unsentData > 0 &&
+			this.unsentData + bytes > PEER_LIMITS.queuedReplyBytes
+		) {
+			await new Promise<void>((wake) => this.roomWaiters.push(wake));
+		}
+		this.unsentData += bytes;
+	}
+
+	private freeRoom(bytes: number): void {
+		this.unsentData -= bytes;
+		for (const wake of this.roomWaiters.splice(0)) wake();
+	}
+
+	private rememberRefused(id: number): void {
+		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
+		this.refusedUploads.add(id);
+	}
+
 	private run(id: number, handler: () => Promise<void>): void {
-		void this.guard(id, handler);
+		this.running++;
+		void this.guard(id, handler).finally(() => {
+			this.running--;
+			this.deps.onLoad?.();
+		});
 	}
 
 	private async guard(id: number, handler: () => Promise<void>): Promise<void> {
@@ -508,4 +578,18 @@ export class ServerSession {
 	private send(message: Message): void {
 		void this.channel.send(message).catch(() => undefined);
 	}
+}
+
+/**
+ * One walk message: files the wire rules let through as entries, the others
+ * as refusals the client reports per file (their names only for people).
+ */
+function walkMessage(id: number, batch: WalkEntry[], done: boolean): Message {
+	const entries: WalkEntry[] = [];
+	const refused: { path: string; code: "invalid-path"; why: string }[] = [];
+	for (const { refused: why, ...entry } of batch) {
+		if (why === undefined) entries.push(entry);
+		else refused.push({ path: entry.path.slice(0, 4000), code: "invalid-path", why });
+	}
+	return { t: "walk-entries", id, entries, ...(refused.length > 0 ? { refused } : {}), done };
 }

@@ -10,9 +10,10 @@
  * admitted run burns the code — that run itself may still finish and call
  * `markUsed`.
  *
- * No lock: two processes serving from one state directory that admit runs
- * at the same instant could both read the same count. Mutations re-read the
- * file first, so the window is one read-modify-write.
+ * Every mutation re-reads the file under its lock (withFileLock), so
+ * several `serve` processes sharing one state directory count every
+ * attempt, and `markUsed` is the one atomic consumption: the server calls
+ * it before it trusts the peer, and only one run can win it.
  */
 
 import path from "node:path";

@@ -8,11 +8,13 @@
  * truncated file.
  *
  * POSIX modes are not meaningful on Windows (%APPDATA% is protected by
- * per-user ACLs); mode handling is skipped there.
+ * per-user ACLs); mode handling is skipped there. Nor on FAT and exFAT (a
+ * USB stick in portable mode): chmod there fails or silently changes
+ * nothing, so ensureStateDir finds out by trying, and says so.
  */
 
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, statSync } from "node:fs";
 import {
 	chmod,
 	type FileHandle,
@@ -25,7 +27,7 @@ import {
 	unlink,
 } from "node:fs/promises";
 import path from "node:path";
-import { PairlinkError } from "../errors";
+import { type ErrorCode, PairlinkError } from "../errors";
 import { placeNoReplace } from "../fs/place.ts";
 
 export const DIR_MODE = 0o700;
@@ -42,12 +44,15 @@ const STICKY_BIT = 0o1000;
  * every platform's rule can be tested anywhere. Empty variables count as
  * unset; a relative $XDG_CONFIG_HOME is ignored, as the XDG spec requires.
  * $PAIRLINK_HOME is returned as given (a relative one is relative to the
- * working directory, which is what a user typing it expects).
+ * working directory, which is what a user typing it expects). Next comes
+ * `portableDir`, the portable state directory if there is one (see
+ * portableStateDir), then the OS's config directory.
  */
 export function resolveStateDir(
 	env: Record<string, string | undefined>,
 	platform: NodeJS.Platform | string,
 	homedir: string,
+	portableDir?: string,
 ): string {
 	const set = (name: string): string | undefined => {
 		const v = env[name];
@@ -55,6 +60,7 @@ export function resolveStateDir(
 	};
 	const home = set("PAIRLINK_HOME");
 	if (home !== undefined) return home;
+	if (portableDir !== undefined) return portableDir;
 
 	if (platform === "win32") {
 		const appData = set("APPDATA");
@@ -71,6 +77,29 @@ export function resolveStateDir(
 	);
 }
 
+/** The folder that makes a copy of pairlink portable: `pairlink-state`, next to the executable. */
+export const PORTABLE_DIR_NAME = "pairlink-state";
+
+/**
+ * `pairlink-state` next to `executable` when it is a directory (SPEC
+ * "Files": portable mode, so a USB stick stays one device wherever it is
+ * plugged in); undefined otherwise. Only an existing folder counts: pairlink
+ * never creates one, as that would turn every installed copy portable.
+ */
+export function portableStateDir(executable: string): string | undefined {
+	const dir = path.join(path.dirname(executable), PORTABLE_DIR_NAME);
+	return statSync(dir, { throwIfNoEntry: false })?.isDirectory() ? dir : undefined;
+}
+
+/** What ensureStateDir found out about the directory. */
+export interface StateDirStatus {
+	/**
+	 * The file system enforces Unix permissions. False on FAT/exFAT: the
+	 * private key there is readable by anyone who has the disk.
+	 */
+	private: boolean;
+}
+
 /**
  * Creates the state directory (and missing parents) with mode 0700. An
  * existing directory that we own is tightened to 0700 if group or others have
@@ -78,29 +107,33 @@ export function resolveStateDir(
  * shared sticky directory such as /tmp, is refused rather than chmod-ed —
  * $PAIRLINK_HOME=/tmp must not lock everybody out of /tmp, and writing
  * root-owned files into a user's directory (sudo with $HOME kept) would break
- * that user's pairlink.
+ * that user's pairlink. Says whether the modes actually hold there.
  */
-export async function ensureStateDir(dir: string): Promise<void> {
+export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 	try {
 		await mkdir(dir, { recursive: true, mode: DIR_MODE });
 	} catch (e) {
 		if (errnoCode(e) !== "EEXIST") {
-			throw new PairlinkError(
-				"state-corrupt",
-				`Cannot create the state directory ${dir}: ${describe(e)}.`,
-				{
-					cause: e,
-				},
+			throw (
+				stateError(e, dir) ??
+				new PairlinkError(
+					"state-corrupt",
+					`Cannot create the state directory ${dir}: ${describe(e)}.`,
+					{ cause: e },
+				)
 			);
 		}
 	}
 	const st = await stat(dir).catch((e: unknown) => {
-		throw new PairlinkError(
-			"state-corrupt",
-			`Cannot read the state directory ${dir}: ${describe(e)}.`,
-			{
-				cause: e,
-			},
+		throw (
+			stateError(e, dir) ??
+			new PairlinkError(
+				"state-corrupt",
+				`Cannot read the state directory ${dir}: ${describe(e)}.`,
+				{
+					cause: e,
+				},
+			)
 		);
 	});
 	if (!st.isDirectory()) {
@@ -109,7 +142,7 @@ export async function ensureStateDir(dir: string): Promise<void> {
 			`The state directory ${dir} exists but is not a directory.`,
 		);
 	}
-	if (isWindows) return;
+	if (isWindows) return { private: true };
 
 	const uid = process.getuid?.();
 	if (uid !== undefined && st.uid !== uid) {
@@ -124,8 +157,51 @@ export async function ensureStateDir(dir: string): Promise<void> {
 			`The state directory ${dir} is a shared directory; set PAIRLINK_HOME to a directory of your own.`,
 		);
 	}
-	if ((st.mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE);
+	// FAT refuses modes it cannot store (EPERM); modesHold() then says so.
+	if ((st.mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE).catch(ignoreUnsupportedChmod);
 	await sweepOrphans(dir);
+	return { private: await modesHold(dir) };
+}
+
+/** How FAT/exFAT, some network and FUSE file systems refuse what they cannot store (modes, hard links). */
+function unsupported(e: unknown): boolean {
+	const code = errnoCode(e);
+	return code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS";
+}
+
+function ignoreUnsupportedChmod(e: unknown): void {
+	if (!unsupported(e)) throw e;
+}
+
+const modesChecked = new Map<string, boolean>();
+/**
+ * Whether a file made 0600 in `dir` really is 0600 and the directory 0700:
+ * chmod on FAT/exFAT either fails or succeeds without changing anything, and
+ * trying is the only reliable test. Once per directory and process.
+ */
+async function modesHold(dir: string): Promise<boolean> {
+	const known = modesChecked.get(dir);
+	if (known !== undefined) return known;
+	const dirHolds = ((await stat(dir)).mode & 0o777) === DIR_MODE;
+	const probe = tempNameFor(path.join(dir, "permissions"));
+	let fh: FileHandle;
+	try {
+		fh = await open(probe, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, FILE_MODE);
+	} catch (e) {
+		// A read-only state directory (a locked stick) still serves reads: judge by its mode.
+		if (errnoCode(e) === "EROFS" || errnoCode(e) === "EACCES") return dirHolds;
+		throw e;
+	}
+	let holds: boolean;
+	try {
+		await fh.chmod(FILE_MODE).catch(ignoreUnsupportedChmod);
+		holds = dirHolds && ((await fh.stat()).mode & 0o777) === FILE_MODE;
+	} finally {
+		await fh.close();
+		await removeQuietly(probe);
+	}
+	modesChecked.set(dir, holds);
+	return holds;
 }
 
 /** Temp files a killed process left behind (older than any write could take); once per process. */
@@ -158,7 +234,9 @@ export async function writeFileAtomic(
 	data: string | Uint8Array,
 	hooks: AtomicWriteHooks = {},
 ): Promise<void> {
-	const temp = await writeTemp(file, data);
+	const temp = await writeTemp(file, data).catch((e: unknown) => {
+		throw stateError(e, file) ?? e;
+	});
 	try {
 		await hooks.beforeCommit?.(temp);
 		await rename(temp, file);
@@ -182,7 +260,9 @@ export async function createFileExclusive(
 	data: string | Uint8Array,
 	hooks: AtomicWriteHooks = {},
 ): Promise<boolean> {
-	const temp = await writeTemp(file, data);
+	const temp = await writeTemp(file, data).catch((e: unknown) => {
+		throw stateError(e, file) ?? e;
+	});
 	try {
 		await hooks.beforeCommit?.(temp);
 		if (!(await placeNoReplace(temp, file))) return false;
@@ -220,7 +300,10 @@ export async function readJsonFile<T>(
 	} catch (e) {
 		if (errnoCode(e) === "ENOENT") return undefined;
 		if (e instanceof PairlinkError) throw e;
-		throw new PairlinkError("state-corrupt", `Cannot read ${file}: ${describe(e)}.`, { cause: e });
+		throw (
+			stateError(e, file) ??
+			new PairlinkError("state-corrupt", `Cannot read ${file}: ${describe(e)}.`, { cause: e })
+		);
 	}
 	let value: unknown;
 	try {
@@ -245,6 +328,35 @@ export async function removeFile(file: string): Promise<void> {
 	await syncDir(path.dirname(file));
 }
 
+/**
+ * The system errors a state directory can meet that are not pairlink's
+ * fault, as errors that say what to do (SPEC exit codes, not "a bug"):
+ * permission denied, a path too long, a failing disk, no descriptors left.
+ * Undefined for anything else.
+ */
+export function stateError(e: unknown, file: string): PairlinkError | undefined {
+	const why = (code: ErrorCode, what: string) =>
+		new PairlinkError(code, `pairlink cannot use ${file}: ${what}`, { cause: e });
+	switch (errnoCode(e)) {
+		case "EACCES":
+		case "EPERM":
+		case "EROFS":
+			return why("state-permission", "permission denied");
+		case "ENAMETOOLONG":
+			return why("path-too-long", "the path is too long for the file system");
+		case "EIO":
+			return why("io-error", "the disk reported an input/output error");
+		case "EMFILE":
+		case "ENFILE":
+			return why("out-of-descriptors", "too many files are open");
+		case "ENOSPC":
+		case "EDQUOT":
+			return why("disk-full", "the disk is full");
+		default:
+			return undefined;
+	}
+}
+
 /** `error.code` of a Node system error, if any. */
 export function errnoCode(e: unknown): string | undefined {
 	if (typeof e === "object" && e !== null && "code" in e && typeof e.code === "string")
@@ -252,17 +364,22 @@ export function errnoCode(e: unknown): string | undefined {
 	return undefined;
 }
 
-async function writeTemp(file: string, data: string | Uint8Array): Promise<string> {
-	const temp = path.join(
+/** `.NAME.<12 hex>.tmp` next to `file`: the pattern sweepOrphans removes when a process dies. */
+function tempNameFor(file: string): string {
+	return path.join(
 		path.dirname(file),
 		`.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
 	);
+}
+
+async function writeTemp(file: string, data: string | Uint8Array): Promise<string> {
+	const temp = tempNameFor(file);
 	let fh: FileHandle | undefined;
 	try {
 		// O_EXCL: never reuse (or follow a symlink planted at) an existing name.
 		fh = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, FILE_MODE);
 		// The umask can only remove bits; this makes the mode exactly 0600.
-		if (!isWindows) await fh.chmod(FILE_MODE);
+		if (!isWindows) await fh.chmod(FILE_MODE).catch(ignoreUnsupportedChmod);
 		await fh.writeFile(data);
 		await fh.sync();
 		await fh.close();
@@ -326,7 +443,7 @@ export async function withFileLock<T>(
 				await mkdir(path.dirname(lock), { recursive: true, mode: DIR_MODE });
 				continue;
 			}
-			if (errnoCode(e) !== "EEXIST") throw e;
+			if (errnoCode(e) !== "EEXIST") throw stateError(e, lock) ?? e;
 			if (await lockAbandoned(lock, staleMs)) {
 				await unlink(lock).catch(() => undefined);
 				continue;

@@ -4,10 +4,10 @@
  *
  *   { "version": 1, "devices": [ { name, fingerprint, address, pairedAt, lastSeen } ] }
  *
- * Every mutation re-reads the file, applies the change and writes it back
- * atomically, so concurrent processes never see a torn file and rarely lose
- * a change. There is no lock: two mutations racing within the same few
- * milliseconds still end with the last writer's view.
+ * Every mutation re-reads the file under its lock, applies the change and
+ * writes it back atomically, so concurrent processes never see a torn file
+ * nor lose a change. A running server watches the file (src/server/
+ * revocation.ts), so a removal ends the device's open sessions at once.
  *
  * Device names are chosen by people (`--name`, `devices rename`) or
  * announced by the peer, so they are validated here: 1..64 characters, no

@@ -33,6 +33,8 @@ export interface FrameSocketHandlers {
 	onFrame(frame: Frame): void;
 	/** Exactly once; `error` is undefined for an orderly close. */
 	onClose(error: PairlinkError | undefined): void;
+	/** The peer took some of the bytes queued for it. */
+	onDrain?(): void;
 }
 
 /** Frames held between the TLS handshake and attach(); a HELLO needs one. */
@@ -74,6 +76,9 @@ export class FrameSocket {
 	private closing = false;
 	private tlsDone = false;
 	private readonly early: Frame[] = [];
+	/** Why reading is stopped; frames already read meanwhile wait in `backlog`. */
+	private readonly holds = new Set<string>();
+	private readonly backlog: Frame[] = [];
 
 	constructor(
 		private readonly raw: RawSocket,
@@ -133,12 +138,36 @@ export class FrameSocket {
 		return this.writer.pendingBytes;
 	}
 
+	/** Stop reading because the receiver is behind (disk writes); resume() undoes it. */
 	pause(): void {
-		this.raw.pause();
+		this.hold("receiver");
 	}
 
 	resume(): void {
+		this.release("receiver");
+	}
+
+	/**
+	 * Stop handing frames to the owner, and reading from the peer, until every
+	 * reason is released. Frames the socket still delivers meanwhile (TLS may
+	 * hand over one more read after pause()) wait, so a limit the owner
+	 * enforces by holding is exact.
+	 */
+	hold(reason: string): void {
+		if (this.holds.size === 0) this.raw.pause();
+		this.holds.add(reason);
+	}
+
+	release(reason: string): void {
+		if (!this.holds.delete(reason) || this.holds.size > 0) return;
 		this.raw.resume();
+		while (this.holds.size === 0 && this.backlog.length > 0) {
+			if (!this.dispatch(this.backlog.shift() as Frame)) return;
+		}
+	}
+
+	get reading(): boolean {
+		return this.holds.size === 0;
 	}
 
 	/**
@@ -195,7 +224,6 @@ export class FrameSocket {
 
 	handleData(bytes: Uint8Array): void {
 		if (this.isClosed || this.closing) return;
-		this.lastActivity = performance.now();
 		collectEvery(bytes.length);
 		let frames: Frame[];
 		try {
@@ -204,32 +232,45 @@ export class FrameSocket {
 			this.fail(e as PairlinkError);
 			return;
 		}
+		// Activity is a whole frame, not a byte: one byte per idle period keeps nothing open.
+		if (frames.length > 0) this.lastActivity = performance.now();
 		for (const frame of frames) {
 			if (this.isClosed || this.closing) return;
-			if (this.handlers) {
-				try {
-					this.handlers.onFrame(frame);
-				} catch (e) {
-					// A handler bug must end this connection cleanly, not escape into Bun's socket loop.
-					this.fail(
-						e instanceof PairlinkError ? e : new PairlinkError("internal", String(e), { cause: e }),
-					);
-					return;
-				}
-			} else if (this.early.length < MAX_EARLY_FRAMES) this.early.push(frame);
-			else this.fail(new PairlinkError("protocol", "the peer sent too much before the handshake"));
+			if (!this.handlers) {
+				if (this.early.length < MAX_EARLY_FRAMES) this.early.push(frame);
+				else
+					this.fail(new PairlinkError("protocol", "the peer sent too much before the handshake"));
+			} else if (this.holds.size > 0) this.backlog.push(frame);
+			else if (!this.dispatch(frame)) return;
+		}
+	}
+
+	/** false once the connection is failing. */
+	private dispatch(frame: Frame): boolean {
+		if (this.isClosed || this.closing) return false;
+		try {
+			this.handlers?.onFrame(frame);
+			return true;
+		} catch (e) {
+			// A handler bug must end this connection cleanly, not escape into Bun's socket loop.
+			this.fail(
+				e instanceof PairlinkError ? e : new PairlinkError("internal", String(e), { cause: e }),
+			);
+			return false;
 		}
 	}
 
 	handleDrain(): void {
 		this.lastActivity = performance.now();
 		this.writer.drain();
+		this.handlers?.onDrain?.();
 	}
 
 	handleClose(error?: Error): void {
 		if (this.isClosed) return;
 		this.isClosed = true;
 		clearTimeout(this.timer);
+		this.backlog.length = 0;
 		this.closeError ??= error
 			? new PairlinkError("interrupted", `the connection failed: ${error.message}`)
 			: undefined;

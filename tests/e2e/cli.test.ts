@@ -161,7 +161,8 @@ describe("id and the state directory", () => {
 		const first = await idOf(MODE, a);
 		const second = await idOf(MODE, a);
 		const other = await idOf(MODE, b);
-		expect(Object.keys(first).sort()).toEqual(["fingerprint", "name"]);
+		expect(Object.keys(first).sort()).toEqual(["fingerprint", "name", "stateDir"]);
+		expect((first as { stateDir?: string }).stateDir).toBe(a);
 		expect(first.fingerprint).toMatch(HEX64);
 		expect(other.fingerprint).toMatch(HEX64);
 		expect(second).toEqual(first);

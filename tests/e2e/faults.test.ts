@@ -279,7 +279,15 @@ describe.skipIf(!prlimitAvailable())("disk full on the receiver (RLIMIT_FSIZE vi
 			expect(code, limited.describe()).toBe(6);
 			expect(limited.stderr).toMatch(/no space|too large|disk/i);
 			expect(limited.stderr.trim().split("\n")).toHaveLength(1);
-			expect(limited.stdout).not.toContain('"done"');
+			// SPEC: the failed file is an error event, and the summary counts it.
+			const events = parseNdjson(limited.stdout);
+			expect(events[0]).toMatchObject({
+				event: "error",
+				path: "big.bin",
+				code: 6,
+				reason: "disk-full",
+			});
+			expect(events.at(-1)).toMatchObject({ event: "done", files: 0, failed: 1 });
 			// Nothing at the final name; what was written is kept for resume (up to the limit).
 			expect(await listDir(dest)).toEqual([partFileName("big.bin")]);
 			const part = (await stat(join(dest, partFileName("big.bin")))).size;
@@ -315,7 +323,14 @@ describe.skipIf(!prlimitAvailable())("disk full on the receiver (RLIMIT_FSIZE vi
 			const first = await runPairlink(args, { mode: MODE, home: clientDev.home });
 			expect(first.exitCode, describeResult(first)).toBe(6);
 			expect(first.stderr).toMatch(/no space/i);
-			expect(first.stdout).not.toContain('"done"');
+			const events = parseNdjson(first.stdout);
+			expect(events[0]).toMatchObject({
+				event: "error",
+				path: source,
+				code: 6,
+				reason: "disk-full",
+			});
+			expect(events.at(-1)).toMatchObject({ event: "done", files: 0, failed: 1 });
 
 			// The server did not crash and keeps serving another device.
 			expect(srv.serve.running, srv.serve.describe()).toBe(true);

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
@@ -105,7 +106,7 @@ describe("interactive session in a terminal", () => {
 			{ expect: "desk:/docs> ", send: "put up.txt\r" },
 			{ expect: "1 file" },
 			{ expect: "desk:/docs> ", send: "get no-such-file\r" },
-			{ expect: "No such file" },
+			{ expect: "does not exist on the server" },
 			{ expect: "desk:/docs> ", send: "pwd\r" },
 			{ expect: "/docs" },
 			{ expect: "desk:/docs> ", send: "exit\r" },
@@ -169,7 +170,7 @@ describe("batch mode (commands on stdin)", () => {
 		);
 		expect(r.code).toBe(5);
 		expect(r.stdout).toBe("/\n");
-		expect(r.stderr).toMatch(/No such file/);
+		expect(r.stderr).toMatch(/"missing.txt" does not exist on the server/);
 		const bad = await batch(
 			["connect", `127.0.0.1:${srv.server.port}`],
 			client.home,
@@ -274,5 +275,71 @@ describe("progress and cancel", () => {
 		expect(r.exit).toBe(0);
 		expect((await stat(join(cwd, "big.bin"))).size).toBe(BIG);
 		expect(existsSync(join(cwd, ".big.bin.pairlink-part"))).toBe(false);
+	}, 60_000);
+});
+
+describe("inside connect, a changed device gets the warning, never a pairing prompt (issue 14)", () => {
+	test("another certificate at the same address after a drop: identity-changed warning, typed text not run twice, exit works", async () => {
+		const first = await makeDevice("desk");
+		const impostor = await makeDevice("desk");
+		const client = await makeDevice("laptop");
+		await trustEachOther(client, first);
+		const a = serve(first);
+		const b = serve(impostor);
+		// A plain TCP forwarder at one address. It points at the first server;
+		// once the client's first command (after the session started) has been
+		// answered, it points at the impostor and drops the open connection.
+		let upstream = a.server.port;
+		let armed = false;
+		const live = new Set<Socket>();
+		const proxy = createServer((inbound) => {
+			const outbound = netConnect({ host: "127.0.0.1", port: upstream });
+			let asked = false;
+			for (const s of [inbound, outbound]) {
+				live.add(s);
+				s.on("error", () => undefined);
+				s.on("close", () => live.delete(s));
+			}
+			inbound.on("data", (d) => {
+				if (armed) asked = true;
+				outbound.write(d);
+			});
+			outbound.on("data", (d) => {
+				inbound.write(d, () => {
+					if (!asked) return;
+					armed = false;
+					upstream = b.server.port;
+					for (const s of live) s.destroy();
+				});
+			});
+		});
+		await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+		const port = (proxy.address() as { port: number }).port;
+		void a
+			.waitFor((e) => e.event === "connected")
+			.then(() => {
+				armed = true;
+			});
+		try {
+			const cwd = await tempDir("pairlink-cwd-");
+			const r = await drive(["connect", `127.0.0.1:${port}`], client.home, cwd, [
+				{ expect: "desk:/> ", send: "ls\r" },
+				{ expect: "was lost", send: "ls\r" },
+				{ expect: "HAS CHANGED", send: "secret words\r" },
+				{ expect: "unknown command", send: "exit\r" },
+			]);
+			if (r.failed_step !== null) console.error(r.transcript.slice(-3000));
+			expect(r.failed_step).toBeNull();
+			expect(r.exit).toBe(0);
+			expect(r.transcript).not.toMatch(/[Pp]airing code/);
+			// Typed once, echoed once, run once (as the shell's own unknown command).
+			expect(r.transcript.split("secret words").length - 1).toBe(1);
+			expect(r.transcript.split("unknown command").length - 1).toBe(1);
+			expect(b.events.some((e) => e.event === "paired" || e.event === "connected")).toBe(false);
+		} finally {
+			proxy.close();
+			await a.server.stop(0);
+			await b.server.stop(0);
+		}
 	}, 60_000);
 });

@@ -6,8 +6,8 @@
  * the final file is left.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, watch } from "node:fs";
-import { mkdir, open, readdir, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { binaryExists, runPairlink, spawnPairlink, startServe } from "../helpers/cli.ts";
 import {
@@ -19,6 +19,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
+import { fileSha256, whenFileReaches, writeBigFile } from "../helpers/faults.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
 const SIZE = Number(process.env.PAIRLINK_RESUME_MIB ?? 512) * 1024 * 1024;
@@ -29,48 +30,6 @@ const spawnCli = (args: string[], home: string) =>
 	spawnPairlink(args, { mode: MODE, home, timeoutMs: 60_000 });
 const runCli = (args: string[], home: string) =>
 	runPairlink(args, { mode: MODE, home, timeoutMs: 60_000 });
-
-/** A file whose every MiB differs, so a wrong resume offset cannot go unnoticed. */
-async function makeBigFile(path: string, size: number): Promise<string> {
-	const block = crypto.getRandomValues(new Uint8Array(1024 * 1024));
-	const fh = await open(path, "w");
-	const h = new Bun.CryptoHasher("sha256");
-	for (let off = 0, i = 0; off < size; off += block.length, i++) {
-		new DataView(block.buffer).setUint32(0, i);
-		const chunk = block.subarray(0, Math.min(block.length, size - off));
-		h.update(chunk);
-		await fh.write(chunk, 0, chunk.length, off);
-	}
-	await fh.close();
-	return h.digest("hex");
-}
-
-async function sha256File(path: string): Promise<string> {
-	const h = new Bun.CryptoHasher("sha256");
-	for await (const chunk of Bun.file(path).stream()) h.update(chunk);
-	return h.digest("hex");
-}
-
-/** Resolves once `dir/name` holds at least `bytes` bytes; driven by fs.watch events. */
-function whenFileReaches(dir: string, name: string, bytes: number): Promise<void> {
-	return new Promise((resolve, reject) => {
-		const path = join(dir, name);
-		const check = async () => {
-			const s = await stat(path).catch(() => undefined);
-			if (s && s.size >= bytes) {
-				watcher.close();
-				clearTimeout(timer);
-				resolve();
-			}
-		};
-		const watcher = watch(dir, () => void check());
-		const timer = setTimeout(() => {
-			watcher.close();
-			reject(new Error(`${name} never reached ${bytes} bytes`));
-		}, 60_000);
-		void check();
-	});
-}
 
 function lastFileLine(stdout: string) {
 	const lines = stdout
@@ -95,7 +54,7 @@ beforeAll(async () => {
 	await trustEachOther(client, server);
 	const dir = await tempDir("pairlink-src-");
 	source = join(dir, "big.bin");
-	sourceSha = await makeBigFile(source, SIZE);
+	sourceSha = await writeBigFile(source, SIZE);
 }, TEST_MS);
 
 afterAll(removeTempDirs);
@@ -122,7 +81,7 @@ describe("resume after kill -9", () => {
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
-				expect(await sha256File(join(dest, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(dest, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(dest)).toEqual(["big.bin"]);
 			} finally {
 				await srv.server.stop(0);
@@ -149,7 +108,7 @@ describe("resume after kill -9", () => {
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
 				expect(done.sha256).toBe(sourceSha);
-				expect(await sha256File(join(root.dir, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(root.dir, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(root.dir)).toEqual(["big.bin"]);
 			} finally {
 				await srv.server.stop(0);
@@ -185,7 +144,7 @@ describe("resume after kill -9", () => {
 				expect(again.exitCode).toBe(0);
 				const done = lastFileLine(again.stdout);
 				expect(done.resumedFrom).toBeGreaterThan(0);
-				expect(await sha256File(join(dest, "big.bin"))).toBe(sourceSha);
+				expect(await fileSha256(join(dest, "big.bin"))).toBe(sourceSha);
 				expect(await readdir(dest)).toEqual(["big.bin"]);
 			} finally {
 				await s2.serve.stop();

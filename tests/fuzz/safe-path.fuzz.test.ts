@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { PairlinkError } from "../../src/errors.ts";
-import { parseWirePath } from "../../src/fs/safe-path.ts";
+import { parseWirePath, receiverNameProblem } from "../../src/fs/safe-path.ts";
 import { makePrng, seedFromEnv } from "../helpers/prng.ts";
 
 const ALPHABET = [
@@ -27,7 +27,7 @@ const ALPHABET = [
 	"-",
 ];
 
-test("safe-path: random paths either parse into safe components or throw PairlinkError", () => {
+test("safe-path: random paths either parse into safe components (for a win32 receiver too) or throw PairlinkError", () => {
 	const seed = seedFromEnv();
 	const rng = makePrng(seed);
 	const deadline = performance.now() + 1500;
@@ -47,8 +47,10 @@ test("safe-path: random paths either parse into safe components or throw Pairlin
 					part === "." ||
 					part === ".." ||
 					// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point
-					/[/\\\u0000-\u001f:]/.test(part) ||
-					part.normalize("NFKC") === ".."
+					/[/\\\u0000-\u001f]/.test(part) ||
+					// What a Windows receiver accepts must stay safe there too.
+					(receiverNameProblem(part, "win32") === undefined &&
+						(/[:/\\]/.test(part.normalize("NFKC")) || part.normalize("NFKC") === ".."))
 				) {
 					throw new Error(
 						`seed ${seed}: accepted unsafe component ${JSON.stringify(part)} of ${JSON.stringify(p)}`,

@@ -420,6 +420,10 @@ export interface HandPeer {
 	readonly closed: Promise<number>;
 	readonly isClosed: boolean;
 	end(): void;
+	/** Stop reading from the server (a peer that never reads its replies). */
+	pause(): void;
+	/** Close at once, whatever is still queued. */
+	terminate(): void;
 }
 
 /**
@@ -519,6 +523,12 @@ export function handPeer(port: number, creds: Credentials): HandPeer {
 		},
 		end() {
 			socket?.end();
+		},
+		pause() {
+			socket?.pause();
+		},
+		terminate() {
+			socket?.terminate();
 		},
 	};
 }

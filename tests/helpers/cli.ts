@@ -53,6 +53,8 @@ export interface SpawnOptions {
 	timeoutMs?: number;
 	/** Run under this umask (POSIX; via /bin/sh, which then execs pairlink). */
 	umask?: number;
+	/** The command that runs pairlink instead of `mode`'s, e.g. another CPU's binary under QEMU. */
+	exe?: readonly string[];
 }
 
 export interface CliResult {
@@ -95,7 +97,7 @@ const signalName = (s: string | number | null): string | null => (s === null ? n
 const live = new Set<Subprocess>();
 
 function spawnRaw(args: readonly string[], opts: SpawnOptions) {
-	const argv = cliArgv(opts.mode ?? "source", args);
+	const argv = opts.exe ? [...opts.exe, ...args] : cliArgv(opts.mode ?? "source", args);
 	const spawnArgv =
 		opts.umask === undefined
 			? argv

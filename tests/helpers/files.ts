@@ -98,11 +98,20 @@ export async function partFiles(top: string): Promise<string[]> {
 	return [...(await snapshot(top)).keys()].filter((p) => p.endsWith(PART_SUFFIX));
 }
 
-/** Awaits `p`, expecting a PairlinkError with `code`; returns it. */
+/**
+ * Awaits `p`, expecting a PairlinkError with `code`; returns it. A transfer
+ * (getFiles/putFiles) reports a failed file in its summary instead of
+ * throwing: its only failure counts as the error.
+ */
 export async function expectRefusal(p: Promise<unknown>, code: ErrorCode): Promise<PairlinkError> {
 	let error: unknown;
 	try {
-		await p;
+		const result = await p;
+		const failed = (result as { failed?: { error: PairlinkError }[] } | undefined)?.failed;
+		if (failed && failed.length > 0) {
+			expect(failed).toHaveLength(1);
+			error = failed[0]?.error;
+		}
 	} catch (e) {
 		error = e;
 	}

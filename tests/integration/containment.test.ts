@@ -144,7 +144,7 @@ describe("(1) the server never shares its own state directory", () => {
 		expect((await conn.session.list(".config")).map((e) => e.name)).toEqual([]);
 		await expectRefusal(conn.session.list(".config/pairlink"), "not-found");
 		await expectRefusal(conn.session.list("state-link"), "not-found");
-		const walked = (await conn.session.walk("")).map((e) => e.path);
+		const walked = (await conn.session.walk("")).entries.map((e) => e.path);
 		expect(walked.filter((p) => p.includes("identity"))).toEqual([]);
 		// Writing there: replacing the pending code, creating files, removing the directory.
 		const local = await tempDir("pairlink-contain-up-");

@@ -60,7 +60,7 @@ describe("listings that do not fit one control frame", () => {
 	test("a directory of many short names lists and walks", async () => {
 		const conn = await session();
 		expect(await conn.session.list("short")).toHaveLength(FILES);
-		expect(await conn.session.walk("short")).toHaveLength(FILES);
+		expect((await conn.session.walk("short")).entries).toHaveLength(FILES);
 		conn.close();
 	});
 
@@ -84,7 +84,7 @@ describe("listings that do not fit one control frame", () => {
 	test("a tree of 130 long names under a long directory name walks", async () => {
 		const conn = await session();
 		try {
-			expect(await conn.session.walk("d".repeat(200))).toHaveLength(FILES);
+			expect((await conn.session.walk("d".repeat(200))).entries).toHaveLength(FILES);
 		} finally {
 			conn.close();
 		}

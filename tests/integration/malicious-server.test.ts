@@ -14,7 +14,7 @@ import {
 	setDefaultTimeout,
 	test,
 } from "bun:test";
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { entryLine } from "../../src/cli/format.ts";
 import type { Connection } from "../../src/client/connect.ts";
@@ -22,11 +22,12 @@ import type { Target } from "../../src/client/target.ts";
 import { getFiles } from "../../src/client/transfer.ts";
 import { PairlinkError } from "../../src/errors.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
-import { FrameType, frameBytes } from "../../src/protocol/frame.ts";
-import type { Timeouts } from "../../src/protocol/limits.ts";
+import { encodeFrame, FrameType, frameBytes } from "../../src/protocol/frame.ts";
+import { PEER_LIMITS, type Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
 import { listenTls } from "../../src/transport/listen.ts";
+import { binaryExists, describeResult, runPairlink } from "../helpers/cli.ts";
 import {
 	connectTo,
 	makeDevice,
@@ -201,9 +202,6 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 		{ path: "..\\x", name: "..\\x" },
 		{ path: "ctl\u0007x", name: "ctl\u0007x" },
 		{ path: "\u001b[31mred", name: "\u001b[31mred" },
-		{ path: "CON", name: "CON" },
-		{ path: "sub/aux.txt", name: "aux.txt" },
-		{ path: "C:x", name: "C:x" },
 		{ path: "ok.txt", name: "../evil" }, // an innocent path with a lying name
 		{ path: ".x.pairlink-part", name: ".x.pairlink-part" },
 	];
@@ -248,6 +246,63 @@ describe("(1) walk-entries with names that lead out of the destination", () => {
 			await ws.expectNothingOutside();
 			// getFiles walks (and checks every name) before it creates anything.
 			expect(await snapshot(ws.dest)).toEqual(new Map());
+		},
+	);
+
+	test("names only Windows refuses: a Linux receiver asks for each, a win32 receiver refuses each and gets the rest", async () => {
+		const names = ["CON", "aux.txt", "C:x", "notes: 2026?.txt"];
+		const handler = withStat({ d: { name: "d", type: "dir", size: 0, mtime: 0 } }, (m, fs) => {
+			if (m.t === "walk")
+				void send(fs, {
+					t: "walk-entries",
+					id: m.id,
+					entries: ["honest.txt", ...names].map((n) => ({ ...fileEntry(n, 5), path: n })),
+					done: true,
+				});
+			else if (m.t === "get") void send(fs, { t: "error", id: m.id, code: "not-found" });
+		});
+		for (const platform of ["linux", "win32"]) {
+			const ws = await workspace();
+			const fake = fakeServer(evil.identity, handler);
+			const conn = await connectToFake(fake);
+			const summary = await within(
+				WAIT_MS,
+				getFiles(conn.session, ["d"], {
+					recursive: true,
+					overwrite: false,
+					dest: ws.dest,
+					platform,
+				}),
+				"get -r",
+			);
+			const asked = fake.received.flatMap((m) => (m.t === "get" ? [m.path] : []));
+			const failed = new Map(summary.failed.map((f) => [f.path, f.error.code]));
+			if (platform === "linux") {
+				expect(asked.sort()).toEqual(["d/honest.txt", ...names.map((n) => `d/${n}`)].sort());
+				for (const n of names) expect(failed.get(`d/${n}`)).toBe("not-found");
+			} else {
+				expect(asked).toEqual(["d/honest.txt"]);
+				for (const n of names) expect(failed.get(`d/${n}`)).toBe("invalid-name");
+			}
+			expect(failed.get("d/honest.txt")).toBe("not-found");
+			await ws.expectNothingOutside();
+		}
+	});
+
+	test.skipIf(!binaryExists())(
+		"dist/pairlink get -r from a server that sends a forbidden name: exit 5 at once, nothing written",
+		async () => {
+			const ws = await workspace();
+			const fake = fakeServer(evil.identity, liar({ path: "sub/..\\evil", name: "..\\evil" }));
+			const args = ["get", fake.target.display, "d", "-r", "-o", ws.dest, "--json"];
+			const r = await runPairlink(args, { mode: "binary", home: client.home });
+			expect(r.exitCode, describeResult(r)).toBe(5);
+			expect(r.stderr).toContain("Refused path");
+			// Stopped at the listing: not even the honest file was asked for, nothing was written.
+			expect(fake.received.map((m) => m.t)).toEqual(["stat", "walk"]);
+			expect(r.stdout).not.toContain("honest.txt");
+			expect(await snapshot(ws.dest)).toEqual(new Map());
+			await ws.expectNothingOutside();
 		},
 	);
 
@@ -485,11 +540,13 @@ describe("(5) entries with names no pairlink server could send", () => {
 			}),
 		);
 		const conn = await connectToFake(fake);
-		const e = await expectRefusal(
-			getFiles(conn.session, [bad], { recursive: false, overwrite: false, dest: ws.dest }),
-			"invalid-path",
-		);
-		expect(e.message).not.toMatch(CONTROL);
+		const summary = await getFiles(conn.session, [bad], {
+			recursive: false,
+			overwrite: false,
+			dest: ws.dest,
+		});
+		expect(summary.failed.map((f) => [f.path, f.error.code])).toEqual([[bad, "invalid-path"]]);
+		expect(summary.failed[0]?.error.message).not.toMatch(CONTROL);
 		// Refused locally: the request never left the client.
 		expect(fake.received).toEqual([]);
 		expect(await readdir(ws.dest)).toEqual([]);
@@ -597,5 +654,170 @@ describe("(7) frames for requests that were never made", () => {
 		await expectRefusal(within(WAIT_MS, conn.session.ping(), "ping"), "protocol");
 		expect(await within(WAIT_MS, conn.closed, "client close")).toMatchObject({ code: "protocol" });
 		expect(await readdir(ws.dest)).toEqual([]);
+	});
+});
+
+// ---------------------------------------------------------------- (8) exhausting the client
+
+describe("(8) a server that tries to exhaust the client", () => {
+	const rssMiB = () => process.memoryUsage.rss() / (1024 * 1024);
+
+	/** Answers a listing request with batches that never say done, until the client hangs up. */
+	function endless(kind: "entries" | "walk-entries", counter: { entries: number }): Handler {
+		const names = Array.from({ length: 128 }, (_, i) => `${"n".repeat(200)}-${i}`);
+		return async (m, fs) => {
+			if (m.t === "stat") {
+				return void send(fs, {
+					t: "stat-ok",
+					id: m.id,
+					entry: { name: "d", type: "dir", size: 0, mtime: 0 },
+				});
+			}
+			if (m.t !== "list" && m.t !== "walk") return;
+			for (let batch = 0; batch < 1_000_000; batch++) {
+				const entries = names.map((n) => ({
+					name: `${batch}-${n}`,
+					type: "file" as const,
+					size: 1,
+					mtime: 0,
+					...(kind === "walk-entries" ? { path: `d/${batch}-${n}` } : {}),
+				}));
+				try {
+					await fs.send({ t: kind, id: m.id, entries, done: false } as Message);
+				} catch {
+					return;
+				}
+				counter.entries += entries.length;
+			}
+		};
+	}
+
+	test("a listing that never ends: ls fails (exit 3) at the listing cap, the client's memory bounded", async () => {
+		const counter = { entries: 0 };
+		const fake = fakeServer(evil.identity, endless("entries", counter));
+		const conn = await connectToFake(fake);
+		const before = rssMiB();
+		const e = await expectRefusal(within(WAIT_MS * 2, conn.session.list("d"), "ls"), "protocol");
+		await within(WAIT_MS, fake.closed, "the liar's connection to close");
+		const grew = rssMiB() - before;
+		expect(e.message).toContain("listing larger than");
+		expect(e.exitCode).toBe(3);
+		// The liar got the cap's worth in, plus what was in flight when the client hung up.
+		expect(counter.entries).toBeLessThan(PEER_LIMITS.listingEntries * 1.5);
+		expect(grew).toBeLessThan(400);
+		console.log(
+			`FIGURE: endless ls: ${counter.entries} entries sent before the client hung up; client RSS +${grew.toFixed(0)} MiB`,
+		);
+	});
+
+	test("a walk that never ends: get -r fails at the listing cap and writes nothing", async () => {
+		const ws = await workspace();
+		const counter = { entries: 0 };
+		const fake = fakeServer(evil.identity, endless("walk-entries", counter));
+		const conn = await connectToFake(fake);
+		const err = await within(
+			WAIT_MS * 2,
+			getFiles(conn.session, ["d"], { recursive: true, overwrite: false, dest: ws.dest }).catch(
+				(x) => x,
+			),
+			"get -r",
+		);
+		expect(err).toBeInstanceOf(PairlinkError);
+		expect((err as PairlinkError).code).toBe("protocol");
+		expect(counter.entries).toBeLessThan(PEER_LIMITS.listingEntries * 1.5);
+		expect(await readdir(ws.dest)).toEqual([]);
+		await ws.expectNothingOutside();
+	});
+
+	test("repeated file headers do not reset the announced size: at most the announced bytes reach the part file", async () => {
+		const ws = await workspace();
+		const announced = 1024 * 1024;
+		const chunk = randomBytes(prng, announced);
+		let headers = 0;
+		const fake = fakeServer(
+			evil.identity,
+			withStat({ "f.bin": fileEntry("f.bin", announced) }, async (m, fs) => {
+				if (m.t !== "get") return;
+				try {
+					for (; headers < 48; headers++) {
+						await fs.send({ t: "file", id: m.id, size: announced, mtime: 0, offset: 0 });
+						await fs.sendData(m.id, chunk);
+					}
+				} catch {
+					// the client hung up
+				}
+			}),
+		);
+		const conn = await connectToFake(fake);
+		const err = await within(
+			WAIT_MS,
+			getFiles(conn.session, ["f.bin"], {
+				recursive: false,
+				overwrite: false,
+				dest: ws.dest,
+			}).catch((x) => x),
+			"get",
+		);
+		expect(err).toBeInstanceOf(PairlinkError);
+		expect((err as PairlinkError).code).toBe("protocol");
+		const files = await snapshot(ws.dest);
+		expect([...files.keys()].filter((p) => !p.endsWith(".pairlink-part"))).toEqual([]);
+		for (const p of await partFiles(ws.dest))
+			expect((await stat(join(ws.dest, p))).size).toBeLessThanOrEqual(announced);
+		expect(headers).toBeLessThan(48);
+		await ws.expectNothingOutside();
+	});
+
+	test("a silent server: ls fails with a timeout after the client's idle limit, not never", async () => {
+		const fake = fakeServer(evil.identity, () => undefined, { answerPings: false });
+		const conn = await within(
+			WAIT_MS,
+			connectTo(client, fake.target, { timeouts: { handshakeMs: 5000, idleMs: 600 } }),
+			"connect",
+		);
+		cleanups.push(() => conn.close());
+		const started = performance.now();
+		const e = await expectRefusal(within(WAIT_MS, conn.session.list(""), "ls"), "timeout");
+		expect(e.exitCode).toBe(3);
+		expect(performance.now() - started).toBeGreaterThanOrEqual(500);
+		// The client asked once and then told the server why it hung up.
+		expect(fake.received).toEqual([
+			{ t: "list", id: 1, path: "" },
+			{ t: "error", code: "timeout" },
+		]);
+	});
+});
+
+describe("(9) a server that trickles", () => {
+	test("one byte per half idle period is no progress: ls fails with a timeout having received no whole frame", async () => {
+		const IDLE_MS = 600;
+		let trickled = 0;
+		const fake = fakeServer(evil.identity, async (m, fs) => {
+			if (m.t !== "list") return;
+			const frame = encodeFrame(
+				FrameType.control,
+				0,
+				new TextEncoder().encode(
+					JSON.stringify({ t: "entries", id: m.id, entries: [], done: true }),
+				),
+			);
+			// Below the frame layer on purpose: a byte at a time, each well inside the idle limit.
+			const raw = (fs as unknown as { raw: { write(b: Uint8Array): number } }).raw;
+			while (trickled < frame.length && !fs.closed) {
+				raw.write(frame.subarray(trickled, trickled + 1));
+				trickled++;
+				await Bun.sleep(IDLE_MS / 2); // the trickler's pace
+			}
+		});
+		const conn = await within(
+			WAIT_MS,
+			connectTo(client, fake.target, { timeouts: { handshakeMs: 5000, idleMs: IDLE_MS } }),
+			"connect",
+		);
+		cleanups.push(() => conn.close());
+		const e = await expectRefusal(within(WAIT_MS, conn.session.list(""), "ls"), "timeout");
+		expect(e.exitCode).toBe(3);
+		// The whole answer is a few dozen bytes; the client hung up after a handful.
+		expect(trickled).toBeLessThan(5);
 	});
 });

@@ -709,9 +709,9 @@ describe("pairing: regressions", () => {
 				timeouts: { handshakeMs: 2000, idleMs: 1000 },
 				pairing: {
 					...inner,
-					async release(outcome) {
+					async release() {
 						await sent;
-						return inner.release(outcome);
+						return inner.release();
 					},
 				},
 			});

@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PairlinkError } from "../../src/errors";
-import { resolveStateDir } from "../../src/store/state-dir";
+import { portableStateDir, resolveStateDir } from "../../src/store/state-dir";
 
 type Env = Record<string, string | undefined>;
 
@@ -123,4 +126,46 @@ describe("resolveStateDir", () => {
 			expect((caught as PairlinkError).message).toContain("PAIRLINK_HOME");
 		},
 	);
+});
+
+describe("portable mode", () => {
+	test.each([
+		["linux", { XDG_CONFIG_HOME: "/x" }, "/home/u"],
+		["win32", { APPDATA: "C:\\A" }, "C:\\Users\\u"],
+	] as [string, Env, string][])(
+		"the folder next to the executable beats the OS config dir on %s",
+		(platform, env, homedir) => {
+			expect(resolveStateDir(env, platform, homedir, "/media/stick/pairlink-state")).toBe(
+				"/media/stick/pairlink-state",
+			);
+		},
+	);
+
+	test("PAIRLINK_HOME beats it; an empty PAIRLINK_HOME does not", () => {
+		expect(resolveStateDir({ PAIRLINK_HOME: "/p" }, "linux", "/home/u", "/m/pairlink-state")).toBe(
+			"/p",
+		);
+		expect(resolveStateDir({ PAIRLINK_HOME: "" }, "linux", "/home/u", "/m/pairlink-state")).toBe(
+			"/m/pairlink-state",
+		);
+	});
+
+	test("it needs no home directory", () => {
+		expect(resolveStateDir({}, "linux", "", "/m/pairlink-state")).toBe("/m/pairlink-state");
+	});
+
+	test("portableStateDir: only an existing directory named pairlink-state next to the executable", () => {
+		const dir = mkdtempSync(join(tmpdir(), "pairlink-portable-"));
+		try {
+			const exe = join(dir, "pairlink");
+			expect(portableStateDir(exe)).toBeUndefined();
+			writeFileSync(join(dir, "pairlink-state"), "a file, not a folder");
+			expect(portableStateDir(exe)).toBeUndefined();
+			rmSync(join(dir, "pairlink-state"));
+			mkdirSync(join(dir, "pairlink-state"));
+			expect(portableStateDir(exe)).toBe(join(dir, "pairlink-state"));
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+	});
 });

@@ -2,13 +2,16 @@
 import { defineCommand } from "citty";
 import {
 	type FileDone,
+	type FileFailed,
 	getFiles,
-	normalizeRemote,
 	putFiles,
 	type Summary,
 	type TransferHooks,
 } from "../../client/transfer.ts";
+import { type ErrorCode, EXIT, PairlinkError } from "../../errors.ts";
+import { normalizeRemote } from "../../fs/safe-path.ts";
 import { jsonArg } from "../context.ts";
+import { sentence } from "../error-report.ts";
 import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
 import { progressFor } from "../progress.ts";
@@ -26,18 +29,52 @@ const fileLine = (f: FileDone) =>
 	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
 export const summaryLine = (s: Summary) =>
-	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})`;
+	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+
+/** The short stable word of SPEC's `error` objects, by error code. */
+const REASONS: Partial<Record<ErrorCode, string>> = {
+	"not-found": "not-found",
+	"local-not-found": "not-found",
+	exists: "exists",
+	"local-exists": "exists",
+	"invalid-path": "invalid-name",
+	"invalid-name": "invalid-name",
+	busy: "in-use",
+};
+
+export const reasonOf = (e: PairlinkError): string => REASONS[e.code] ?? e.code;
 
 /**
- * Report a many-file transfer: one line (or JSON object) per file, warnings
- * for skipped entries, live bars on a terminal, a summary at the end. The
- * interactive session reports through the same function.
+ * The error a transfer with failed files ends with: a transfer failure
+ * (exit 6) if there was one, else the first refusal (exit 5). One failed
+ * file is its own error; several were each reported, and this counts them.
+ */
+function failureOf(s: Summary): PairlinkError {
+	const failed = s.failed.map((f) => f.error);
+	const worst = failed.find((e) => e.exitCode === EXIT.transfer) ?? (failed[0] as PairlinkError);
+	if (failed.length === 1) return worst;
+	const asked = s.files + s.upToDate + failed.length;
+	return new PairlinkError(
+		worst.code,
+		`${failed.length} of ${asked} files failed, each named with its reason; the others were moved`,
+	);
+}
+
+/**
+ * Report a many-file transfer: one line (or JSON object) per file moved or
+ * failed, warnings for skipped entries, live bars on a terminal, a summary
+ * at the end; then fail with the exit code SPEC gives when any file failed.
+ * The interactive session reports through the same function.
  */
 export async function reportTransfer(
 	json: boolean,
 	run: (hooks: TransferHooks) => Promise<Summary>,
 ): Promise<Summary> {
 	const progress = progressFor(json);
+	// Without --json a lone failure is held back: it becomes the command's own error message.
+	let held: FileFailed | undefined;
+	let reportedEach = false;
+	const tell = (f: FileFailed) => logger.error(`${sentence(safe(f.error.message))}`);
 	try {
 		const summary = await run({
 			...progress.hooks,
@@ -46,17 +83,42 @@ export async function reportTransfer(
 					outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
 				else progress.print(fileLine(f));
 			},
-			onSkip: (path, why) => logger.warn(`Skipped ${safe(path)}: ${safe(why)}`),
+			onFailed: (f) => {
+				if (json) {
+					const { error } = f;
+					outJson({
+						event: "error",
+						path: f.path,
+						code: error.exitCode,
+						reason: reasonOf(error),
+						message: sentence(error.message),
+					});
+				} else if (held === undefined && !reportedEach) held = f;
+				else {
+					if (held) tell(held);
+					held = undefined;
+					reportedEach = true;
+					tell(f);
+				}
+			},
+			onSkip: (path, why) => {
+				if (json) outJson({ path, skipped: "symlink", reason: why });
+				else logger.warn(`Skipped ${safe(path)}: ${safe(why)}`);
+			},
 		});
 		progress.stop();
 		if (json) {
 			outJson({
 				event: "done",
 				files: summary.files,
+				upToDate: summary.upToDate,
+				failed: summary.failed.length,
 				bytes: summary.bytes,
 				seconds: Number(summary.seconds.toFixed(3)),
 			});
-		} else out(summaryLine(summary));
+		} else if (summary.files + summary.upToDate > 0 || summary.failed.length !== 1)
+			out(summaryLine(summary)); // a lone failure is all there is to say: it is the error
+		if (summary.failed.length > 0) throw failureOf(summary);
 		return summary;
 	} finally {
 		progress.stop();

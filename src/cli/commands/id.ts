@@ -1,6 +1,7 @@
+import path from "node:path";
 import { defineCommand } from "citty";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
-import { deviceIdentity, jsonArg } from "../context.ts";
+import { deviceIdentity, jsonArg, stateDir } from "../context.ts";
 import { out, outJson, safe } from "../terminal.ts";
 
 export const idCommand = defineCommand({
@@ -8,11 +9,13 @@ export const idCommand = defineCommand({
 	args: { ...jsonArg },
 	async run({ args }) {
 		const id = await deviceIdentity();
+		const dir = path.resolve(stateDir());
 		if (args.json) {
-			outJson({ name: id.name, fingerprint: id.fingerprint });
+			outJson({ name: id.name, fingerprint: id.fingerprint, stateDir: dir });
 			return;
 		}
 		out(`Name:        ${safe(id.name)}`);
 		out(`Fingerprint: ${formatFingerprint(id.fingerprint)}`);
+		out(`State:       ${safe(dir)}`);
 	},
 });

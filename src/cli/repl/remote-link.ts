@@ -26,7 +26,14 @@ export class RemoteLink {
 	async session(): Promise<ClientSession> {
 		if (this.conn && !this.conn.session.closed) return this.conn.session;
 		if (this.conn) logger.info(`Reconnecting to ${safe(this.host)}…`);
-		const conn = await openConnection(this.host, this.opts);
+		// A reconnect never asks for a code: the shell's own prompt owns the
+		// terminal (a second reader echoed every key twice and ran the code as
+		// a command), and a device that changed or removed us must meet the
+		// identity-changed warning or the refusal, not an offer to pair.
+		const conn = await openConnection(
+			this.host,
+			this.conn ? { ...this.opts, prompt: false } : this.opts,
+		);
 		this.conn = conn;
 		this.cancelled = false;
 		void conn.closed.then((reason) => this.onDropped(conn, reason));

@@ -1,0 +1,153 @@
+/**
+ * The per-peer limits of src/protocol/limits.ts as rules: pure functions
+ * and a small ledger, no sockets, no timers, so each rule is tested on its
+ * own (tests/unit/peer-limits.test.ts) and the server and client only wire
+ * them to what they observe.
+ */
+import { PairlinkError } from "../errors.ts";
+import { PEER_LIMITS } from "../protocol/limits.ts";
+
+/**
+ * Who a connection counts against: an IPv4 address, or the /64 of an IPv6
+ * address (one host is routinely given a whole /64, so counting single
+ * IPv6 addresses would let it open 2^64 "sources"). IPv4-mapped IPv6
+ * addresses count as the IPv4 address they carry.
+ */
+export function sourceKey(address: string): string {
+	const bare = address.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+	const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+	if (mapped) return mapped[1] as string;
+	if (!bare.includes(":")) return bare;
+	return `${expandIpv6(bare).slice(0, 4).join(":")}::/64`;
+}
+
+/** Eight 16-bit groups, lowercase, without leading zeros; garbage in gives a stable key anyway. */
+function expandIpv6(address: string): string[] {
+	const [head = "", tail] = address.toLowerCase().split("::", 2);
+	const left = head ? head.split(":") : [];
+	const right = tail ? tail.split(":") : [];
+	const fill =
+		tail === undefined ? [] : new Array(Math.max(0, 8 - left.length - right.length)).fill("0");
+	return [...left, ...fill, ...right].map((g) => g.replace(/^0+(?=.)/, ""));
+}
+
+/**
+ * Connections that have not yet shown a trusted certificate, per source.
+ * `admit` says whether a newcomer gets a slot and which held connection, if
+ * any, must be shed to make room:
+ * - a source at its own cap is refused: its flood competes only with itself;
+ * - when every slot of the server is taken, a newcomer from a source below
+ *   its cap takes the oldest slot of the source holding the most, so one
+ *   source (or a few) can never lock the others out.
+ */
+export class HalfOpenLedger<T> {
+	private readonly bySource = new Map<string, T[]>();
+	private readonly sourceOf = new Map<T, string>();
+
+	constructor(
+		private readonly totalCap: number,
+		private readonly perSourceCap: number,
+	) {}
+
+	/** The caps of PEER_LIMITS for a server that admits `maxClients` clients. */
+	static forClients<T>(maxClients: number): HalfOpenLedger<T> {
+		return new HalfOpenLedger<T>(
+			maxClients * PEER_LIMITS.halfOpenPerClient,
+			maxClients * PEER_LIMITS.halfOpenPerSourcePerClient,
+		);
+	}
+
+	get size(): number {
+		return this.sourceOf.size;
+	}
+
+	admit(source: string, conn: T): { admitted: boolean; shed: T | undefined } {
+		const own = this.bySource.get(source) ?? [];
+		if (own.length >= this.perSourceCap) return { admitted: false, shed: undefined };
+		let shed: T | undefined;
+		if (this.sourceOf.size >= this.totalCap) {
+			const biggest = [...this.bySource.values()].reduce((a, b) => (b.length > a.length ? b : a));
+			// Only a source holding more than the newcomer's would is worth shedding for it.
+			if (biggest.length <= own.length + 1) return { admitted: false, shed: undefined };
+			shed = biggest[0];
+			if (shed !== undefined) this.leave(shed);
+		}
+		own.push(conn);
+		this.bySource.set(source, own);
+		this.sourceOf.set(conn, source);
+		return { admitted: true, shed };
+	}
+
+	/** The connection closed, or showed a trusted certificate: it no longer holds a slot. */
+	leave(conn: T): void {
+		const source = this.sourceOf.get(conn);
+		if (source === undefined) return;
+		this.sourceOf.delete(conn);
+		const rest = (this.bySource.get(source) ?? []).filter((c) => c !== conn);
+		if (rest.length === 0) this.bySource.delete(source);
+		else this.bySource.set(source, rest);
+	}
+}
+
+/** What one connection has asked of the server and not yet been given. */
+export interface ConnectionLoad {
+	/** Requests accepted and not yet answered in full (downloads included). */
+	requestsInFlight: number;
+	/** Downloads waiting for their turn. */
+	queuedGets: number;
+	/** Reply bytes written but not yet taken by the peer's socket. */
+	queuedReplyBytes: number;
+}
+
+/**
+ * Whether to go on reading frames from a peer. Past any cap the server stops
+ * reading (the peer's own TCP window then throttles it) instead of queueing
+ * more work or more replies; reading resumes once the load is back under
+ * the caps, the reply queue with hysteresis (half of its cap) so that a
+ * slow reader does not flip the socket at every drain.
+ */
+export function keepReading(load: ConnectionLoad, reading: boolean): boolean {
+	if (load.requestsInFlight >= PEER_LIMITS.requestsInFlight) return false;
+	if (load.queuedGets >= PEER_LIMITS.queuedGets) return false;
+	const replyCap = reading ? PEER_LIMITS.queuedReplyBytes : PEER_LIMITS.queuedReplyBytes / 2;
+	return load.queuedReplyBytes < replyCap;
+}
+
+/** A put past the open-uploads cap is refused, not queued (its data would follow at once). */
+export function uploadAllowed(openUploads: number): boolean {
+	return openUploads < PEER_LIMITS.openUploads;
+}
+
+/** Downloads sent and never acknowledged: past the cap the peer is cut off. */
+export function checkUnacked(unacked: number): void {
+	if (unacked > PEER_LIMITS.unackedGets)
+		throw new PairlinkError("protocol", "the peer does not acknowledge its downloads");
+}
+
+/** How much of a listing a client has taken in so far. */
+export interface ListingBudget {
+	entries: number;
+	bytes: number;
+}
+
+/**
+ * Count one batch of listing entries against the caps: a server that never
+ * ends a listing (or sends enormous names) cannot grow the client without
+ * bound. Returns the new budget; throws "protocol" past either cap.
+ */
+export function takeListing(
+	budget: ListingBudget,
+	entries: readonly { name: string; path?: string }[],
+): ListingBudget {
+	let bytes = budget.bytes;
+	// Names and paths are what grows; 64 bytes stand for the rest of an entry.
+	for (const e of entries) bytes += e.name.length + (e.path?.length ?? 0) + 64;
+	const next = { entries: budget.entries + entries.length, bytes };
+	if (next.entries > PEER_LIMITS.listingEntries || next.bytes > PEER_LIMITS.listingBytes) {
+		throw new PairlinkError(
+			"protocol",
+			`the server sent a listing larger than ${PEER_LIMITS.listingEntries} entries or ${PEER_LIMITS.listingBytes / (1024 * 1024)} MiB`,
+		);
+	}
+	return next;
+}

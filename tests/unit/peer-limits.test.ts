@@ -1,0 +1,126 @@
+/** The per-peer limit rules of src/session/peer-limits.ts, without sockets. */
+import { describe, expect, test } from "bun:test";
+import { PairlinkError } from "../../src/errors.ts";
+import { PEER_LIMITS } from "../../src/protocol/limits.ts";
+import {
+	checkUnacked,
+	HalfOpenLedger,
+	keepReading,
+	sourceKey,
+	takeListing,
+	uploadAllowed,
+} from "../../src/session/peer-limits.ts";
+
+describe("sourceKey", () => {
+	test.each([
+		["192.0.2.7", "192.0.2.7"],
+		["::ffff:192.0.2.7", "192.0.2.7"],
+		["::FFFF:198.51.100.1", "198.51.100.1"],
+		["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
+		["2001:db8:1:2::99", "2001:db8:1:2::/64"],
+		["2001:0db8:0001:0002:ffff::1", "2001:db8:1:2::/64"],
+		["[2001:db8:1:2::5]", "2001:db8:1:2::/64"],
+		["fe80::1%eth0", "fe80:0:0:0::/64"],
+		["::1", "0:0:0:0::/64"],
+	])("%s counts as %s", (address, key) => {
+		expect(sourceKey(address)).toBe(key);
+	});
+
+	test("two hosts of one /64 are one source; of two /64s, two", () => {
+		expect(sourceKey("2001:db8:0:1::a")).toBe(sourceKey("2001:db8:0:1:ffff:ffff:ffff:ffff"));
+		expect(sourceKey("2001:db8:0:1::a")).not.toBe(sourceKey("2001:db8:0:2::a"));
+	});
+});
+
+describe("HalfOpenLedger", () => {
+	test("a source at its cap is refused; others still get in", () => {
+		const ledger = new HalfOpenLedger<string>(100, 3);
+		for (const c of ["a1", "a2", "a3"])
+			expect(ledger.admit("A", c)).toEqual({ admitted: true, shed: undefined });
+		expect(ledger.admit("A", "a4")).toEqual({ admitted: false, shed: undefined });
+		expect(ledger.admit("B", "b1")).toEqual({ admitted: true, shed: undefined });
+		ledger.leave("a1");
+		expect(ledger.admit("A", "a5").admitted).toBe(true);
+		expect(ledger.size).toBe(4);
+	});
+
+	test("with every slot taken, a newcomer from a small source sheds the oldest of the biggest", () => {
+		const ledger = new HalfOpenLedger<string>(4, 3);
+		ledger.admit("A", "a1");
+		ledger.admit("A", "a2");
+		ledger.admit("A", "a3");
+		ledger.admit("B", "b1");
+		expect(ledger.admit("C", "c1")).toEqual({ admitted: true, shed: "a1" });
+		expect(ledger.size).toBe(4);
+		// Now A holds 2, B 1, C 1: a second from B would leave A and B even, so it waits.
+		expect(ledger.admit("B", "b2")).toEqual({ admitted: false, shed: undefined });
+		expect(ledger.admit("D", "d1")).toEqual({ admitted: true, shed: "a2" });
+	});
+
+	test("leave is idempotent and forgets unknown connections", () => {
+		const ledger = new HalfOpenLedger<string>(4, 2);
+		ledger.admit("A", "a1");
+		ledger.leave("a1");
+		ledger.leave("a1");
+		ledger.leave("never");
+		expect(ledger.size).toBe(0);
+	});
+});
+
+describe("keepReading", () => {
+	const idle = { requestsInFlight: 0, queuedGets: 0, queuedReplyBytes: 0 };
+	test("stops at each cap", () => {
+		expect(keepReading(idle, true)).toBe(true);
+		expect(keepReading({ ...idle, requestsInFlight: PEER_LIMITS.requestsInFlight }, true)).toBe(
+			false,
+		);
+		expect(keepReading({ ...idle, queuedGets: PEER_LIMITS.queuedGets }, true)).toBe(false);
+		expect(keepReading({ ...idle, queuedReplyBytes: PEER_LIMITS.queuedReplyBytes }, true)).toBe(
+			false,
+		);
+	});
+	test("resumes on replies only once half of the reply cap is drained", () => {
+		const between = { ...idle, queuedReplyBytes: PEER_LIMITS.queuedReplyBytes * 0.75 };
+		expect(keepReading(between, true)).toBe(true);
+		expect(keepReading(between, false)).toBe(false);
+		expect(
+			keepReading({ ...idle, queuedReplyBytes: PEER_LIMITS.queuedReplyBytes / 4 }, false),
+		).toBe(true);
+	});
+});
+
+test("uploads past the cap are refused; unacknowledged downloads past theirs end the connection", () => {
+	expect(uploadAllowed(PEER_LIMITS.openUploads - 1)).toBe(true);
+	expect(uploadAllowed(PEER_LIMITS.openUploads)).toBe(false);
+	expect(() => checkUnacked(PEER_LIMITS.unackedGets)).not.toThrow();
+	expect(() => checkUnacked(PEER_LIMITS.unackedGets + 1)).toThrow(PairlinkError);
+});
+
+describe("takeListing", () => {
+	test("counts entries and bytes across batches and refuses past either cap", () => {
+		const batch = Array.from({ length: 128 }, (_, i) => ({ name: `f${i}` }));
+		let budget = { entries: 0, bytes: 0 };
+		let batches = 0;
+		const run = () => {
+			for (;;) {
+				budget = takeListing(budget, batch);
+				batches++;
+			}
+		};
+		expect(run).toThrow(/listing larger than/);
+		expect(batches).toBe(Math.floor(PEER_LIMITS.listingEntries / 128));
+	});
+
+	test("a few huge names hit the byte cap long before the entry cap", () => {
+		const huge = [{ name: "x".repeat(255), path: "p/".repeat(2000) }];
+		let budget = { entries: 0, bytes: 0 };
+		let n = 0;
+		expect(() => {
+			for (;;) {
+				budget = takeListing(budget, huge);
+				n++;
+			}
+		}).toThrow(PairlinkError);
+		expect(n).toBeLessThan(PEER_LIMITS.listingEntries / 10);
+	});
+});
