@@ -54,11 +54,6 @@ export interface Identity {
 
 export const sameFile = (a: Identity, b: Identity) => a.dev === b.dev && a.ino === b.ino;
 
-/** The path that reaches the object open as `fd` (portable mode: the path it was opened by). */
-export function fdPath(fd: number, path: string): string {
-	return walkMode.procfs ? `/proc/self/fd/${fd}` : path;
-}
-
 export class Dir {
 	private closed = false;
 	constructor(
@@ -80,7 +75,7 @@ export class Dir {
 
 	/** The directory's own path (for readdir). */
 	self(): string {
-		return fdPath(this.fd, this.path);
+		return walkMode.procfs ? `/proc/self/fd/${this.fd}` : this.path;
 	}
 
 	/** Portable mode: the name still leads to the directory that was opened. */

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MemoryPartRecords, type PartRecordStore } from "../store/part-records.ts";
-import { type Dir, STEP_FLAGS, sameFile } from "./beneath.ts";
+import { type Dir, type Identity, STEP_FLAGS, sameFile } from "./beneath.ts";
 import { partName } from "./part-name.ts";
 import { placeNoReplace, placeReplacing } from "./place.ts";
 import { display, errno, fsError, type SandboxRoot } from "./root.ts";
@@ -47,7 +47,10 @@ export class PartFile {
 
 	private constructor(
 		private readonly fh: FileHandle,
-		private readonly dir: Dir,
+		private readonly root: SandboxRoot,
+		private readonly wirePath: string,
+		/** The target's directory: looked up again at the end, it must still be this one. */
+		private readonly dirId: Identity,
 		private readonly partName: string,
 		private readonly finalName: string,
 		private readonly claim: string,
@@ -101,7 +104,9 @@ export class PartFile {
 				const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
 				return new PartFile(
 					fh,
-					dir,
+					root,
+					wirePath,
+					{ dev: dir.id.dev, ino: dir.id.ino },
 					part,
 					name,
 					claim,
@@ -119,8 +124,25 @@ export class PartFile {
 			}
 		} catch (e) {
 			claimed.delete(claim);
-			await dir.close();
 			throw fsError(e, label);
+		} finally {
+			// A descriptor per transfer is its part file's; the directory is looked up again at the end.
+			await dir.close();
+		}
+	}
+
+	/** Run `use` on the target's directory, looked up again beneath the root: it must be the same one. */
+	private async inDir<T>(use: (dir: Dir) => Promise<T>): Promise<T> {
+		const { dir } = await this.root.parentOf(this.wirePath);
+		try {
+			if (!sameFile(dir.id, this.dirId))
+				throw new PairlinkError(
+					"refused",
+					`${this.label}: its directory was replaced during the transfer; nothing was written`,
+				);
+			return await use(dir);
+		} finally {
+			await dir.close();
 		}
 	}
 
@@ -193,16 +215,18 @@ export class PartFile {
 			// Private while unverified; now the mode any new file of this user gets.
 			if (uid !== undefined) await this.fh.chmod(FINAL_MODE);
 			await this.fh.sync();
-			await this.stillOurs();
 			await this.close();
-			const from = this.dir.at(this.partName);
-			const to = this.dir.at(this.finalName);
-			if (overwrite) {
-				await checkTarget(this.dir, this.finalName, this.label, true);
-				await placeReplacing(from, to);
-			} else if (!(await placeNoReplace(from, to))) {
-				throw new PairlinkError("exists", `${this.label} already exists`);
-			}
+			await this.inDir(async (dir) => {
+				await this.stillOurs(dir);
+				const from = dir.at(this.partName);
+				const to = dir.at(this.finalName);
+				if (overwrite) {
+					await checkTarget(dir, this.finalName, this.label, true);
+					await placeReplacing(from, to);
+				} else if (!(await placeNoReplace(from, to))) {
+					throw new PairlinkError("exists", `${this.label} already exists`);
+				}
+			});
 			await this.forget();
 		} catch (e) {
 			throw fsError(e, this.label);
@@ -221,9 +245,10 @@ export class PartFile {
 	async discard(): Promise<void> {
 		await this.close();
 		// Only our own file goes: the name may have been replaced meanwhile.
-		const now = await lstat(this.dir.at(this.partName)).catch(() => undefined);
-		if (now && sameFile(now, this.id))
-			await unlink(this.dir.at(this.partName)).catch(() => undefined);
+		await this.inDir(async (dir) => {
+			const now = await lstat(dir.at(this.partName));
+			if (sameFile(now, this.id)) await unlink(dir.at(this.partName));
+		}).catch(() => undefined);
 		await this.forget();
 		await this.release();
 	}
@@ -232,9 +257,9 @@ export class PartFile {
 	 * Right before the commit: still one link (nobody holds another name for
 	 * our bytes), and the part name still leads to our file.
 	 */
-	private async stillOurs(): Promise<void> {
+	private async stillOurs(dir: Dir): Promise<void> {
 		// One lstat answers both: the inode at the name, and how many names it has.
-		const named = await lstat(this.dir.at(this.partName)).catch(() => undefined);
+		const named = await lstat(dir.at(this.partName)).catch(() => undefined);
 		if (!named || !sameFile(named, this.id) || named.nlink !== 1)
 			throw new PairlinkError(
 				"refused",
@@ -246,10 +271,9 @@ export class PartFile {
 		if (this.recorded) await this.owner.records.remove(this.id.dev, this.id.ino);
 	}
 
-	/** Until now nobody else in this process may open the part file; the directory goes too. */
+	/** Until now nobody else in this process may open the part file. */
 	private async release(): Promise<void> {
 		claimed.delete(this.claim);
-		await this.dir.close();
 	}
 
 	private async close(): Promise<void> {

@@ -10,11 +10,10 @@
  */
 import { constants, realpathSync, type Stats, statSync } from "node:fs";
 import { lstat, mkdir, readdir, rmdir, stat, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import {
-	type Dir,
-	fdPath,
+	Dir,
 	type Identity,
 	type LookupOptions,
 	type Opened,
@@ -26,7 +25,7 @@ import {
 	sysError,
 } from "./beneath.ts";
 import { isPartName } from "./part-name.ts";
-import { parseWirePath, wireNameProblem } from "./safe-path.ts";
+import { joinWirePath, parseWirePath, wireNameProblem } from "./safe-path.ts";
 
 export type EntryType = "file" | "dir" | "symlink";
 
@@ -257,81 +256,89 @@ export class SandboxRoot {
 	 * fetched.
 	 */
 	async list(wirePath: string): Promise<Entry[]> {
-		const { fh, stats, parts, stack } = await this.openExisting(wirePath);
+		const parts = this.parse(wirePath);
+		const dir = await this.dirOrEntry(parts);
+		if (!(dir instanceof Dir)) return [dir];
 		try {
-			if (!stats.isDirectory()) return [entryFromStats(parts.at(-1) ?? "", stats)];
-			const self = fdPath(fh.fd, join(this.dir, ...stack));
-			const entries: Entry[] = [];
-			// Vanished between readdir and lstat: not an error for a listing.
-			for (const { name, stats: s } of await this.read(self, parts))
-				if (s && name.isWellFormed()) entries.push(entryFromStats(name, s));
-			return entries;
+			return (await this.read(dir, parts)).entries.filter((e) => e.name.isWellFormed());
 		} finally {
-			await fh.close();
+			await dir.close();
 		}
 	}
 
+	/** The directory `parts` names, opened; or, when it is not one, its own entry. */
+	private async dirOrEntry(parts: string[]): Promise<Dir | Entry> {
+		try {
+			return await openDir(this.fd, parts, this.lookup);
+		} catch (e) {
+			if (errno(e) !== "ENOTDIR" || parts.length === 0) throw this.fail(e, parts);
+		}
+		// A file (or a link to one, followed like a get would): the entry of what was opened.
+		const { fh, stats } = await this.openExisting(joinWirePath(parts));
+		await fh.close();
+		return entryFromStats(parts.at(-1) as string, stats);
+	}
+
 	/**
-	 * The names in the directory at `self` (an open descriptor's path),
-	 * sorted, with their lstat (undefined: unreadable or vanished), without
-	 * part files or hidden objects.
+	 * The entries of `dir`, sorted, without part files or hidden objects;
+	 * names that cannot be looked up again (not UTF-8, or vanished) apart.
 	 */
 	private async read(
-		self: string,
+		dir: Dir,
 		parts: readonly string[],
-	): Promise<{ name: string; stats: Stats | undefined }[]> {
+	): Promise<{ entries: Entry[]; unreadable: string[] }> {
 		let names: string[];
 		try {
-			names = await readdir(self);
+			names = await readdir(dir.self());
 		} catch (e) {
 			throw this.fail(e, parts);
 		}
-		const out: { name: string; stats: Stats | undefined }[] = [];
+		const entries: Entry[] = [];
+		const unreadable: string[] = [];
 		for (const name of names.sort()) {
 			if (isPartName(name)) continue;
-			const stats = await lstat(`${self}/${name}`).catch(() => undefined);
-			if (!stats || !this.isHidden(stats)) out.push({ name, stats });
+			const s = await lstat(dir.at(name)).catch(() => undefined);
+			if (!s) unreadable.push(name);
+			else if (!this.isHidden(s)) entries.push(entryFromStats(name, s));
 		}
-		return out;
+		return { entries, unreadable };
 	}
 
 	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
 	async *walk(wirePath: string): AsyncGenerator<WalkEntry> {
-		const { fh, stats, parts } = await this.openExisting(wirePath);
-		await fh.close();
-		if (!stats.isDirectory()) {
-			yield { ...entryFromStats(parts.at(-1) ?? "", stats), path: parts.at(-1) ?? "" };
+		const parts = this.parse(wirePath);
+		const top = await this.dirOrEntry(parts);
+		if (!(top instanceof Dir)) {
+			yield { ...top, path: top.name };
 			return;
 		}
-		// Subdirectories are opened beneath the walked directory, never followed through a symlink.
-		const top = await openDir(this.fd, parts, this.lookup).catch((e) =>
-			Promise.reject(this.fail(e, parts)),
-		);
 		try {
 			const stack: string[][] = [[]];
 			while (stack.length > 0) {
 				const rel = stack.pop() as string[];
-				const dir = await openDir(top, rel, { ...this.lookup, follow: false }).catch((e) =>
+				// Subdirectories are opened beneath the walked directory, never followed through a symlink.
+				const dir: Dir = await openDir(top, rel, { ...this.lookup, follow: false }).catch((e) =>
 					Promise.reject(this.fail(e, [...parts, ...rel])),
 				);
 				const subdirs: string[][] = [];
 				try {
-					for (const { name, stats: s } of await this.read(dir.self(), [...parts, ...rel])) {
-						const path = [...rel, name].join("/");
-						if (!s) {
-							// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
-							if (name.includes("\uFFFD"))
-								yield { name, type: "file", size: 0, mtime: 0, path, refused: "not valid UTF-8" };
-							continue; // otherwise it vanished since readdir
-						}
+					const { entries, unreadable } = await this.read(dir, [...parts, ...rel]);
+					const at = (name: string) => [...rel, name].join("/");
+					// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
+					for (const name of unreadable.filter((n) => n.includes("\uFFFD")))
+						yield {
+							name,
+							type: "file",
+							size: 0,
+							mtime: 0,
+							path: at(name),
+							refused: "not valid UTF-8",
+						};
+					for (const e of entries) {
 						// Reported, not skipped: the peer accounts for every file (its subtree included).
-						const refused = wireNameProblem(name);
-						if (refused) {
-							yield { ...entryFromStats(name, s), path, refused };
-							continue;
-						}
-						yield { ...entryFromStats(name, s), path };
-						if (s.isDirectory()) subdirs.push([...rel, name]);
+						const refused = wireNameProblem(e.name);
+						yield refused ? { ...e, path: at(e.name), refused } : { ...e, path: at(e.name) };
+						if (!refused && e.type === "dir") subdirs.push([...rel, e.name]);
 					}
 				} finally {
 					if (dir !== top) await dir.close();

@@ -8,6 +8,7 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { lstat, mkdir, open, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PartFile } from "../../src/fs/part-file.ts";
+import { isPartName, partName } from "../../src/fs/part-name.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
 import { removeTempDirs, tempDir } from "../helpers/devices.ts";
 import { expectRefusal, randomBytes, sha256Hex } from "../helpers/files.ts";
@@ -253,5 +254,38 @@ describe("a part-file name planted by someone else", () => {
 		const s = await lstat(join(dir, ".pipe.bin.pairlink-part"));
 		expect(s.isFile()).toBe(true);
 		expect(s.size).toBe(1);
+	});
+});
+
+describe("part-file names", () => {
+	const bytes = (s: string) => new TextEncoder().encode(s).length;
+
+	test("never exceed 255 bytes, and two long names with one beginning stay apart", () => {
+		const a = `${"é".repeat(120)}a.bin`; // 245 bytes: `.NAME.pairlink-part` would be 260
+		const b = `${"é".repeat(120)}b.bin`;
+		for (const name of [a, b, "x".repeat(255), "short.txt"]) {
+			const part = partName(name);
+			expect(bytes(part)).toBeLessThanOrEqual(255);
+			expect(isPartName(part)).toBe(true);
+			expect(part.isWellFormed()).toBe(true);
+		}
+		expect(partName(a)).not.toBe(partName(b));
+		expect(partName("short.txt")).toBe(".short.txt.pairlink-part");
+	});
+
+	test("are recognised in any letter case", () => {
+		expect(isPartName(".x.PAIRLINK-PART")).toBe(true);
+		expect(isPartName(".x.Pairlink-Part")).toBe(true);
+		expect(isPartName("x.pairlink-partial")).toBe(false);
+	});
+
+	test("a 255-byte name is received through a short part file", async () => {
+		const name = "y".repeat(255);
+		const data = CONTENT.subarray(0, 1000);
+		const part = await PartFile.open(root, name, false);
+		await part.write(data);
+		expect((await names())[0]?.length).toBeLessThanOrEqual(255);
+		await part.commit({ size: data.length, sha256: sha256Hex(data) }, false);
+		expect(await names()).toEqual([name]);
 	});
 });
