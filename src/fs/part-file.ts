@@ -86,7 +86,7 @@ export class PartFile {
 		const part = partName(name);
 		const claim = `${dir.id.dev}:${dir.id.ino}/${part}`;
 		try {
-			await checkTarget(dir, name, label, overwrite);
+			await checkTarget(root, dir, name, label, overwrite);
 			if (claimed.has(claim))
 				throw new PairlinkError("busy", `${label} is being received by another transfer right now`);
 			claimed.add(claim);
@@ -221,7 +221,7 @@ export class PartFile {
 				const from = dir.at(this.partName);
 				const to = dir.at(this.finalName);
 				if (overwrite) {
-					await checkTarget(dir, this.finalName, this.label, true);
+					await checkTarget(this.root, dir, this.finalName, this.label, true);
 					await placeReplacing(from, to);
 				} else if (!(await placeNoReplace(from, to))) {
 					throw new PairlinkError("exists", `${this.label} already exists`);
@@ -304,11 +304,19 @@ const notRegular = (label: string) =>
 		`${label} has an unfinished transfer that is not a regular file`,
 	);
 
-async function checkTarget(dir: Dir, name: string, label: string, overwrite: boolean) {
+async function checkTarget(
+	root: SandboxRoot,
+	dir: Dir,
+	name: string,
+	label: string,
+	overwrite: boolean,
+) {
 	const s = await lstat(dir.at(name)).catch((e) =>
 		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, label)),
 	);
 	if (!s) return;
+	// Not even "it is a directory": what the root hides does not exist for a peer.
+	if (root.isHidden(s)) throw new PairlinkError("not-found", `${label} does not exist`);
 	if (s.isSymbolicLink())
 		throw new PairlinkError(
 			"invalid-path",

@@ -155,6 +155,9 @@ describe("(1) the server never shares its own state directory", () => {
 			}),
 			"not-found",
 		);
+		// Writing at the state directory's own name says no more than that nothing is there.
+		await expectRefusal(putBytes(conn, new Uint8Array(3), ".config/pairlink"), "not-found");
+		expect(await readdir(join(state, ".."))).toEqual(["pairlink"]);
 		await expectRefusal(conn.session.mkdir("state-link/x"), "not-found");
 		await expectRefusal(conn.session.rm(".config/pairlink", true), "not-found");
 		await expectRefusal(conn.session.rm(".config", true), "permission");
