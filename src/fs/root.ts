@@ -369,10 +369,13 @@ export class SandboxRoot {
 		try {
 			await mkdir(dir.at(name));
 		} catch (e) {
-			if (parents && errno(e) === "EEXIST") {
-				const s = await this.lstatIn(dir, name).catch(() => undefined);
-				if (s?.isDirectory()) return;
-				if (s?.isSymbolicLink()) throw symlinkRefusal(parts);
+			if (errno(e) === "EEXIST") {
+				// lstatIn: what the root hides does not exist, not even as "already exists".
+				const s = await this.lstatIn(dir, name).catch((why) =>
+					Promise.reject(this.fail(why, parts)),
+				);
+				if (parents && s.isDirectory()) return;
+				if (parents && s.isSymbolicLink()) throw symlinkRefusal(parts);
 			}
 			throw this.fail(e, parts);
 		} finally {

@@ -159,6 +159,7 @@ describe("(1) the server never shares its own state directory", () => {
 		await expectRefusal(putBytes(conn, new Uint8Array(3), ".config/pairlink"), "not-found");
 		expect(await readdir(join(state, ".."))).toEqual(["pairlink"]);
 		await expectRefusal(conn.session.mkdir("state-link/x"), "not-found");
+		await expectRefusal(conn.session.mkdir(".config/pairlink", true), "not-found");
 		await expectRefusal(conn.session.rm(".config/pairlink", true), "not-found");
 		await expectRefusal(conn.session.rm(".config", true), "permission");
 		expect(await readFile(join(state, "pending-code.json"), "utf8")).toBe("{}");
