@@ -11,6 +11,12 @@ export interface Target {
 	port: number;
 	/** Set when HOST named a trusted device: its certificate is expected. */
 	named: TrustedDevice | undefined;
+	/**
+	 * Set when the address came from an announcement the user picked by its
+	 * fingerprint (`pair` without HOST): that certificate is expected, and
+	 * whoever was last seen at the address does not matter.
+	 */
+	announced?: string;
 }
 
 export function parseHostPort(
@@ -44,6 +50,11 @@ export function parseHostPort(
 		}
 	}
 	return { hostname, port };
+}
+
+/** An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d: people know it as a.b.c.d. */
+export function plainAddress(address: string): string {
+	return address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
 }
 
 export function formatAddress(hostname: string, port: number): string {

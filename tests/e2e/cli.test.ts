@@ -50,8 +50,12 @@ afterAll(async () => {
 const HELP_PAGES: [string[], string[]][] = [
 	[[], ["code", "serve", "pair", "devices", "id", "--debug"]],
 	[["code"], ["--words", "--ttl", "--json"]],
-	[["serve"], ["DIR", "--host", "--port", "--name", "--no-pair", "--max-clients", "--json"]],
+	[
+		["serve"],
+		["DIR", "--host", "--port", "--name", "--no-pair", "--no-announce", "--max-clients", "--json"],
+	],
 	[["pair"], ["HOST", "--name", "--code-stdin"]],
+	[["find"], ["--timeout", "--json"]],
 	[["devices"], ["list", "remove", "rename", "--json"]],
 	[["devices", "list"], ["--json"]],
 	[
@@ -100,7 +104,7 @@ describe("version and help", () => {
 	}
 });
 
-describe("usage errors: exit 2, usage on stderr, nothing on stdout", () => {
+describe("usage errors: exit 2, the error and a pointer to --help on stderr, nothing on stdout", () => {
 	// [label, args, stderr mentions, state may be created (the command got as far as running)]
 	const CASES: [string, string[], string, boolean?][] = [
 		["no command", [], "No command"],
@@ -109,7 +113,8 @@ describe("usage errors: exit 2, usage on stderr, nothing on stdout", () => {
 		["unknown flag of a command", ["code", "--bogus"], '"--bogus"'],
 		["unknown flag of a subcommand", ["devices", "list", "--all"], '"--all"'],
 		["--version mixed with a command", ["id", "--version"], '"--version"'],
-		["pair without HOST", ["pair"], "HOST"],
+		["find with a zero timeout", ["find", "--timeout", "0"], "--timeout"],
+		["find with a timeout above a minute", ["find", "--timeout", "2m"], "--timeout"],
 		["devices remove without a device", ["devices", "remove"], "DEVICE"],
 		["devices rename with one argument", ["devices", "rename", "a"], "NEW"],
 		["too many arguments: id", ["id", "extra"], "Too many arguments"],
@@ -141,11 +146,11 @@ describe("usage errors: exit 2, usage on stderr, nothing on stdout", () => {
 	for (const [label, args, mentions, mayCreateState] of CASES) {
 		test(`${label}: pairlink ${args.join(" ")}`, async () => {
 			const home = await makeHome("usage");
-			const r = await run(args, { home, env: { NO_COLOR: undefined } });
+			const r = await run(args, { home, env: { NO_COLOR: undefined }, usageError: true });
 			expect(summary(r)).toMatchObject({ exitCode: 2, stdout: "" });
-			expect(r.stderr).toContain("USAGE");
+			expect(r.stderr).not.toContain("USAGE");
 			expect(r.stderr).toContain(mentions);
-			expect(r.stderr).toContain("See --help");
+			expect(r.stderr).toMatch(/pairlink( [a-z]+)* --help/);
 			expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace without --debug
 			expect(ANSI_ESCAPE.test(r.stderr)).toBe(false);
 			// A rejected command line changes nothing: no identity, no pending code.
@@ -413,8 +418,10 @@ describe("serve", () => {
 				"event",
 				"fingerprint",
 				"host",
+				"policy",
 				"port",
 				"root",
+				"time",
 			]);
 			expect(listening).toMatchObject({ host: "127.0.0.1", root: dir });
 			expect(listening.port).toBeGreaterThan(0);
@@ -426,7 +433,7 @@ describe("serve", () => {
 
 			const stopped = await serve.stop(signal);
 			expect(stopped).toEqual({ exitCode: 0, signalCode: null, killed: false });
-			expect(serve.events.at(-1)).toEqual({ event: "stopped" });
+			expect(serve.events.at(-1)).toMatchObject({ event: "stopped" });
 			expect(serve.badLines).toEqual([]);
 			expect(serve.stderr).toBe("");
 			// the async iterator replays every event in order, then ends with the process

@@ -12,11 +12,13 @@ export const rootCommand = defineCommand({
 	},
 	args: {
 		debug: { type: "boolean", description: "Show stack traces on errors" },
+		version: { type: "boolean", alias: "v", description: "Show the version" },
 	},
 	subCommands: {
 		code: () => import("./code.ts").then((m) => m.codeCommand),
 		serve: () => import("./serve.ts").then((m) => m.serveCommand),
 		pair: () => import("./pair.ts").then((m) => m.pairCommand),
+		find: () => import("./find.ts").then((m) => m.findCommand),
 		connect: () => import("./connect.ts").then((m) => m.connectCommand),
 		ls: () => import("./files.ts").then((m) => m.lsCommand),
 		get: () => import("./files.ts").then((m) => m.getCommand),
@@ -26,5 +28,6 @@ export const rootCommand = defineCommand({
 		devices: () => import("./devices.ts").then((m) => m.devicesCommand),
 		id: () => import("./id.ts").then((m) => m.idCommand),
 		completion: () => import("./completion.ts").then((m) => m.completionCommand),
+		help: () => import("./help.ts").then((m) => m.helpCommand),
 	},
 });
