@@ -7,7 +7,7 @@
  */
 import { PairlinkError } from "../errors.ts";
 import type { FileMeta } from "../fs/metadata.ts";
-import { PartFile } from "../fs/part-file.ts";
+import { PartFile, type PartOwner } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
@@ -94,6 +94,8 @@ export class ClientSession {
 	private nextId = 1;
 	private buffered = 0;
 	private paused = false;
+	/** Whose part files downloads create: the server's fingerprint and where they are recorded. */
+	partOwner: Partial<PartOwner> = {};
 
 	constructor(
 		private readonly channel: Channel,
@@ -221,7 +223,7 @@ export class ClientSession {
 		opts: TransferOptions,
 	): Promise<TransferResult> {
 		parseWirePath(remotePath);
-		const part = await PartFile.open(local, dest, opts.overwrite);
+		const part = await PartFile.open(local, dest, opts.overwrite, this.partOwner);
 		let size = 0;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
@@ -246,7 +248,7 @@ export class ClientSession {
 						resumedFrom = m.offset;
 						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
 						opts.onProgress?.(m.offset, size);
-						return () => part.startAt(m.offset);
+						return () => part.startAt(m.offset, m.size);
 					},
 					write: async (parts) => {
 						await part.write(parts);
