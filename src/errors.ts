@@ -3,6 +3,8 @@
  * code; ERROR_TABLE maps it to the exit code of SPEC.md and a one-line hint.
  * Only src/cli/ prints errors or sets the exit code.
  */
+// Type only: the wire codes are protocol vocabulary; this table only names them.
+import type { WireErrorCode } from "./protocol/wire-errors.ts";
 
 export type ErrorCode =
 	| "internal"
@@ -60,133 +62,197 @@ export const EXIT = {
 interface ErrorInfo {
 	exit: ExitCode;
 	hint: string;
+	/**
+	 * What a peer is told when this error ends one of its requests. Codes
+	 * that only make sense on this device say "internal": the peer learns
+	 * nothing about local state beyond that something failed here.
+	 */
+	wire: WireErrorCode;
 }
 
-// `satisfies Record<ErrorCode, …>` makes tsc reject a code without an entry.
+// `satisfies Record<ErrorCode, …>` makes tsc reject a code without an entry,
+// so a new code cannot silently be sent as "internal".
 export const ERROR_TABLE = {
 	internal: {
+		wire: "internal",
 		exit: EXIT.internal,
 		hint: "This is a bug in pairlink; run again with --debug and report it.",
 	},
-	usage: { exit: EXIT.usage, hint: "See --help for the command's usage." },
+	usage: { wire: "internal", exit: EXIT.usage, hint: "See --help for the command's usage." },
 	"connect-failed": {
+		wire: "internal",
 		exit: EXIT.connection,
 		hint: "Check the address and that `pairlink serve` runs there.",
 	},
 	"listen-failed": {
+		wire: "internal",
 		exit: EXIT.connection,
 		hint: "Is another program using that port? Pick another with --port, or check --host.",
 	},
 	timeout: {
+		wire: "timeout",
 		exit: EXIT.connection,
 		hint: "The peer did not answer in time; check the network and try again.",
 	},
 	protocol: {
+		wire: "protocol",
 		exit: EXIT.connection,
 		hint: "The peer spoke an unexpected protocol; are both sides running pairlink of the same version?",
 	},
 	"frame-too-large": {
+		wire: "protocol",
 		exit: EXIT.connection,
 		hint: "The peer sent an oversized frame; are both sides running pairlink?",
 	},
 	"not-trusted": {
+		wire: "not-trusted",
 		exit: EXIT.auth,
 		hint: "Pair first: run `pairlink code` (or `serve`) on the server and `pairlink pair HOST` here.",
 	},
 	"no-certificate": {
+		wire: "not-trusted",
 		exit: EXIT.auth,
 		hint: "The peer presented no certificate; it is not a pairlink device.",
 	},
 	"fingerprint-changed": {
+		wire: "internal",
 		exit: EXIT.auth,
 		hint: "If the device was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
 	},
-	"wrong-code": { exit: EXIT.auth, hint: "Check the code shown by the server and try again." },
+	"wrong-code": {
+		wire: "wrong-code",
+		exit: EXIT.auth,
+		hint: "Check the code shown by the server and try again.",
+	},
 	"code-expired": {
+		wire: "code-expired",
 		exit: EXIT.auth,
 		hint: "Create a new code with `pairlink code` on the server.",
 	},
-	"code-used": { exit: EXIT.auth, hint: "Create a new code with `pairlink code` on the server." },
+	"code-used": {
+		wire: "code-expired",
+		exit: EXIT.auth,
+		hint: "Create a new code with `pairlink code` on the server.",
+	},
 	"no-code": {
+		wire: "no-code",
 		exit: EXIT.auth,
 		hint: "The server has no pending pairing code; run `pairlink code` there.",
 	},
 	"pairing-busy": {
+		wire: "pairing-busy",
 		exit: EXIT.auth,
 		hint: "Another device is pairing right now; try again in a moment.",
 	},
 	"unknown-device": {
+		wire: "internal",
 		exit: EXIT.usage,
 		hint: "See `pairlink devices list` for the trusted devices.",
 	},
-	"ambiguous-device": { exit: EXIT.usage, hint: "Give more of the name or fingerprint." },
+	"ambiguous-device": {
+		wire: "internal",
+		exit: EXIT.usage,
+		hint: "Give more of the name or fingerprint.",
+	},
 	"state-corrupt": {
+		wire: "internal",
 		exit: EXIT.internal,
 		hint: "A file in the state directory is damaged; move it away to reset it.",
 	},
 	"state-locked": {
+		wire: "internal",
 		exit: EXIT.refused,
 		hint: "Wait for the other pairlink command to finish; if none is running, delete the lock file.",
 	},
-	refused: { exit: EXIT.refused, hint: "The server refused the operation." },
-	"not-found": { exit: EXIT.refused, hint: "Check the path with `pairlink ls`." },
+	refused: { wire: "io", exit: EXIT.refused, hint: "The server refused the operation." },
+	"not-found": {
+		wire: "not-found",
+		exit: EXIT.refused,
+		hint: "Check the path with `pairlink ls`.",
+	},
 	exists: {
+		wire: "exists",
 		exit: EXIT.refused,
 		hint: "Pass --overwrite to replace it (uploads also need the server's --allow-overwrite).",
 	},
 	permission: {
+		wire: "permission",
 		exit: EXIT.refused,
 		hint: "Check the permissions of that path.",
 	},
-	"invalid-path": { exit: EXIT.refused, hint: "Use a relative path inside the shared directory." },
-	"is-directory": { exit: EXIT.refused, hint: "Use -r for directories." },
-	"not-empty": { exit: EXIT.refused, hint: "Use -r to remove a directory and everything in it." },
-	busy: { exit: EXIT.refused, hint: "Wait for the other transfer to finish, then try again." },
+	"invalid-path": {
+		wire: "invalid-path",
+		exit: EXIT.refused,
+		hint: "Use a relative path inside the shared directory.",
+	},
+	"is-directory": { wire: "is-directory", exit: EXIT.refused, hint: "Use -r for directories." },
+	"not-empty": {
+		wire: "not-empty",
+		exit: EXIT.refused,
+		hint: "Use -r to remove a directory and everything in it.",
+	},
+	busy: {
+		wire: "in-use",
+		exit: EXIT.refused,
+		hint: "Wait for the other transfer to finish, then try again.",
+	},
 	integrity: {
+		wire: "integrity",
 		exit: EXIT.transfer,
 		hint: "The data did not match its SHA-256; run the command again to retry.",
 	},
 	"disk-full": {
+		wire: "disk-full",
 		exit: EXIT.transfer,
 		hint: "Free some space and run the command again; it resumes.",
 	},
 	"invalid-name": {
+		wire: "internal",
 		exit: EXIT.refused,
 		hint: "Rename such files to names that both systems can hold.",
 	},
 	"local-not-found": {
+		wire: "internal",
 		exit: EXIT.refused,
 		hint: "Check that path on this device: it is a local path.",
 	},
 	"local-exists": {
+		wire: "internal",
 		exit: EXIT.refused,
 		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
 	},
 	changed: {
+		wire: "changed",
 		exit: EXIT.transfer,
 		hint: "Run the command again once the file is no longer being written.",
 	},
 	"stream-broken": {
+		wire: "internal",
 		exit: EXIT.transfer,
 		hint: "Run the command again; a pipe must stay open until the whole file is through.",
 	},
 	interrupted: {
+		wire: "io",
 		exit: EXIT.transfer,
 		hint: "Run the same command again; it resumes from the verified part.",
 	},
 	"state-permission": {
+		wire: "internal",
 		exit: EXIT.refused,
 		hint: "Give your user access to the state directory (chown it, chmod 700), or set PAIRLINK_HOME to a directory you own.",
 	},
 	"path-too-long": {
+		wire: "internal",
 		exit: EXIT.usage,
 		hint: "Set PAIRLINK_HOME to a shorter path.",
 	},
 	"io-error": {
+		wire: "internal",
 		exit: EXIT.transfer,
 		hint: "The disk reported an I/O error: check the disk (dmesg, fsck) or move PAIRLINK_HOME to another one, then run again.",
 	},
 	"out-of-descriptors": {
+		wire: "internal",
 		exit: EXIT.transfer,
 		hint: "Too many files are open: raise the limit (ulimit -n) or close other programs, then run again.",
 	},
@@ -228,15 +294,34 @@ export class PairlinkError extends Error {
 	readonly code: ErrorCode;
 	/** Narrower advice than the code's hint, when the situation is known. */
 	readonly advice: AdviceKey | undefined;
+	/**
+	 * A wire code narrower than the table's (a server policy refusal is
+	 * "read-only", not "io"); set only by whoever knows the exact reason.
+	 */
+	readonly refusedAs: WireErrorCode | undefined;
+	/** With disk-full: the bytes free on the side that refused. */
+	readonly free: number | undefined;
 
 	constructor(
 		code: ErrorCode,
 		message: string,
-		options?: { cause?: unknown; advice?: AdviceKey | undefined },
+		options?: {
+			cause?: unknown;
+			advice?: AdviceKey | undefined;
+			wire?: WireErrorCode | undefined;
+			free?: number | undefined;
+		},
 	) {
 		super(message, options);
 		this.code = code;
 		this.advice = options?.advice;
+		this.refusedAs = options?.wire;
+		this.free = options?.free;
+	}
+
+	/** The code a peer is sent when this error ends its request. */
+	get wire(): WireErrorCode {
+		return this.refusedAs ?? ERROR_TABLE[this.code].wire;
 	}
 
 	get exitCode(): ExitCode {

@@ -3,6 +3,7 @@ import type { Connection } from "../client/connect.ts";
 import { reach } from "../client/reach.ts";
 import { formatAddress, resolveTarget, type Target } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
+import { CLOSE_GRACE_MS } from "../protocol/limits.ts";
 import { type TrustedDevice, TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
 import { deviceIdentity, stateDir } from "./context.ts";
@@ -133,6 +134,6 @@ export async function withSession<T>(
 		return await use(conn);
 	} finally {
 		conn.close();
-		await Promise.race([conn.closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+		await Promise.race([conn.closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
 	}
 }

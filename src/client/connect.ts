@@ -3,7 +3,9 @@
  * server's certificate before sending anything, exchange HELLO, and pair
  * first when the server is new and a code is at hand.
  */
+
 import { dirname } from "node:path";
+import type { Clock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import { type Frame, FrameType } from "../protocol/frame.ts";
@@ -36,6 +38,8 @@ export interface ConnectOptions {
 	identity: ClientIdentity;
 	trust: TrustStore;
 	timeouts?: Timeouts;
+	/** Every timer of the connection runs on it (default: the system's). */
+	clock?: Clock;
 	/**
 	 * Where the pairing code comes from, asked only when pairing is needed
 	 * (so a prompt appears only for a server we do not know yet). Absent:
@@ -67,6 +71,7 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
 		port: target.port,
 		credentials: opts.identity,
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
+		...(opts.clock ? { clock: opts.clock } : {}),
 	});
 	return new ClientConnection(opts, socket, tls).established;
 }
@@ -231,7 +236,7 @@ class ClientConnection {
 
 	private startSession(): void {
 		this.socket.markEstablished();
-		const session = new ClientSession(this.socket);
+		const session = new ClientSession(this.socket, this.opts.clock);
 		// Downloads record their part files next to the trust store, under this server's name.
 		session.partOwner = {
 			records: new FilePartRecords(dirname(this.opts.trust.file)),

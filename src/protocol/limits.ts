@@ -38,6 +38,14 @@ export const DEFAULT_TIMEOUTS = {
 export type Timeouts = { handshakeMs: number; idleMs: number };
 
 /**
+ * How long a side that is closing waits for the peer's close (a TLS
+ * close_notify, the last frames flushed) before it cuts the connection:
+ * a peer that never answers must not hold a closing command or a stopping
+ * server. One value for every such wait, so they cannot drift apart.
+ */
+export const CLOSE_GRACE_MS = 1_000;
+
+/**
  * Per-peer limits (DESIGN §1: "every limit is per peer and named once").
  * A limit that exists only per server lets one peer starve the others, so
  * each of these applies to one source address or one connection; the rules

@@ -149,13 +149,8 @@ const FROM_WIRE: Record<
 
 /** A refusal the peer sent: the side that failed is the other one. */
 export class WireError extends PairlinkError {
-	constructor(
-		readonly wire: WireErrorCode,
-		code: ErrorCode,
-		message: string,
-		advice?: AdviceKey,
-	) {
-		super(code, message, { advice });
+	constructor(wire: WireErrorCode, code: ErrorCode, message: string, advice?: AdviceKey) {
+		super(code, message, { advice, wire });
 	}
 }
 
@@ -166,42 +161,4 @@ export function errorFromWire(code: WireErrorCode, what?: string, free?: number)
 	// A full disk says how much room there is, so the user knows what to free.
 	const room = free !== undefined ? ` (${free} bytes are free there)` : "";
 	return new WireError(code, local, `${said}${room}`, advice);
-}
-
-export function wireCodeFor(e: unknown): WireErrorCode {
-	if (!(e instanceof PairlinkError)) return "internal";
-	switch (e.code) {
-		case "protocol":
-		case "frame-too-large":
-			return "protocol";
-		case "timeout":
-			return "timeout";
-		case "not-trusted":
-		case "no-certificate":
-			return "not-trusted";
-		case "wrong-code":
-		case "no-code":
-		case "pairing-busy":
-			return e.code;
-		case "code-expired":
-		case "code-used":
-			return "code-expired";
-		case "not-found":
-		case "exists":
-		case "permission":
-		case "invalid-path":
-		case "integrity":
-		case "disk-full":
-		case "is-directory":
-		case "not-empty":
-		case "changed":
-			return e.code;
-		case "busy":
-			return "in-use";
-		case "refused":
-		case "interrupted":
-			return "io";
-		default:
-			return "internal";
-	}
 }

@@ -3,12 +3,13 @@
  * the trust store, runs the handshake, and hands trusted connections to a
  * session (or, with a pending code, to pairing).
  */
+import { type Clock, delay, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
 import { FrameType } from "../protocol/frame.ts";
-import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
+import { CLOSE_GRACE_MS, DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
 import { decodeControlFrame, type Message } from "../protocol/messages.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
@@ -74,6 +75,8 @@ export interface ServerOptions {
 	/** Absent: pairing is off (`--no-pair`). */
 	pairing?: PairingGate;
 	timeouts?: Timeouts;
+	/** Every timer of the server and its connections runs on it (default: the system's). */
+	clock?: Clock;
 	maxClients?: number;
 	onEvent?(event: ServerEvent): void;
 	/** The OS whose name rules uploads must meet (default: this one's); for tests. */
@@ -100,6 +103,7 @@ export const DEFAULT_STOP_GRACE_MS = 5000;
 export function startServer(opts: ServerOptions): RunningServer {
 	const emit = opts.onEvent ?? (() => undefined);
 	const maxClients = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
+	const clock = opts.clock ?? systemClock;
 	const open = new Set<ServerConnection>();
 	// Connections not yet known to be a trusted device, counted per source (peer-limits.ts);
 	// a trusted device's connections that have not sent HELLO yet, counted per device.
@@ -113,6 +117,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 		port: opts.port,
 		credentials: opts.identity,
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
+		clock,
 		onConnection(socket) {
 			if (stopping) {
 				socket.fail(new PairlinkError("interrupted", "the server is stopping"), "stopping");
@@ -168,16 +173,13 @@ export function startServer(opts: ServerOptions): RunningServer {
 					onEmpty = resolve;
 					if (open.size === 0) resolve();
 				});
-				let timer: ReturnType<typeof setTimeout> | undefined;
-				const graceOver = new Promise<void>((r) => {
-					timer = setTimeout(r, graceMs);
-				});
-				await Promise.race([allClosed, graceOver]);
-				clearTimeout(timer);
+				const grace = delay(clock, graceMs);
+				await Promise.race([allClosed, grace.done]);
+				grace.cancel();
 				for (const conn of open) conn.terminate();
-				let last: ReturnType<typeof setTimeout> | undefined;
-				await Promise.race([allClosed, new Promise((r) => (last = setTimeout(r, 1000)))]);
-				clearTimeout(last);
+				const last = delay(clock, CLOSE_GRACE_MS);
+				await Promise.race([allClosed, last.done]);
+				last.cancel();
 				listener.stop(true);
 				emit({ event: "stopped" });
 			})();

@@ -5,6 +5,7 @@
  * applies to ours, and every download lands through a verified part file
  * (uploads are in client-uploads.ts).
  */
+import { type Clock, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { FileMeta } from "../fs/metadata.ts";
 import { PartFile, type PartOwner } from "../fs/part-file.ts";
@@ -99,7 +100,7 @@ export class ClientSession {
 
 	constructor(
 		private readonly channel: Channel,
-		private readonly now: () => number = () => performance.now(),
+		private readonly clock: Pick<Clock, "now"> = systemClock,
 	) {}
 
 	get closed(): boolean {
@@ -110,7 +111,7 @@ export class ClientSession {
 	ping(): Promise<number> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
 		const nonce = String(this.nextId++);
-		const started = this.now();
+		const started = this.clock.now();
 		return new Promise<number>((resolve, reject) => {
 			this.pings.set(nonce, { resolve: (end) => resolve(end - started), reject });
 			this.channel.send({ t: "ping", nonce }).catch(reject);
@@ -438,7 +439,7 @@ export class ClientSession {
 				return;
 			}
 			this.pings.delete(message.nonce);
-			done.resolve(this.now());
+			done.resolve(this.clock.now());
 			return;
 		}
 		if (message.t === "error" && message.id === undefined) {

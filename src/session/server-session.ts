@@ -14,7 +14,7 @@ import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
-import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import type { WireErrorCode } from "../protocol/wire-errors.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
 import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
@@ -60,21 +60,13 @@ const MAX_REMEMBERED_REFUSALS = 4096;
 
 type Request = MessageOf<"list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get">;
 
-/** A refusal that carries the exact wire code to send. */
-class Refusal extends PairlinkError {
-	constructor(
-		readonly wire: WireErrorCode,
-		message: string,
-		/** With disk-full: the bytes free here. */
-		readonly free?: number,
-	) {
-		super("refused", message);
-	}
-}
+/** A refusal that carries the exact wire code to send (and, with disk-full, the bytes free here). */
+const refusal = (wire: WireErrorCode, message: string, free?: number) =>
+	new PairlinkError("refused", message, { wire, free });
 
 /** The source changed while it was read: what arrived is not committed. */
 const changedSource = () =>
-	new Refusal("changed", "the file changed while it was being sent; nothing was committed");
+	refusal("changed", "the file changed while it was being sent; nothing was committed");
 
 interface Upload {
 	path: string;
@@ -253,7 +245,7 @@ export class ServerSession {
 			try {
 				if (!upload.failed) {
 					if (!upload.stream && (upload.part as PartFile).received + length > upload.size) {
-						throw new Refusal("integrity", "more data than announced");
+						throw refusal("integrity", "more data than announced");
 					}
 					await (upload.part as PartFile).write(parts);
 					if (upload.sha256 && (upload.part as PartFile).received === upload.size) {
@@ -510,7 +502,7 @@ export class ServerSession {
 				});
 			} catch (e) {
 				if (e instanceof PairlinkError && e.code === "exists") {
-					throw new Refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
+					throw refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
 				}
 				throw e;
 			}
@@ -524,11 +516,7 @@ export class ServerSession {
 			const offset = !stream && upload.part.resumable <= m.size ? upload.part.resumable : 0;
 			const free = await upload.part.freeBytes();
 			if (!stream && m.size - offset > free)
-				throw new Refusal(
-					"disk-full",
-					`${m.size - offset} bytes are needed, ${free} are free`,
-					free,
-				);
+				throw refusal("disk-full", `${m.size - offset} bytes are needed, ${free} are free`, free);
 			this.send({
 				t: "put-ready",
 				id: m.id,
@@ -617,7 +605,7 @@ export class ServerSession {
 		if (
 			e instanceof PairlinkError &&
 			e.code !== "integrity" &&
-			!(e instanceof Refusal) &&
+			e.refusedAs === undefined &&
 			!upload.stream
 		)
 			await upload.part?.keep();
@@ -638,8 +626,8 @@ export class ServerSession {
 	}
 
 	private check(op: Parameters<typeof allowed>[2]): void {
-		const refusal = allowed(this.deps.policy, this.deps.peer, op);
-		if (refusal) throw new Refusal(refusal, `${op.op} refused by the server's policy`);
+		const denied = allowed(this.deps.policy, this.deps.peer, op);
+		if (denied) throw refusal(denied, `${op.op} refused by the server's policy`);
 	}
 
 	/**
@@ -692,8 +680,9 @@ export class ServerSession {
 			this.channel.fail(error);
 			return;
 		}
-		const code = error instanceof Refusal ? error.wire : wireCodeFor(error);
-		const free = error instanceof Refusal && error.free !== undefined ? { free: error.free } : {};
+		const code = error.wire;
+		const free =
+			error.refusedAs !== undefined && error.free !== undefined ? { free: error.free } : {};
 		this.send({ t: "error", id, code, ...free });
 		this.deps.onOperation?.({ ...what, refused: code });
 	}

@@ -1,5 +1,7 @@
 /** Open a TLS connection; resolves once the TLS handshake is done. */
+
 import type { Socket } from "bun";
+import { type Clock, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { Timeouts } from "../protocol/limits.ts";
 import { FrameSocket, type TlsInfo } from "./frame-socket.ts";
@@ -11,6 +13,8 @@ export interface DialOptions {
 	port: number;
 	credentials: Credentials;
 	timeouts: Timeouts;
+	/** Every timer of the connection runs on it (default: the system's). */
+	clock?: Clock;
 }
 
 export interface Dialed {
@@ -22,17 +26,18 @@ type Slot = { fs: FrameSocket | undefined };
 
 export function dialTls(opts: DialOptions): Promise<Dialed> {
 	const where = `${opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname}:${opts.port}`;
+	const clock = opts.clock ?? systemClock;
 	return new Promise<Dialed>((resolve, reject) => {
 		let settled = false;
 		const settle = (e: PairlinkError | undefined, value?: Dialed) => {
 			if (settled) return;
 			settled = true;
-			clearTimeout(timer);
+			clock.clearTimeout(timer);
 			if (e) reject(e);
 			else if (value) resolve(value);
 		};
 		// Covers TCP connect too: an address that never answers must not hang us.
-		const timer = setTimeout(
+		const timer = clock.setTimeout(
 			() =>
 				settle(
 					new PairlinkError(
@@ -51,7 +56,7 @@ export function dialTls(opts: DialOptions): Promise<Dialed> {
 			socket: {
 				binaryType: "uint8array",
 				open(socket) {
-					slot.fs = new FrameSocket(socket, opts.timeouts);
+					slot.fs = new FrameSocket(socket, opts.timeouts, clock);
 					socket.data = slot;
 				},
 				handshake(socket) {

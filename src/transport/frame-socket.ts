@@ -5,6 +5,7 @@
  * mean or whom to trust.
  */
 import type { Socket } from "bun";
+import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import {
 	encodeFrame,
@@ -13,9 +14,9 @@ import {
 	FrameDecoder,
 	FrameType,
 } from "../protocol/frame.ts";
-import type { Timeouts } from "../protocol/limits.ts";
+import { CLOSE_GRACE_MS, type Timeouts } from "../protocol/limits.ts";
 import { encodeMessage, type Message } from "../protocol/messages.ts";
-import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import type { WireErrorCode } from "../protocol/wire-errors.ts";
 import { SocketWriter } from "./socket-writer.ts";
 
 /** What the TLS layer tells us about the peer, after its handshake. */
@@ -43,19 +44,18 @@ const MAX_EARLY_FRAMES = 8;
 /**
  * Every socket read is a fresh buffer, garbage once written to disk; at
  * hundreds of MB/s the collector lets them pile up to well over 100 MB.
- * Every 32 MiB received, a full collection if the process has grown past
- * 110 MB keeps a transfer's memory flat without paying for needless ones.
+ * Every 32 MiB a connection receives, a full collection if the process has
+ * grown past COLLECT_ABOVE_RSS keeps a transfer's memory flat without paying
+ * for needless ones. Counted per connection: no module state, so two
+ * servers (or tests) in one process do not feed each other's counter.
  */
 const COLLECT_EVERY = 32 * 1024 * 1024;
-/** Only when memory has grown: a collection costs milliseconds. */
+/**
+ * Only when memory has grown: a collection costs milliseconds. The figure
+ * sits above what a process holds with no transfer running and far below
+ * the pile-up described above, so it only triggers while buffers pile up.
+ */
 const COLLECT_ABOVE_RSS = 110 * 1024 * 1024;
-let receivedSinceCollect = 0;
-function collectEvery(n: number): void {
-	receivedSinceCollect += n;
-	if (receivedSinceCollect < COLLECT_EVERY) return;
-	receivedSinceCollect = 0;
-	if (process.memoryUsage.rss() > COLLECT_ABOVE_RSS) Bun.gc(true);
-}
 
 export const EXPORTER_LABEL = "EXPORTER-pairlink-cpace";
 
@@ -71,8 +71,9 @@ export class FrameSocket {
 	private closeError: PairlinkError | undefined;
 	private isClosed = false;
 	private established = false;
-	private lastActivity = performance.now();
-	private timer: ReturnType<typeof setTimeout> | undefined;
+	private lastActivity: number;
+	private timer: TimerId | undefined;
+	private receivedSinceCollect = 0;
 	private closing = false;
 	private tlsDone = false;
 	private readonly early: Frame[] = [];
@@ -84,10 +85,12 @@ export class FrameSocket {
 	constructor(
 		private readonly raw: RawSocket,
 		private readonly timeouts: Timeouts,
+		private readonly clock: Clock = systemClock,
 	) {
 		this.writer = new SocketWriter(raw);
 		this.address = raw.remoteAddress;
-		this.timer = setTimeout(() => this.onHandshakeTimeout(), timeouts.handshakeMs);
+		this.lastActivity = clock.now();
+		this.timer = clock.setTimeout(() => this.onHandshakeTimeout(), timeouts.handshakeMs);
 	}
 
 	get closed(): boolean {
@@ -118,9 +121,9 @@ export class FrameSocket {
 	markEstablished(): void {
 		if (this.established || this.isClosed) return;
 		this.established = true;
-		clearTimeout(this.timer);
-		this.lastActivity = performance.now();
-		this.timer = setTimeout(() => this.onIdleCheck(), this.timeouts.idleMs);
+		this.clock.clearTimeout(this.timer);
+		this.lastActivity = this.clock.now();
+		this.timer = this.clock.setTimeout(() => this.onIdleCheck(), this.timeouts.idleMs);
 	}
 
 	send(msg: Message, stream = 0): Promise<void> {
@@ -129,7 +132,7 @@ export class FrameSocket {
 
 	/** Header and payload go out as two writes, back to back (nothing can come between): no copy of the chunk. */
 	sendData(stream: number, bytes: Uint8Array): Promise<void> {
-		this.lastActivity = performance.now();
+		this.lastActivity = this.clock.now();
 		void this.writer
 			.write(encodeHeader(FrameType.data, stream, bytes.length))
 			.catch(() => undefined);
@@ -177,7 +180,7 @@ export class FrameSocket {
 	 * Tell the peer why (a small wire code, never our message), flush, then
 	 * close. The local error is what our side reports.
 	 */
-	fail(error: PairlinkError, wire: WireErrorCode = wireCodeFor(error)): void {
+	fail(error: PairlinkError, wire: WireErrorCode = error.wire): void {
 		if (this.isClosed || this.closing) return;
 		if (!this.tlsDone) {
 			// No TLS session yet, so no way to say anything: just hang up.
@@ -192,9 +195,9 @@ export class FrameSocket {
 			? Promise.resolve()
 			: this.send({ t: "error", code: wire }).catch(() => undefined);
 		// A peer that does not read must not keep us waiting for the flush.
-		const guard = setTimeout(() => this.raw.terminate(), 1000);
+		const guard = this.clock.setTimeout(() => this.raw.terminate(), CLOSE_GRACE_MS);
 		void flushed.then(() => {
-			clearTimeout(guard);
+			this.clock.clearTimeout(guard);
 			this.raw.end();
 		});
 	}
@@ -227,7 +230,7 @@ export class FrameSocket {
 
 	handleData(bytes: Uint8Array): void {
 		if (this.isClosed || this.closing) return;
-		collectEvery(bytes.length);
+		this.collectEvery(bytes.length);
 		let frames: Frame[];
 		try {
 			frames = this.decoder.push(bytes);
@@ -236,7 +239,7 @@ export class FrameSocket {
 			return;
 		}
 		// Activity is a whole frame, not a byte: one byte per idle period keeps nothing open.
-		if (frames.length > 0) this.lastActivity = performance.now();
+		if (frames.length > 0) this.lastActivity = this.clock.now();
 		for (const frame of frames) {
 			if (this.isClosed || this.closing) return;
 			if (!this.handlers) {
@@ -264,7 +267,7 @@ export class FrameSocket {
 	}
 
 	handleDrain(): void {
-		this.lastActivity = performance.now();
+		this.lastActivity = this.clock.now();
 		this.writer.drain();
 		this.handlers?.onDrain?.();
 	}
@@ -272,7 +275,7 @@ export class FrameSocket {
 	handleClose(error?: Error): void {
 		if (this.isClosed) return;
 		this.isClosed = true;
-		clearTimeout(this.timer);
+		this.clock.clearTimeout(this.timer);
 		this.backlog.length = 0;
 		this.closeError ??= error
 			? new PairlinkError("interrupted", `the connection failed: ${error.message}`)
@@ -284,8 +287,15 @@ export class FrameSocket {
 	}
 
 	private sendFrame(type: FrameType, stream: number, payload: Uint8Array): Promise<void> {
-		this.lastActivity = performance.now();
+		this.lastActivity = this.clock.now();
 		return this.writer.write(encodeFrame(type, stream, payload));
+	}
+
+	private collectEvery(n: number): void {
+		this.receivedSinceCollect += n;
+		if (this.receivedSinceCollect < COLLECT_EVERY) return;
+		this.receivedSinceCollect = 0;
+		if (process.memoryUsage.rss() > COLLECT_ABOVE_RSS) Bun.gc(true);
 	}
 
 	private onHandshakeTimeout(): void {
@@ -295,11 +305,11 @@ export class FrameSocket {
 
 	private onIdleCheck(): void {
 		if (this.isClosed) return;
-		const idle = performance.now() - this.lastActivity;
+		const idle = this.clock.now() - this.lastActivity;
 		if (idle >= this.timeouts.idleMs) {
 			this.fail(new PairlinkError("timeout", "the connection was idle for too long"));
 			return;
 		}
-		this.timer = setTimeout(() => this.onIdleCheck(), this.timeouts.idleMs - idle);
+		this.timer = this.clock.setTimeout(() => this.onIdleCheck(), this.timeouts.idleMs - idle);
 	}
 }

@@ -1,5 +1,7 @@
 /** Accept TLS connections and hand each one over as a FrameSocket. */
+
 import type { Socket, TCPSocketListener } from "bun";
+import type { Clock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { Timeouts } from "../protocol/limits.ts";
 import { FrameSocket } from "./frame-socket.ts";
@@ -20,6 +22,8 @@ export interface ListenOptions {
 	port: number;
 	credentials: Credentials;
 	timeouts: Timeouts;
+	/** Every timer of the connections runs on it (default: the system's). */
+	clock?: Clock;
 	/** Called for every accepted TCP connection, before its TLS handshake. */
 	onConnection(socket: FrameSocket): void;
 }
@@ -64,7 +68,7 @@ function listenOn(hostname: string, opts: ListenOptions): Listener {
 		socket: {
 			binaryType: "uint8array",
 			open(socket) {
-				const fs = new FrameSocket(socket, opts.timeouts);
+				const fs = new FrameSocket(socket, opts.timeouts, opts.clock);
 				socket.data = { fs };
 				opts.onConnection(fs);
 			},

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { formatAddress, plainAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
+import { DEFAULT_CODE_WORDS } from "../../crypto/pairing-code.ts";
 import { type Announcer, startAnnouncer } from "../../discovery/announce.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
 import { sweepAbandonedParts } from "../../fs/part-sweep.ts";
@@ -112,7 +113,7 @@ export const serveCommand = defineCommand({
 					ttlMs: Date.parse(pending.expiresAt) - Date.now(),
 				};
 			} else {
-				code = await createPendingCode(4, DEFAULT_CODE_TTL);
+				code = await createPendingCode(DEFAULT_CODE_WORDS, DEFAULT_CODE_TTL);
 			}
 		}
 
