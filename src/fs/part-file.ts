@@ -101,7 +101,7 @@ export class PartFile {
 			try {
 				// Hash what an earlier attempt left, so the sender can check it against its own prefix.
 				const hasher = new Bun.CryptoHasher("sha256");
-				if (size > 0) await hashRange(fh, 0, size, (chunk) => hasher.update(chunk));
+				for await (const chunk of readChunks(fh, 0, size)) hasher.update(chunk);
 				const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
 				return new PartFile(
 					fh,
@@ -399,16 +399,6 @@ function ours(s: Stats): boolean {
 	return (
 		s.isFile() && s.nlink === 1 && (uid === undefined || (s.uid === uid && (s.mode & 0o077) === 0))
 	);
-}
-
-/** Feed bytes [start, end) of a file to `use`, one chunk of at most 1 MiB at a time. */
-export async function hashRange(
-	fh: FileHandle,
-	start: number,
-	end: number,
-	use: (chunk: Uint8Array) => void,
-): Promise<void> {
-	for await (const chunk of readChunks(fh, start, end)) use(chunk);
 }
 
 /**

@@ -34,7 +34,7 @@ export const placeIo = {
 const code = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code ?? "";
 
 /** Run `op`, retrying on Windows while the error looks like a file briefly held by someone else. */
-export async function retryHeld<T>(op: () => Promise<T>): Promise<T> {
+async function retryHeld<T>(op: () => Promise<T>): Promise<T> {
 	for (let attempt = 0; ; attempt++) {
 		try {
 			return await op();

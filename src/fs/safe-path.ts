@@ -17,7 +17,7 @@ import { PairlinkError } from "../errors.ts";
 
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
-export const MAX_DEPTH = 64;
+const MAX_DEPTH = 64;
 
 /** The suffix of in-progress files: never served, listed or accepted as a name. */
 export const PART_SUFFIX = ".pairlink-part";

@@ -5,8 +5,10 @@
  * applies to ours, and every download lands through a verified part file
  * (uploads are in client-uploads.ts).
  */
+
 import { type Clock, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
+import { newHasher } from "../fs/hasher.ts";
 import type { FileMeta } from "../fs/metadata.ts";
 import { PartFile, type PartOwner } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
@@ -298,7 +300,7 @@ export class ClientSession {
 		opts: Pick<TransferOptions, "onProgress">,
 	): Promise<TransferResult> {
 		parseWirePath(remotePath);
-		const hasher = new Bun.CryptoHasher("sha256");
+		const hasher = newHasher();
 		let size = 0;
 		let written = 0;
 		try {

@@ -4,8 +4,10 @@
  * input. Each carries the source's mtime and mode; a source that changes
  * while it is read is not committed.
  */
-import { open, stat } from "node:fs/promises";
+
 import { PairlinkError } from "../errors.ts";
+import { newHasher, sha256Hex } from "../fs/hasher.ts";
+import { openLocal, readIfSmall, statLocal } from "../fs/local-source.ts";
 import { changed, changedWhileRead, type FileMeta, snapshot } from "../fs/metadata.ts";
 import { readChunks } from "../fs/part-file.ts";
 import { fsError } from "../fs/root.ts";
@@ -38,18 +40,18 @@ export async function uploadFile(
 ): Promise<TransferResult> {
 	parseWirePath(remotePath);
 	const label = JSON.stringify(localPath);
-	const named = await stat(localPath).catch((e) => Promise.reject(fsError(e, label)));
+	const named = await statLocal(localPath).catch((e) => Promise.reject(fsError(e, label)));
 	// Small files (most of a tree) are read in one native call: open, read and close.
 	const small = named.size <= MAX_DATA_PAYLOAD ? await readIfSmall(localPath) : undefined;
 	if (small) {
-		const after = await stat(localPath).catch(() => undefined);
+		const after = await statLocal(localPath).catch(() => undefined);
 		if (small.length !== named.size || !after || changed(snapshot(named), snapshot(after)))
 			throw changedHere(label);
 		return uploadWhole(link, small, remotePath, opts, metaOf(named));
 	}
-	let fh: Awaited<ReturnType<typeof open>>;
+	let fh: Awaited<ReturnType<typeof openLocal>>;
 	try {
-		fh = await open(localPath, "r");
+		fh = await openLocal(localPath);
 	} catch (e) {
 		throw fsError(e, label);
 	}
@@ -80,11 +82,11 @@ export async function uploadFile(
 			aborted = e;
 		});
 		let start = 0;
-		let hasher = new Bun.CryptoHasher("sha256");
+		let hasher = newHasher();
 		const r = await Promise.race([readyP, result.then(() => undefined)]);
 		if (!r) return await result;
 		if (r.offset > 0 && r.offset <= size && r.prefix) {
-			const h = new Bun.CryptoHasher("sha256");
+			const h = newHasher();
 			for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
 			if (h.copy().digest("hex") === r.prefix) {
 				start = r.offset;
@@ -101,7 +103,7 @@ export async function uploadFile(
 			done += chunk.length;
 			opts.onProgress?.(done, size);
 		}
-		if (!aborted && (await changedWhileRead(fh, before, () => stat(localPath)))) {
+		if (!aborted && (await changedWhileRead(fh, before, () => statLocal(localPath)))) {
 			// The server discards what it got and answers with an error; only then is the id free.
 			await link.channel.send({ t: "put-abort", id });
 			await result.catch(() => undefined);
@@ -134,7 +136,7 @@ async function uploadWhole(
 	meta: FileMeta,
 ): Promise<TransferResult> {
 	const size = data.length;
-	const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+	const sha256 = sha256Hex(data);
 	opts.onProgress?.(0, size);
 	const result = link.request<TransferResult>(
 		(id) => {
@@ -197,7 +199,7 @@ export async function uploadStream(
 	});
 	await Promise.race([readyP, result]);
 	await link.channel.send({ t: "put-start", id, offset: 0 });
-	const hasher = new Bun.CryptoHasher("sha256");
+	const hasher = newHasher();
 	let size = 0;
 	try {
 		for await (const chunk of source) {
@@ -248,16 +250,3 @@ const changedHere = (label: string) =>
 		"changed",
 		`${label} changed while it was being sent; nothing was committed, run the command again`,
 	);
-
-/** A file's bytes when it fits one data frame; undefined for a larger one. */
-async function readIfSmall(path: string): Promise<Uint8Array | undefined> {
-	const file = Bun.file(path);
-	try {
-		if (file.size > MAX_DATA_PAYLOAD) return undefined;
-		const data = await file.bytes();
-		// Grown past one frame since the size was read: take the streaming path.
-		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
-	} catch (e) {
-		throw fsError(e, JSON.stringify(path));
-	}
-}

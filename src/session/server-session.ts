@@ -4,9 +4,10 @@
  * the policy; every refusal goes back as a small wire code with the
  * request's id. The transport never sees what the frames mean.
  */
-import type { FileHandle } from "node:fs/promises";
+
 import { PairlinkError } from "../errors.ts";
 import { excluder } from "../fs/exclude.ts";
+import { newHasher, sha256Hex } from "../fs/hasher.ts";
 import { changedWhileRead, type FileMeta, snapshot, upToDate } from "../fs/metadata.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
@@ -57,6 +58,9 @@ const CONCURRENT_GETS = 32;
 const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
 const MAX_REMEMBERED_REFUSALS = 4096;
+
+/** A file opened beneath the root for reading (root.ts): closed when the connection ends. */
+type ReadHandle = Awaited<ReturnType<SandboxRoot["openRead"]>>["fh"];
 
 type Request = MessageOf<"list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get">;
 
@@ -142,7 +146,7 @@ export class ServerSession {
 	private buffered = 0;
 	private paused = false;
 	private closed = false;
-	private readonly openFiles = new Set<FileHandle>();
+	private readonly openFiles = new Set<ReadHandle>();
 
 	constructor(
 		private readonly channel: Channel,
@@ -317,7 +321,7 @@ export class ServerSession {
 		const file = await this.deps.root.openRead(m.path);
 		this.openFiles.add(file.fh);
 		try {
-			const h = new Bun.CryptoHasher("sha256");
+			const h = newHasher();
 			for await (const chunk of readChunks(file.fh, 0, file.size)) h.update(chunk);
 			await this.channel.send({ t: "hash-ok", id: m.id, size: file.size, sha256: h.digest("hex") });
 		} finally {
@@ -378,7 +382,7 @@ export class ServerSession {
 					let whole: Uint8Array = new Uint8Array(0);
 					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
 					if (await changedWhileRead(file.fh, before, again)) throw changedSource();
-					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
+					const sha256 = sha256Hex(whole);
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
 					checkUnacked(this.awaitingAck.size);
 					void this.channel
@@ -396,10 +400,10 @@ export class ServerSession {
 					return;
 				}
 				let offset = 0;
-				let h = new Bun.CryptoHasher("sha256");
+				let h = newHasher();
 				if (m.offset > 0 && m.offset <= file.size && m.prefix) {
 					// Resume only from bytes the client proves it holds: the same prefix hash.
-					const prefix = new Bun.CryptoHasher("sha256");
+					const prefix = newHasher();
 					for await (const c of readChunks(file.fh, 0, m.offset)) prefix.update(c);
 					if (prefix.copy().digest("hex") === m.prefix) {
 						offset = m.offset;
