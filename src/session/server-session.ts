@@ -17,8 +17,17 @@ import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import type { WireErrorCode } from "../protocol/wire-errors.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
-import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
+import { type ConnectionLoad, checkUnacked } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
+import {
+	admit,
+	dropped,
+	REFUSED,
+	step as stepUpload,
+	type UploadEvent,
+	type UploadState,
+	type UploadStep,
+} from "./upload-machine.ts";
 
 export interface TransferEvent {
 	op: "get" | "put";
@@ -62,6 +71,9 @@ const MAX_REMEMBERED_REFUSALS = 4096;
 /** A file opened beneath the root for reading (root.ts): closed when the connection ends. */
 type ReadHandle = Awaited<ReturnType<SandboxRoot["openRead"]>>["fh"];
 
+/** What a frame brings besides its event: the bytes of a data frame, the hash of a put-end. */
+type Given = { parts?: Uint8Array[]; sha256?: string };
+
 type Request = MessageOf<"list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get">;
 
 /** A refusal that carries the exact wire code to send (and, with disk-full, the bytes free here). */
@@ -72,9 +84,10 @@ const refusal = (wire: WireErrorCode, message: string, free?: number) =>
 const changedSource = () =>
 	refusal("changed", "the file changed while it was being sent; nothing was committed");
 
+/** An upload's state lives in its machine (upload-machine.ts); this holds what performing it needs. */
 interface Upload {
 	path: string;
-	size: number;
+	state: UploadState;
 	/** Known up front for a file sent whole: it is committed as soon as its bytes are in. */
 	sha256: string | undefined;
 	overwrite: boolean;
@@ -83,11 +96,9 @@ interface Upload {
 	/** Standard input of unknown length: no size check until put-end, never resumed. */
 	stream: boolean;
 	part: PartFile | undefined;
-	started: boolean;
 	resumedFrom: number;
 	/** Writes happen in arrival order, one after another. */
 	chain: Promise<void>;
-	failed: boolean;
 }
 
 interface Download {
@@ -230,41 +241,7 @@ export class ServerSession {
 
 	onData(stream: number, parts: Uint8Array[], length: number): void {
 		if (this.closed) return;
-		const upload = this.uploads.get(stream);
-		if (!upload?.started) {
-			if (!this.refusedUploads.has(stream)) {
-				this.channel.fail(
-					new PairlinkError("protocol", "data for a stream that is not an upload in progress"),
-				);
-			}
-			return;
-		}
-		if (upload.failed) return; // already refused; the client stops sending
-		this.buffered += length;
-		if (!this.paused && this.buffered > PAUSE_ABOVE) {
-			this.paused = true;
-			this.channel.pause();
-		}
-		upload.chain = upload.chain.then(async () => {
-			try {
-				if (!upload.failed) {
-					if (!upload.stream && (upload.part as PartFile).received + length > upload.size) {
-						throw refusal("integrity", "more data than announced");
-					}
-					await (upload.part as PartFile).write(parts);
-					if (upload.sha256 && (upload.part as PartFile).received === upload.size) {
-						await this.finishUpload(stream, upload, upload.sha256);
-					}
-				}
-			} finally {
-				this.buffered -= length;
-				if (this.paused && this.buffered < RESUME_BELOW) {
-					this.paused = false;
-					this.channel.resume();
-				}
-			}
-		});
-		upload.chain = upload.chain.catch((e) => this.failUpload(stream, upload, e));
+		this.drive(stream, { type: "data", length }, { parts });
 	}
 
 	/** The connection is gone: keep partial uploads for resume, close open files. */
@@ -454,18 +431,9 @@ export class ServerSession {
 	 * files: no round trip per file).
 	 */
 	private put(m: MessageOf<"put">): void {
-		if (this.uploads.has(m.id)) {
-			this.channel.fail(new PairlinkError("protocol", "request id reused"));
-			return;
-		}
-		if (m.sha256 !== undefined && m.size > MAX_DATA_PAYLOAD) {
-			this.channel.fail(new PairlinkError("protocol", "a file sent whole must fit one data frame"));
-			return;
-		}
-		if (!uploadAllowed(this.uploads.size)) {
-			// Each open upload holds a part file and a descriptor: refuse, and drop its data.
-			this.rememberRefused(m.id);
-			this.send({ t: "error", id: m.id, code: "busy" });
+		const admitted = admit(m, this.uploads.has(m.id), this.uploads.size);
+		if (admitted.state?.phase !== "opening") {
+			this.perform(m.id, undefined, admitted);
 			return;
 		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
@@ -473,16 +441,14 @@ export class ServerSession {
 		const stream = m.stream === true;
 		const upload: Upload = {
 			path: m.path,
-			size: m.size,
+			state: admitted.state,
 			sha256: m.sha256,
 			overwrite,
 			meta: m.mtime !== undefined ? { mtime: m.mtime, mode: m.mode ?? 0 } : undefined,
 			stream,
 			part: undefined,
-			started: whole,
 			resumedFrom: 0,
 			chain: Promise.resolve(),
-			failed: false,
 		};
 		this.uploads.set(m.id, upload);
 		upload.chain = (async () => {
@@ -495,7 +461,8 @@ export class ServerSession {
 				m.quick !== false &&
 				(await this.isUpToDate(m.path, m.size, upload.meta.mtime))
 			) {
-				this.forgetUpload(m.id, upload);
+				this.drive(m.id, { type: "up-to-date" });
+				this.forgetUpload(m.id);
 				this.send({ t: "up-to-date", id: m.id });
 				return;
 			}
@@ -513,7 +480,7 @@ export class ServerSession {
 			if (whole) {
 				// Nothing to resume for a file that fits one frame: start clean, commit when it is in.
 				await upload.part.startAt(0, m.size);
-				if (m.size === 0) await this.finishUpload(m.id, upload, m.sha256 as string);
+				this.drive(m.id, { type: "opened" });
 				return;
 			}
 			// A part file longer than the announced size cannot be a prefix of it; a stream never resumes.
@@ -521,6 +488,7 @@ export class ServerSession {
 			const free = await upload.part.freeBytes();
 			if (!stream && m.size - offset > free)
 				throw refusal("disk-full", `${m.size - offset} bytes are needed, ${free} are free`, free);
+			this.drive(m.id, { type: "opened" });
 			this.send({
 				t: "put-ready",
 				id: m.id,
@@ -538,44 +506,93 @@ export class ServerSession {
 
 	/** The sender found its file changed after sending it: nothing is committed. */
 	private putAbort(id: number): void {
-		const upload = this.uploads.get(id);
-		if (!upload) {
-			if (!this.refusedUploads.has(id))
-				this.channel.fail(new PairlinkError("protocol", "put-abort without an upload"));
-			return;
-		}
-		upload.chain = upload.chain.then(() => this.failUpload(id, upload, changedSource()));
+		this.drive(id, { type: "put-abort" });
 	}
 
 	private putStart(m: MessageOf<"put-start">): void {
-		const upload = this.uploads.get(m.id);
-		if (!upload || upload.started) {
-			if (!this.refusedUploads.has(m.id))
-				this.channel.fail(new PairlinkError("protocol", "put-start without put"));
-			return;
-		}
-		upload.started = true;
-		upload.resumedFrom = m.offset;
-		upload.chain = upload.chain
-			.then(() =>
-				upload.failed ? undefined : (upload.part as PartFile).startAt(m.offset, upload.size),
-			)
-			.catch((e) => this.failUpload(m.id, upload, e));
+		this.drive(m.id, { type: "put-start", offset: m.offset });
 	}
 
 	private putEnd(m: MessageOf<"put-end">): void {
-		const upload = this.uploads.get(m.id);
-		if (!upload?.started) {
-			if (!this.refusedUploads.has(m.id))
-				this.channel.fail(new PairlinkError("protocol", "put-end without an upload"));
-			this.refusedUploads.delete(m.id);
-			return;
+		this.drive(m.id, { type: "put-end", size: m.size }, { sha256: m.sha256 });
+	}
+
+	/** One frame (or outcome) for an upload: the machine decides, this performs. */
+	private drive(id: number, event: UploadEvent, given: Given = {}): void {
+		const upload = this.uploads.get(id);
+		const state = upload?.state ?? (this.refusedUploads.has(id) ? REFUSED : undefined);
+		this.perform(id, upload, stepUpload(state, event), given);
+	}
+
+	private perform(id: number, upload: Upload | undefined, next: UploadStep, given: Given = {}) {
+		if (upload && next.state) upload.state = next.state;
+		for (const action of next.actions) {
+			if (action.type === "protocol-error") {
+				this.channel.fail(new PairlinkError("protocol", action.reason));
+				return;
+			}
+			if (action.type === "forget") {
+				this.refusedUploads.delete(id);
+				continue;
+			}
+			if (!upload) {
+				// Refused at admission: nothing was opened, its data is dropped.
+				if (action.type === "refuse") {
+					this.rememberRefused(id);
+					this.send({ t: "error", id, code: action.wire });
+				}
+				continue;
+			}
+			switch (action.type) {
+				case "refuse": {
+					const why = refusal(action.wire, action.reason);
+					upload.chain = upload.chain.then(() => this.failUpload(id, upload, why));
+					break;
+				}
+				case "start-at":
+					upload.resumedFrom = action.offset;
+					this.queue(id, upload, (part) => part.startAt(action.offset, upload.state.size));
+					break;
+				case "write":
+					this.write(id, upload, given.parts ?? [], action.length);
+					break;
+				case "commit": {
+					const expected = upload.sha256 ?? given.sha256;
+					upload.chain = upload.chain.then(() =>
+						dropped(upload.state) ? undefined : this.finishUpload(id, upload, expected as string),
+					);
+					break;
+				}
+			}
 		}
-		// A stream's length is known only now; anything else was announced in the put.
-		if (upload.stream) upload.size = m.size ?? upload.size;
-		upload.chain = upload.chain.then(() =>
-			upload.failed ? undefined : this.finishUpload(m.id, upload, m.sha256),
-		);
+	}
+
+	/** Work on the part file, in arrival order; skipped once the upload ended without a commit. */
+	private queue(id: number, upload: Upload, work: (part: PartFile) => Promise<unknown>): void {
+		upload.chain = upload.chain
+			.then(async () => {
+				if (!dropped(upload.state)) await work(upload.part as PartFile);
+			})
+			.catch((e) => this.failUpload(id, upload, e));
+	}
+
+	private write(id: number, upload: Upload, parts: Uint8Array[], length: number): void {
+		this.buffered += length;
+		if (!this.paused && this.buffered > PAUSE_ABOVE) {
+			this.paused = true;
+			this.channel.pause();
+		}
+		this.queue(id, upload, async (part) => {
+			try {
+				await part.write(parts);
+			} finally {
+				this.buffered -= length;
+				if (this.paused && this.buffered < RESUME_BELOW) {
+					this.paused = false;
+					this.channel.resume();
+				}
+			}
+		});
 	}
 
 	/** Verify, move into place, answer put-ok: the explicit ACK the sender waits for. */
@@ -584,15 +601,16 @@ export class ServerSession {
 		queueMicrotask(() => this.notifyIfIdle());
 		try {
 			const sha256 = await (upload.part as PartFile).commit(
-				{ size: upload.size, sha256: expected },
+				{ size: upload.state.size, sha256: expected },
 				upload.overwrite,
 				upload.meta,
 			);
+			upload.state = stepUpload(upload.state, { type: "committed" }).state ?? upload.state;
 			this.send({ t: "put-ok", id, sha256 });
 			this.deps.onTransfer?.({
 				op: "put",
 				path: upload.path,
-				bytes: upload.size,
+				bytes: upload.state.size,
 				sha256,
 				resumedFrom: upload.resumedFrom,
 			});
@@ -602,8 +620,10 @@ export class ServerSession {
 	}
 
 	private async failUpload(id: number, upload: Upload, e: unknown): Promise<void> {
-		if (upload.failed) return;
-		this.forgetUpload(id, upload);
+		// Answered already (refused, or failed by an earlier write): one answer per request.
+		if (this.uploads.get(id) !== upload) return;
+		upload.state = stepUpload(upload.state, { type: "io-failed" }).state ?? upload.state;
+		this.forgetUpload(id);
 		this.refuse(id, e, { op: "put", path: upload.path });
 		// Bad data is not worth resuming from, nor is a stream; a full disk or a broken pipe is.
 		if (
@@ -617,8 +637,7 @@ export class ServerSession {
 	}
 
 	/** Answered without being written: the frames still on their way for it are dropped. */
-	private forgetUpload(id: number, upload: Upload): void {
-		upload.failed = true;
+	private forgetUpload(id: number): void {
 		this.uploads.delete(id);
 		this.rememberRefused(id);
 	}
