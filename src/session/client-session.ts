@@ -17,6 +17,7 @@ import type { Channel } from "../protocol/channel.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
+import { type DownloadEvent, REQUESTED, step as stepDownload } from "./download-machine.ts";
 import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
@@ -339,33 +340,77 @@ export class ClientSession {
 	}
 
 	/**
-	 * One download's answers, whatever receives the bytes: the `file`
-	 * announcement, data frames in order (never more than announced: a server
-	 * that sends more is lying and is stopped at once), then the hash —
-	 * after file-end, or once the bytes of a file sent whole are in. Every
-	 * write goes through one chain; the result is acknowledged once kept.
+	 * One download's answers, whatever receives the bytes. Which frame is
+	 * legal when, and the bytes it may carry, is download-machine.ts's to
+	 * decide (a server that sends more than it announced is stopped at
+	 * once); this performs its actions. Every write goes through one chain;
+	 * the result is acknowledged once kept.
 	 */
 	private async receive(build: (id: number) => Message, r: Receiver): Promise<TransferResult> {
-		let size = 0;
-		/** Bytes announced so far by the offset plus data frames, before they reach the sink. */
-		let incoming = 0;
-		/** The file's hash when the server sent it whole (no file-end follows). */
-		let wholeSha: string | undefined;
-		let announced = false;
+		let state = REQUESTED;
 		let chain = Promise.resolve();
+		/** Why the receiver failed, once it has: later work on the chain only reports it. */
 		let failure: PairlinkError | undefined;
 		let settle: { resolve(v: TransferResult): void; reject(e: PairlinkError): void } | undefined;
-		const finish = (expected: string, id: number) => {
-			chain = chain.then(async () => {
-				if (failure) return settle?.reject(failure);
-				try {
-					const result = await r.finish(expected);
-					void this.channel.send({ t: "ack", id }).catch(() => undefined);
-					settle?.resolve(result);
-				} catch (e) {
-					settle?.reject(r.error(e));
+		const drive = (
+			event: DownloadEvent,
+			id: number,
+			reject: (e: PairlinkError) => void,
+			given: { file?: MessageOf<"file">; parts?: Uint8Array[] } = {},
+		) => {
+			const next = stepDownload(state, event);
+			state = next.state;
+			for (const action of next.actions) {
+				switch (action.type) {
+					case "start": {
+						const started = r.start(given.file as MessageOf<"file">);
+						if (started instanceof PairlinkError) {
+							state = stepDownload(state, { type: "io-failed" }).state;
+							reject(started);
+							return;
+						}
+						if (started)
+							chain = chain.then(started).catch((e) => {
+								failure ??= r.error(e);
+							});
+						break;
+					}
+					case "write": {
+						const { length } = action;
+						this.hold(length);
+						chain = chain
+							.then(async () => {
+								if (!failure) await r.write(given.parts ?? []);
+							})
+							.catch((e) => {
+								failure ??= r.error(e);
+								reject(failure);
+							})
+							.finally(() => this.release(length));
+						break;
+					}
+					case "finish":
+						chain = chain.then(async () => {
+							if (failure) return settle?.reject(failure);
+							try {
+								const result = await r.finish(action.sha256);
+								state = stepDownload(state, { type: "committed" }).state;
+								void this.channel.send({ t: "ack", id }).catch(() => undefined);
+								settle?.resolve(result);
+							} catch (e) {
+								settle?.reject(r.error(e));
+							}
+						});
+						break;
+					case "fail": {
+						const e = new PairlinkError(action.code, action.reason);
+						// Bad data also stops writes still queued; a protocol slip only ends the request.
+						if (action.code === "integrity") failure ??= e;
+						reject(action.code === "integrity" ? (failure ?? e) : e);
+						return;
+					}
 				}
-			});
+			}
 		};
 		try {
 			return await this.request<TransferResult>(
@@ -373,56 +418,22 @@ export class ClientSession {
 				(m, resolve, reject, id) => {
 					settle = { resolve, reject };
 					if (m.t === "file") {
-						// One header per download: a second one would reset the size every data frame is held to.
-						if (announced) {
-							reject(new PairlinkError("protocol", "the server announced the same file twice"));
-							return true;
-						}
-						announced = true;
-						const started = r.start(m);
-						if (started instanceof PairlinkError) {
-							reject(started);
-							return true;
-						}
-						size = m.size;
-						incoming = m.offset;
-						wholeSha = m.sha256;
-						if (started)
-							chain = chain.then(started).catch((e) => {
-								failure ??= r.error(e);
-							});
-						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
-						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
+						const event = {
+							type: "file",
+							size: m.size,
+							offset: m.offset,
+							sha256: m.sha256,
+						} as const;
+						drive(event, id, reject, { file: m });
 						return true;
 					}
 					if (m.t === "file-end") {
-						finish(m.sha256, id);
+						drive({ type: "file-end", sha256: m.sha256 }, id, reject);
 						return true;
 					}
 					return false;
 				},
-				(parts, length, reject, id) => {
-					incoming += length;
-					if (incoming > size) {
-						failure ??= new PairlinkError(
-							"integrity",
-							"the server sent more data than it announced",
-						);
-						reject(failure);
-						return;
-					}
-					this.hold(length);
-					chain = chain
-						.then(async () => {
-							if (!failure) await r.write(parts);
-						})
-						.catch((e) => {
-							failure ??= r.error(e);
-							reject(failure);
-						})
-						.finally(() => this.release(length));
-					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
-				},
+				(parts, length, reject, id) => drive({ type: "data", length }, id, reject, { parts }),
 			);
 		} catch (e) {
 			// Nothing may still be writing when the caller discards or keeps what arrived.
