@@ -8,10 +8,10 @@ import { dirname } from "node:path";
 import type { Clock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
-import { type Frame, FrameType } from "../protocol/frame.ts";
+import type { Frame } from "../protocol/frame.ts";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
-import { decodeControlFrame, type Message } from "../protocol/messages.ts";
 import { ClientSession } from "../session/client-session.ts";
+import { routeFrame } from "../session/frame-router.ts";
 import { type ClientState, clientStep, type HandshakeAction } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
 import {
@@ -135,22 +135,12 @@ class ClientConnection {
 	}
 
 	private onFrame(frame: Frame): void {
-		if (frame.type === FrameType.data) {
-			if (this.pairing) this.pairingEvent({ type: "data" });
-			else if (this.session) this.session.onData(frame.stream, frame.parts, frame.length);
-			else this.apply(clientStep(this.state, { type: "data" }, this.opts.identity.name));
-			return;
-		}
-		let message: Message;
-		try {
-			message = decodeControlFrame(frame);
-		} catch (e) {
-			this.fail(e as PairlinkError); // decodeControlFrame throws nothing else
-			return;
-		}
-		if (this.pairing) this.pairingEvent({ type: "message", message });
-		else if (this.session) this.session.onMessage(message);
-		else this.apply(clientStep(this.state, { type: "message", message }, this.opts.identity.name));
+		routeFrame(frame, {
+			pairing: this.pairing ? (event) => this.pairingEvent(event) : undefined,
+			session: this.session,
+			handshake: (event) => this.apply(clientStep(this.state, event, this.opts.identity.name)),
+			fail: (e) => this.fail(e),
+		});
 	}
 
 	private apply(step: { state: ClientState; actions: HandshakeAction[] }): void {

@@ -3,14 +3,14 @@
  * the trust store, runs the handshake, and hands trusted connections to a
  * session (or, with a pending code, to pairing).
  */
+
 import { type Clock, delay, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
 import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
-import { FrameType } from "../protocol/frame.ts";
 import { CLOSE_GRACE_MS, DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
-import { decodeControlFrame, type Message } from "../protocol/messages.ts";
+import { routeFrame } from "../session/frame-router.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
 import {
@@ -317,35 +317,12 @@ class ServerConnection {
 			this.held.push(frame);
 			return;
 		}
-		if (this.pairing) {
-			if (frame.type === FrameType.data) this.pairingEvent({ type: "data" });
-			else this.withMessage(frame, (message) => this.pairingEvent({ type: "message", message }));
-			return;
-		}
-		if (this.session) {
-			if (frame.type === FrameType.data)
-				this.session.onData(frame.stream, frame.parts, frame.length);
-			else this.withMessage(frame, (m) => this.session?.onMessage(m));
-			return;
-		}
-		if (frame.type === FrameType.data) {
-			this.apply(serverStep(this.state, { type: "data" }, this.opts.identity.name));
-			return;
-		}
-		this.withMessage(frame, (message) =>
-			this.apply(serverStep(this.state, { type: "message", message }, this.opts.identity.name)),
-		);
-	}
-
-	private withMessage(frame: Frame, use: (m: Message) => void): void {
-		let message: Message;
-		try {
-			message = decodeControlFrame(frame);
-		} catch (e) {
-			this.fail(e as PairlinkError); // decodeControlFrame throws nothing else
-			return;
-		}
-		use(message);
+		routeFrame(frame, {
+			pairing: this.pairing ? (event) => this.pairingEvent(event) : undefined,
+			session: this.session,
+			handshake: (event) => this.apply(serverStep(this.state, event, this.opts.identity.name)),
+			fail: (e) => this.fail(e),
+		});
 	}
 
 	private apply(step: { state: ServerState; actions: HandshakeAction[] }): void {
