@@ -4,6 +4,7 @@
  * device, a subtree per device) plug in here later without touching the
  * handlers.
  */
+import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { WireErrorCode } from "../protocol/wire-errors.ts";
 
@@ -46,3 +47,7 @@ export function allowed(
 export function overwriteRefusal(policy: ServePolicy, requested: boolean): WireErrorCode {
 	return requested && !policy.allowOverwrite ? "overwrite-forbidden" : "exists";
 }
+
+/** A refusal that carries the exact wire code to send (and, with disk-full, the bytes free here). */
+export const refusal = (wire: WireErrorCode, message: string, free?: number) =>
+	new PairlinkError("refused", message, { wire, free });

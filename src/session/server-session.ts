@@ -8,8 +8,8 @@
 import { PairlinkError } from "../errors.ts";
 import { excluder } from "../fs/exclude.ts";
 import { newHasher, sha256Hex } from "../fs/hasher.ts";
-import { changedWhileRead, type FileMeta, snapshot, upToDate } from "../fs/metadata.ts";
-import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
+import { changedWhileRead, snapshot } from "../fs/metadata.ts";
+import { readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
@@ -18,16 +18,8 @@ import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protoc
 import type { WireErrorCode } from "../protocol/wire-errors.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
 import { type ConnectionLoad, checkUnacked } from "./peer-limits.ts";
-import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
-import {
-	admit,
-	dropped,
-	REFUSED,
-	step as stepUpload,
-	type UploadEvent,
-	type UploadState,
-	type UploadStep,
-} from "./upload-machine.ts";
+import { allowed, refusal, type ServePolicy } from "./policy.ts";
+import { ServerUploads } from "./server-uploads.ts";
 
 export interface TransferEvent {
 	op: "get" | "put";
@@ -63,43 +55,15 @@ export interface ServerSessionDeps {
 
 /** Downloads read and sent at once per connection; more wait their turn. */
 const CONCURRENT_GETS = 32;
-/** Upload bytes buffered ahead of the disk before the socket is paused. */
-const PAUSE_ABOVE = 16 * 1024 * 1024;
-const RESUME_BELOW = 4 * 1024 * 1024;
-const MAX_REMEMBERED_REFUSALS = 4096;
 
 /** A file opened beneath the root for reading (root.ts): closed when the connection ends. */
 type ReadHandle = Awaited<ReturnType<SandboxRoot["openRead"]>>["fh"];
 
-/** What a frame brings besides its event: the bytes of a data frame, the hash of a put-end. */
-type Given = { parts?: Uint8Array[]; sha256?: string };
-
 type Request = MessageOf<"list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get">;
-
-/** A refusal that carries the exact wire code to send (and, with disk-full, the bytes free here). */
-const refusal = (wire: WireErrorCode, message: string, free?: number) =>
-	new PairlinkError("refused", message, { wire, free });
 
 /** The source changed while it was read: what arrived is not committed. */
 const changedSource = () =>
 	refusal("changed", "the file changed while it was being sent; nothing was committed");
-
-/** An upload's state lives in its machine (upload-machine.ts); this holds what performing it needs. */
-interface Upload {
-	path: string;
-	state: UploadState;
-	/** Known up front for a file sent whole: it is committed as soon as its bytes are in. */
-	sha256: string | undefined;
-	overwrite: boolean;
-	/** The sender's mtime and mode, applied at commit (an older client sends none). */
-	meta: FileMeta | undefined;
-	/** Standard input of unknown length: no size check until put-end, never resumed. */
-	stream: boolean;
-	part: PartFile | undefined;
-	resumedFrom: number;
-	/** Writes happen in arrival order, one after another. */
-	chain: Promise<void>;
-}
 
 interface Download {
 	path: string;
@@ -143,9 +107,6 @@ class EntryBatches<T> {
 }
 
 export class ServerSession {
-	private readonly uploads = new Map<number, Upload>();
-	/** Uploads refused before the client heard of it: their remaining frames are dropped, not errors. */
-	private readonly refusedUploads = new Set<number>();
 	private readonly awaitingAck = new Map<number, Download>();
 	private readonly getQueue: (() => Promise<void>)[] = [];
 	private activeGets = 0;
@@ -154,22 +115,30 @@ export class ServerSession {
 	/** Download bytes being read and sent (see replyRoom), and who waits for room. */
 	private unsentData = 0;
 	private readonly roomWaiters: (() => void)[] = [];
-	private buffered = 0;
-	private paused = false;
 	private closed = false;
 	private readonly openFiles = new Set<ReadHandle>();
+
+	private readonly uploads: ServerUploads;
 
 	constructor(
 		private readonly channel: Channel,
 		private readonly deps: ServerSessionDeps,
-	) {}
+	) {
+		this.uploads = new ServerUploads(channel, deps, {
+			check: (op) => this.check(op),
+			refuse: (id, e, what) => this.refuse(id, e, what),
+			send: (m) => this.send(m),
+			notifyIfIdle: () => this.notifyIfIdle(),
+			platform: () => this.platform,
+		});
+	}
 
 	/** A transfer is in flight: a stopping server waits for it a little. */
 	get busy(): boolean {
 		// A download counts until the client acknowledged it: closing earlier could
 		// cut its commit short on the client's side.
 		return (
-			this.uploads.size > 0 ||
+			this.uploads.open > 0 ||
 			this.activeGets > 0 ||
 			this.getQueue.length > 0 ||
 			this.awaitingAck.size > 0
@@ -221,16 +190,16 @@ export class ServerSession {
 				this.ack(message.id);
 				return;
 			case "put":
-				this.put(message);
+				this.uploads.put(message);
 				return;
 			case "put-start":
-				this.putStart(message);
+				this.uploads.putStart(message);
 				return;
 			case "put-end":
-				this.putEnd(message);
+				this.uploads.putEnd(message);
 				return;
 			case "put-abort":
-				this.putAbort(message.id);
+				this.uploads.putAbort(message.id);
 				return;
 			default:
 				this.channel.fail(
@@ -241,7 +210,7 @@ export class ServerSession {
 
 	onData(stream: number, parts: Uint8Array[], length: number): void {
 		if (this.closed) return;
-		this.drive(stream, { type: "data", length }, { parts });
+		this.uploads.onData(stream, parts, length);
 	}
 
 	/** The connection is gone: keep partial uploads for resume, close open files. */
@@ -250,13 +219,7 @@ export class ServerSession {
 		this.getQueue.length = 0;
 		for (const wake of this.roomWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
-		for (const upload of this.uploads.values()) {
-			await upload.chain.catch(() => undefined);
-			// An empty part file resumes nothing, nor does a stream (it is never resumed).
-			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
-			else await upload.part?.keep();
-		}
-		this.uploads.clear();
+		await this.uploads.onClose();
 	}
 
 	// ---- handlers
@@ -425,223 +388,6 @@ export class ServerSession {
 		this.deps.onTransfer?.({ op: "get", ...done });
 	}
 
-	/**
-	 * Registered at once and driven through one promise chain, so a client may
-	 * send put-start, data and put-end without waiting for put-ready (small
-	 * files: no round trip per file).
-	 */
-	private put(m: MessageOf<"put">): void {
-		const admitted = admit(m, this.uploads.has(m.id), this.uploads.size);
-		if (admitted.state?.phase !== "opening") {
-			this.perform(m.id, undefined, admitted);
-			return;
-		}
-		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
-		const whole = m.sha256 !== undefined;
-		const stream = m.stream === true;
-		const upload: Upload = {
-			path: m.path,
-			state: admitted.state,
-			sha256: m.sha256,
-			overwrite,
-			meta: m.mtime !== undefined ? { mtime: m.mtime, mode: m.mode ?? 0 } : undefined,
-			stream,
-			part: undefined,
-			resumedFrom: 0,
-			chain: Promise.resolve(),
-		};
-		this.uploads.set(m.id, upload);
-		upload.chain = (async () => {
-			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
-			checkReceivable(m.path, this.platform);
-			// SPEC's quick check, answered in place of put-ready: no round trip of its own.
-			if (
-				upload.meta &&
-				!stream &&
-				m.quick !== false &&
-				(await this.isUpToDate(m.path, m.size, upload.meta.mtime))
-			) {
-				this.drive(m.id, { type: "up-to-date" });
-				this.forgetUpload(m.id);
-				this.send({ t: "up-to-date", id: m.id });
-				return;
-			}
-			try {
-				upload.part = await Part.open(this.deps.root, m.path, overwrite, {
-					records: this.deps.partRecords,
-					peer: this.deps.peer.fingerprint,
-				});
-			} catch (e) {
-				if (e instanceof PairlinkError && e.code === "exists") {
-					throw refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
-				}
-				throw e;
-			}
-			if (whole) {
-				// Nothing to resume for a file that fits one frame: start clean, commit when it is in.
-				await upload.part.startAt(0, m.size);
-				this.drive(m.id, { type: "opened" });
-				return;
-			}
-			// A part file longer than the announced size cannot be a prefix of it; a stream never resumes.
-			const offset = !stream && upload.part.resumable <= m.size ? upload.part.resumable : 0;
-			const free = await upload.part.freeBytes();
-			if (!stream && m.size - offset > free)
-				throw refusal("disk-full", `${m.size - offset} bytes are needed, ${free} are free`, free);
-			this.drive(m.id, { type: "opened" });
-			this.send({
-				t: "put-ready",
-				id: m.id,
-				offset,
-				...(offset > 0 && upload.part.prefixSha256 ? { prefix: upload.part.prefixSha256 } : {}),
-			});
-		})().catch((e) => this.failUpload(m.id, upload, e));
-	}
-
-	/** An existing regular file with the announced size and modification time. */
-	private async isUpToDate(path: string, size: number, mtime: number): Promise<boolean> {
-		const existing = await this.deps.root.stat(path).catch(() => undefined);
-		return existing?.type === "file" && upToDate({ size, mtime }, existing);
-	}
-
-	/** The sender found its file changed after sending it: nothing is committed. */
-	private putAbort(id: number): void {
-		this.drive(id, { type: "put-abort" });
-	}
-
-	private putStart(m: MessageOf<"put-start">): void {
-		this.drive(m.id, { type: "put-start", offset: m.offset });
-	}
-
-	private putEnd(m: MessageOf<"put-end">): void {
-		this.drive(m.id, { type: "put-end", size: m.size }, { sha256: m.sha256 });
-	}
-
-	/** One frame (or outcome) for an upload: the machine decides, this performs. */
-	private drive(id: number, event: UploadEvent, given: Given = {}): void {
-		const upload = this.uploads.get(id);
-		const state = upload?.state ?? (this.refusedUploads.has(id) ? REFUSED : undefined);
-		this.perform(id, upload, stepUpload(state, event), given);
-	}
-
-	private perform(id: number, upload: Upload | undefined, next: UploadStep, given: Given = {}) {
-		if (upload && next.state) upload.state = next.state;
-		for (const action of next.actions) {
-			if (action.type === "protocol-error") {
-				this.channel.fail(new PairlinkError("protocol", action.reason));
-				return;
-			}
-			if (action.type === "forget") {
-				this.refusedUploads.delete(id);
-				continue;
-			}
-			if (!upload) {
-				// Refused at admission: nothing was opened, its data is dropped.
-				if (action.type === "refuse") {
-					this.rememberRefused(id);
-					this.send({ t: "error", id, code: action.wire });
-				}
-				continue;
-			}
-			switch (action.type) {
-				case "refuse": {
-					const why = refusal(action.wire, action.reason);
-					upload.chain = upload.chain.then(() => this.failUpload(id, upload, why));
-					break;
-				}
-				case "start-at":
-					upload.resumedFrom = action.offset;
-					this.queue(id, upload, (part) => part.startAt(action.offset, upload.state.size));
-					break;
-				case "write":
-					this.write(id, upload, given.parts ?? [], action.length);
-					break;
-				case "commit": {
-					const expected = upload.sha256 ?? given.sha256;
-					upload.chain = upload.chain.then(() =>
-						dropped(upload.state) ? undefined : this.finishUpload(id, upload, expected as string),
-					);
-					break;
-				}
-			}
-		}
-	}
-
-	/** Work on the part file, in arrival order; skipped once the upload ended without a commit. */
-	private queue(id: number, upload: Upload, work: (part: PartFile) => Promise<unknown>): void {
-		upload.chain = upload.chain
-			.then(async () => {
-				if (!dropped(upload.state)) await work(upload.part as PartFile);
-			})
-			.catch((e) => this.failUpload(id, upload, e));
-	}
-
-	private write(id: number, upload: Upload, parts: Uint8Array[], length: number): void {
-		this.buffered += length;
-		if (!this.paused && this.buffered > PAUSE_ABOVE) {
-			this.paused = true;
-			this.channel.pause();
-		}
-		this.queue(id, upload, async (part) => {
-			try {
-				await part.write(parts);
-			} finally {
-				this.buffered -= length;
-				if (this.paused && this.buffered < RESUME_BELOW) {
-					this.paused = false;
-					this.channel.resume();
-				}
-			}
-		});
-	}
-
-	/** Verify, move into place, answer put-ok: the explicit ACK the sender waits for. */
-	private async finishUpload(id: number, upload: Upload, expected: string): Promise<void> {
-		this.uploads.delete(id);
-		queueMicrotask(() => this.notifyIfIdle());
-		try {
-			const sha256 = await (upload.part as PartFile).commit(
-				{ size: upload.state.size, sha256: expected },
-				upload.overwrite,
-				upload.meta,
-			);
-			upload.state = stepUpload(upload.state, { type: "committed" }).state ?? upload.state;
-			this.send({ t: "put-ok", id, sha256 });
-			this.deps.onTransfer?.({
-				op: "put",
-				path: upload.path,
-				bytes: upload.state.size,
-				sha256,
-				resumedFrom: upload.resumedFrom,
-			});
-		} catch (e) {
-			this.refuse(id, e, { op: "put", path: upload.path });
-		}
-	}
-
-	private async failUpload(id: number, upload: Upload, e: unknown): Promise<void> {
-		// Answered already (refused, or failed by an earlier write): one answer per request.
-		if (this.uploads.get(id) !== upload) return;
-		upload.state = stepUpload(upload.state, { type: "io-failed" }).state ?? upload.state;
-		this.forgetUpload(id);
-		this.refuse(id, e, { op: "put", path: upload.path });
-		// Bad data is not worth resuming from, nor is a stream; a full disk or a broken pipe is.
-		if (
-			e instanceof PairlinkError &&
-			e.code !== "integrity" &&
-			e.refusedAs === undefined &&
-			!upload.stream
-		)
-			await upload.part?.keep();
-		else await upload.part?.discard();
-	}
-
-	/** Answered without being written: the frames still on their way for it are dropped. */
-	private forgetUpload(id: number): void {
-		this.uploads.delete(id);
-		this.rememberRefused(id);
-	}
-
 	// ---- plumbing
 
 	private get platform(): string {
@@ -673,11 +419,6 @@ export class ServerSession {
 	private freeRoom(bytes: number): void {
 		this.unsentData -= bytes;
 		for (const wake of this.roomWaiters.splice(0)) wake();
-	}
-
-	private rememberRefused(id: number): void {
-		if (this.refusedUploads.size >= MAX_REMEMBERED_REFUSALS) this.refusedUploads.clear();
-		this.refusedUploads.add(id);
 	}
 
 	private run(m: Request, handler: () => Promise<void>): void {
