@@ -8,16 +8,14 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { PairlinkError } from "../errors.ts";
-import { newHasher } from "../fs/hasher.ts";
-import type { FileMeta } from "../fs/metadata.ts";
-import { PartFile, type PartOwner } from "../fs/part-file.ts";
-import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
+import type { PartOwner } from "../fs/part-file.ts";
+import type { Entry, SandboxRoot, WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type DownloadLink, downloadFile, downloadTo } from "./client-downloads.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
-import { type DownloadEvent, REQUESTED, step as stepDownload } from "./download-machine.ts";
 import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
@@ -71,17 +69,6 @@ interface Exchange {
 	onMessage(message: Message): void;
 	onData?(parts: Uint8Array[], length: number): void;
 	fail(error: PairlinkError): void;
-}
-
-/** Where one download's bytes go (a part file, or standard output), for `receive`. */
-interface Receiver {
-	/** The server's `file` message: a refusal, or a step to take before the first write. */
-	start(m: MessageOf<"file">): PairlinkError | (() => Promise<void>) | undefined;
-	write(parts: Uint8Array[]): Promise<void>;
-	/** Every byte is in: verify against `expected` and keep it. */
-	finish(expected: string): Promise<TransferResult>;
-	/** A failure of the sink, told as the user needs it. */
-	error(e: unknown): PairlinkError;
 }
 
 /** Download bytes buffered ahead of the disk before the socket is paused. */
@@ -215,64 +202,25 @@ export class ClientSession {
 	}
 
 	/**
-	 * Download `remotePath` into `dest` (a path inside the `local` root). A part
-	 * file left by an interrupted attempt is offered for resume; nothing
-	 * appears at the final name unless size and SHA-256 match. The file gets
-	 * the server's mtime and executable bits.
+	 * Download `remotePath` into `dest` (a path inside the `local` root);
+	 * resumable, committed only when size and SHA-256 match (client-downloads.ts).
 	 */
-	async download(
+	download(
 		remotePath: string,
 		local: SandboxRoot,
 		dest: string,
 		opts: TransferOptions,
 	): Promise<TransferResult> {
-		parseWirePath(remotePath);
-		const part = await PartFile.open(local, dest, opts.overwrite, this.partOwner);
-		let size = 0;
-		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
-		let resumedFrom = 0;
-		let meta: FileMeta | undefined;
-		try {
-			return await this.receive(
-				(id) => ({
-					t: "get",
-					id,
-					path: remotePath,
-					offset: part.resumable,
-					...(part.prefixSha256 ? { prefix: part.prefixSha256 } : {}),
-				}),
-				{
-					start: (m) => {
-						if (m.offset !== 0 && m.offset !== part.resumable)
-							return new PairlinkError(
-								"protocol",
-								"the server resumed at an offset this device did not offer",
-							);
-						size = m.size;
-						resumedFrom = m.offset;
-						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
-						opts.onProgress?.(m.offset, size);
-						return () => part.startAt(m.offset, m.size);
-					},
-					write: async (parts) => {
-						await part.write(parts);
-						opts.onProgress?.(part.received, size);
-					},
-					finish: async (expected) => {
-						const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite, meta);
-						return { bytes: size, sha256, resumedFrom };
-					},
-					error: (e) => (e instanceof PairlinkError ? e : fsError(e, dest)),
-				},
-			);
-		} catch (e) {
-			const error = e instanceof PairlinkError ? e : fsError(e, dest);
-			// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
-			if (error.code === "integrity" || error.code === "changed" || part.received === 0)
-				await part.discard();
-			else await part.keep();
-			throw error;
-		}
+		return downloadFile(this.downloadLink, remotePath, local, dest, opts);
+	}
+
+	/** Download `remotePath` into `sink` (standard output) as it arrives (client-downloads.ts). */
+	downloadTo(
+		remotePath: string,
+		sink: (chunk: Uint8Array) => Promise<void>,
+		opts: Pick<TransferOptions, "onProgress">,
+	): Promise<TransferResult> {
+		return downloadTo(this.downloadLink, remotePath, sink, opts);
 	}
 
 	/** Upload a local file (client-uploads.ts): up to date, resumed, or sent whole. */
@@ -287,159 +235,6 @@ export class ClientSession {
 		opts: TransferOptions,
 	): Promise<TransferResult> {
 		return uploadStream(this.link, source, remotePath, opts);
-	}
-
-	/**
-	 * Download `remotePath` into `sink` (standard output) as it arrives,
-	 * hashed on the way: bytes already written cannot be taken back, so a
-	 * mismatch at the end fails with the output said to be incomplete.
-	 * A failure carries `written`, the bytes that reached the sink.
-	 */
-	async downloadTo(
-		remotePath: string,
-		sink: (chunk: Uint8Array) => Promise<void>,
-		opts: Pick<TransferOptions, "onProgress">,
-	): Promise<TransferResult> {
-		parseWirePath(remotePath);
-		const hasher = newHasher();
-		let size = 0;
-		let written = 0;
-		try {
-			return await this.receive((id) => ({ t: "get", id, path: remotePath, offset: 0 }), {
-				start: (m) => {
-					size = m.size;
-					return m.offset === 0
-						? undefined
-						: new PairlinkError("protocol", "the server resumed a download nobody offered");
-				},
-				write: async (parts) => {
-					const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-					hasher.update(chunk);
-					await sink(chunk);
-					written += chunk.length;
-					opts.onProgress?.(written, size);
-				},
-				finish: async (expected) => {
-					const sha256 = hasher.digest("hex");
-					if (sha256 !== expected)
-						throw new PairlinkError("integrity", "the data did not match the server's SHA-256");
-					return { bytes: size, sha256, resumedFrom: 0 };
-				},
-				error: (e) =>
-					e instanceof PairlinkError
-						? e
-						: new PairlinkError(
-								"stream-broken",
-								`the output could not be written (${(e as Error)?.message ?? String(e)})`,
-							),
-			});
-		} catch (e) {
-			const error = e instanceof PairlinkError ? e : new PairlinkError("internal", String(e));
-			throw Object.assign(error, { written });
-		}
-	}
-
-	/**
-	 * One download's answers, whatever receives the bytes. Which frame is
-	 * legal when, and the bytes it may carry, is download-machine.ts's to
-	 * decide (a server that sends more than it announced is stopped at
-	 * once); this performs its actions. Every write goes through one chain;
-	 * the result is acknowledged once kept.
-	 */
-	private async receive(build: (id: number) => Message, r: Receiver): Promise<TransferResult> {
-		let state = REQUESTED;
-		let chain = Promise.resolve();
-		/** Why the receiver failed, once it has: later work on the chain only reports it. */
-		let failure: PairlinkError | undefined;
-		let settle: { resolve(v: TransferResult): void; reject(e: PairlinkError): void } | undefined;
-		const drive = (
-			event: DownloadEvent,
-			id: number,
-			reject: (e: PairlinkError) => void,
-			given: { file?: MessageOf<"file">; parts?: Uint8Array[] } = {},
-		) => {
-			const next = stepDownload(state, event);
-			state = next.state;
-			for (const action of next.actions) {
-				switch (action.type) {
-					case "start": {
-						const started = r.start(given.file as MessageOf<"file">);
-						if (started instanceof PairlinkError) {
-							state = stepDownload(state, { type: "io-failed" }).state;
-							reject(started);
-							return;
-						}
-						if (started)
-							chain = chain.then(started).catch((e) => {
-								failure ??= r.error(e);
-							});
-						break;
-					}
-					case "write": {
-						const { length } = action;
-						this.hold(length);
-						chain = chain
-							.then(async () => {
-								if (!failure) await r.write(given.parts ?? []);
-							})
-							.catch((e) => {
-								failure ??= r.error(e);
-								reject(failure);
-							})
-							.finally(() => this.release(length));
-						break;
-					}
-					case "finish":
-						chain = chain.then(async () => {
-							if (failure) return settle?.reject(failure);
-							try {
-								const result = await r.finish(action.sha256);
-								state = stepDownload(state, { type: "committed" }).state;
-								void this.channel.send({ t: "ack", id }).catch(() => undefined);
-								settle?.resolve(result);
-							} catch (e) {
-								settle?.reject(r.error(e));
-							}
-						});
-						break;
-					case "fail": {
-						const e = new PairlinkError(action.code, action.reason);
-						// Bad data also stops writes still queued; a protocol slip only ends the request.
-						if (action.code === "integrity") failure ??= e;
-						reject(action.code === "integrity" ? (failure ?? e) : e);
-						return;
-					}
-				}
-			}
-		};
-		try {
-			return await this.request<TransferResult>(
-				build,
-				(m, resolve, reject, id) => {
-					settle = { resolve, reject };
-					if (m.t === "file") {
-						const event = {
-							type: "file",
-							size: m.size,
-							offset: m.offset,
-							sha256: m.sha256,
-						} as const;
-						drive(event, id, reject, { file: m });
-						return true;
-					}
-					if (m.t === "file-end") {
-						drive({ type: "file-end", sha256: m.sha256 }, id, reject);
-						return true;
-					}
-					return false;
-				},
-				(parts, length, reject, id) => drive({ type: "data", length }, id, reject, { parts }),
-			);
-		} catch (e) {
-			// Nothing may still be writing when the caller discards or keeps what arrived.
-			await chain.catch(() => undefined);
-			throw e;
-		}
 	}
 
 	onMessage(message: Message): void {
@@ -498,6 +293,17 @@ export class ClientSession {
 	}
 
 	// ---- plumbing
+
+	/** What downloads (client-downloads.ts) use of this session. */
+	private get downloadLink(): DownloadLink {
+		return {
+			channel: this.channel,
+			partOwner: this.partOwner,
+			request: (build, onAnswer, onData) => this.request(build, onAnswer, onData),
+			hold: (n) => this.hold(n),
+			release: (n) => this.release(n),
+		};
+	}
 
 	/** What uploads (client-uploads.ts) use of this session. */
 	private get link(): UploadLink {
