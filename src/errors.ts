@@ -97,7 +97,7 @@ export const ERROR_TABLE = {
 	},
 	"fingerprint-changed": {
 		exit: EXIT.auth,
-		hint: "If the device was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
+		hint: "If NAME was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
 	},
 	"wrong-code": { exit: EXIT.auth, hint: "Check the code shown by the server and try again." },
 	"code-expired": {
@@ -199,12 +199,18 @@ export const ADVICE = {
 	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",
 	"pairing-closed":
 		"On the server, run `pairlink code` while `pairlink serve` runs without --no-pair, then pair again.",
-	"already-paired": "Nothing to do: use it by name, e.g. `pairlink ls NAME`.",
+	"already-paired": "Use it by name, e.g. `pairlink ls NAME`.",
+	"announce-mismatch":
+		"Nothing was sent to it; compare the fingerprint shown on the device itself before pairing by address.",
 	"code-burned": "Create a new code with `pairlink code` on the server, then pair again.",
 	"unknown-host": "Check the spelling; `pairlink devices list` shows the names of trusted devices.",
 	"stale-address":
 		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",
 	"local-path": "Check the local path with `lls`.",
+	"read-only-fs": "Choose a destination on a writable disk, or remount that one read-write.",
+	"local-io":
+		"Check that disk (dmesg, fsck) or choose another destination, then run the command again; it resumes.",
+	"local-kind": "Only regular files and directories can be sent.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
@@ -218,15 +224,18 @@ export class PairlinkError extends Error {
 	readonly code: ErrorCode;
 	/** Narrower advice than the code's hint, when the situation is known. */
 	readonly advice: AdviceKey | undefined;
+	/** The device the advice is about: it stands for NAME in the hint. */
+	readonly device: string | undefined;
 
 	constructor(
 		code: ErrorCode,
 		message: string,
-		options?: { cause?: unknown; advice?: AdviceKey | undefined },
+		options?: { cause?: unknown; advice?: AdviceKey | undefined; device?: string | undefined },
 	) {
 		super(message, options);
 		this.code = code;
 		this.advice = options?.advice;
+		this.device = options?.device;
 	}
 
 	get exitCode(): ExitCode {
@@ -234,7 +243,8 @@ export class PairlinkError extends Error {
 	}
 
 	get hint(): string {
-		return this.advice ? ADVICE[this.advice] : ERROR_TABLE[this.code].hint;
+		const hint = this.advice ? ADVICE[this.advice] : ERROR_TABLE[this.code].hint;
+		return this.device === undefined ? hint : hint.replaceAll("NAME", this.device);
 	}
 }
 

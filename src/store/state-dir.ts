@@ -135,11 +135,10 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 		);
 	});
 	if (!st.isDirectory()) {
-		throw new PairlinkError(
-			"state-corrupt",
-			`The state directory ${dir} exists but is not a directory.`,
-			{ advice: "state-dir" },
-		);
+		// A setting to correct (PAIRLINK_HOME names a file), not a bug: exit 2.
+		throw new PairlinkError("usage", `The state directory ${dir} exists but is not a directory.`, {
+			advice: "state-dir",
+		});
 	}
 	if (isWindows) return { private: true };
 

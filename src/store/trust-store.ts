@@ -16,6 +16,7 @@
  * after another's fingerprint capture it in `resolve`).
  */
 
+import { isIP } from "node:net";
 import path from "node:path";
 import {
 	MIN_FINGERPRINT_PREFIX,
@@ -63,9 +64,22 @@ export function deviceNameProblem(name: string): string | undefined {
 	return undefined;
 }
 
-/** Throws PairlinkError "usage" unless `name` is a valid device name. */
+/**
+ * Stricter, for names given from now on: `pairlink ls NAME` looks NAME up as
+ * a device before it reads it as an address, so a device called `::1` or
+ * `printer:47070` would silently take that address's place. Names saved
+ * before this rule still load (deviceNameProblem).
+ */
+export function newDeviceNameProblem(name: string): string | undefined {
+	if (name.includes("/")) return "a device name cannot contain /";
+	if (isIP(name) !== 0 || name.startsWith("[") || /:\d*$/.test(name))
+		return "it looks like an address (HOST, HOST:PORT or [IPv6]), which the name would hide";
+	return deviceNameProblem(name);
+}
+
+/** Throws PairlinkError "usage" unless `name` is a valid name for a device saved now. */
 export function validateDeviceName(name: string): string {
-	const problem = deviceNameProblem(name);
+	const problem = newDeviceNameProblem(name);
 	if (problem !== undefined) {
 		throw new PairlinkError("usage", `Invalid device name ${JSON.stringify(name)}: ${problem}.`);
 	}
@@ -78,11 +92,11 @@ export function validateDeviceName(name: string): string {
  * result is cut to 64 characters; `fallback` if nothing usable remains.
  */
 export function sanitizeDeviceName(raw: string, fallback = "device"): string {
-	const cleaned = [...raw.replace(FORBIDDEN_NAME_CHARS_GLOBAL, "_").trim()]
+	const cleaned = [...raw.replace(FORBIDDEN_NAME_CHARS_GLOBAL, "_").replaceAll("/", "_").trim()]
 		.slice(0, MAX_DEVICE_NAME_LENGTH)
 		.join("")
 		.trim();
-	return deviceNameProblem(cleaned) === undefined ? cleaned : fallback;
+	return newDeviceNameProblem(cleaned) === undefined ? cleaned : fallback;
 }
 
 export class TrustStore {

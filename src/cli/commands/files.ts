@@ -74,7 +74,13 @@ export async function reportTransfer(
 	// Without --json a lone failure is held back: it becomes the command's own error message.
 	let held: FileFailed | undefined;
 	let reportedEach = false;
-	const tell = (f: FileFailed) => logger.error(`${sentence(safe(f.error.message))}`);
+	// Files that failed for one reason (a destination directory that could not be made) name it once.
+	const told = new Set<string>();
+	const tell = (f: FileFailed) => {
+		const line = sentence(safe(f.error.message));
+		logger.error(told.has(line) ? `${safe(f.path)} failed for the same reason.` : line);
+		told.add(line);
+	};
 	try {
 		const summary = await run({
 			...progress.hooks,
