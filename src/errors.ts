@@ -211,6 +211,7 @@ export const ADVICE = {
 	"local-io":
 		"Check that disk (dmesg, fsck) or choose another destination, then run the command again; it resumes.",
 	"local-kind": "Only regular files and directories can be sent.",
+	"retype-code": "Type it again, as the server shows it.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",

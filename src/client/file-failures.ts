@@ -56,7 +56,7 @@ const local = (code: ErrorCode, message: string, e: unknown, advice?: AdviceKey)
 export function onThisDevice(e: unknown, label: string): PairlinkError {
 	if (e instanceof LocalFailure) return e;
 	const what = JSON.stringify(label);
-	const os = errno(e) ?? errno((e as Error | undefined)?.cause);
+	const os = osErrorOf(e);
 	const code = e instanceof PairlinkError ? e.code : os ? ERRNO_CODES[os] : undefined;
 	switch (code) {
 		case "not-found":
@@ -111,6 +111,17 @@ export function onThisDevice(e: unknown, label: string): PairlinkError {
 		default:
 			return local(code, `${(e as Error).message} (${what}, on this device)`, e);
 	}
+}
+
+/** The OS error at the root of `e`, through the few layers that wrap it (fs/ keeps it as `cause`). */
+function osErrorOf(e: unknown): string | undefined {
+	let at = e;
+	for (let depth = 0; depth < 4 && at !== undefined; depth++) {
+		const os = errno(at);
+		if (os !== undefined && !(at instanceof PairlinkError)) return os;
+		at = (at as Error | undefined)?.cause;
+	}
+	return undefined;
 }
 
 /** What each OS error means for a file on this device. */

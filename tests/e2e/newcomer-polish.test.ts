@@ -1,0 +1,201 @@
+/**
+ * Rough edges a newcomer met (notes/newcomer-1.md), each driven through the
+ * binary as that person did: local failures said to be local and never "a
+ * bug", pairing messages that name the device, a second chance at the code
+ * prompt, device names that cannot hide an address.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { generateCode } from "../../src/crypto/pairing-code.ts";
+import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
+import { savePendingCode } from "../../src/store/pending-code.ts";
+import { binaryExists, cliArgv, describeResult, runPairlink } from "../helpers/cli.ts";
+import {
+	makeDevice,
+	removeTempDirs,
+	serve,
+	type TestDevice,
+	type TestServer,
+	tempDir,
+	tempRoot,
+	trustEachOther,
+} from "../helpers/devices.ts";
+import { drivePty } from "../helpers/pty.ts";
+
+const MODE = binaryExists() ? "binary" : "source";
+const isRoot = process.getuid?.() === 0;
+
+let desk: TestDevice;
+let srv: TestServer;
+let rootDir: string;
+const address = () => `127.0.0.1:${srv.server.port}`;
+
+beforeAll(async () => {
+	desk = await makeDevice("desk");
+	const root = tempRoot();
+	rootDir = root.dir;
+	mkdirSync(join(rootDir, "docs"));
+	writeFileSync(join(rootDir, "docs", "a.txt"), "alpha\n");
+	writeFileSync(join(rootDir, "docs", "b.txt"), "beta\n");
+	srv = serve(desk, { root, pairing: stateDirPairingGate(desk.home) });
+});
+
+afterAll(async () => {
+	await srv.server.stop(0);
+	await removeTempDirs();
+});
+
+/** A device that desk trusts and that trusts desk, with a working directory. */
+async function trustedLaptop(name = "laptop") {
+	const laptop = await makeDevice(name);
+	await trustEachOther(laptop, desk, address());
+	return { laptop, cwd: await tempDir("pairlink-cwd-") };
+}
+
+const run = (args: string[], home: string, extra: Parameters<typeof runPairlink>[1] = {}) =>
+	runPairlink(args, { mode: MODE, home, timeoutMs: 30_000, ...extra });
+
+const errorLines = (stderr: string) => stderr.split("\n").filter((l) => l.includes("ERROR"));
+
+describe("local failures are this device's", () => {
+	test.skipIf(!isRoot)(
+		"get -r into a read-only file system: exit 5, the path, 'read-only' and 'on this device', once",
+		async () => {
+			const { laptop, cwd } = await trustedLaptop("ro-laptop");
+			const ro = join(cwd, "ro");
+			mkdirSync(ro);
+			execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]);
+			try {
+				const r = await run(["get", address(), "docs", "-r", "-o", join(ro, "x")], laptop.home, {
+					cwd,
+				});
+				expect(r.exitCode, describeResult(r)).toBe(5);
+				expect(r.stderr).not.toContain("bug");
+				expect(r.stderr).not.toContain("EROFS");
+				const lines = errorLines(r.stderr);
+				// The directory that could not be made is told once; the other file points to it.
+				expect(
+					lines.filter((l) => l.includes("read-only file system on this device")),
+				).toHaveLength(1);
+				expect(lines.join("\n")).toContain(JSON.stringify(join(ro, "x")));
+				const one = await run(["get", address(), "docs/a.txt", "-o", `${ro}/`], laptop.home, {
+					cwd,
+				});
+				expect(one.exitCode, describeResult(one)).toBe(5);
+				expect(one.stderr).toContain("read-only file system on this device");
+			} finally {
+				execFileSync("umount", [ro]);
+			}
+		},
+		60_000,
+	);
+
+	test("PAIRLINK_HOME naming a file is a usage error (exit 2), not a bug", async () => {
+		const dir = await tempDir("pairlink-cwd-");
+		const file = join(dir, "notadir");
+		await writeFile(file, "x");
+		const r = await run(["id"], file);
+		expect(r.exitCode, describeResult(r)).toBe(2);
+		expect(r.stderr).toContain("exists but is not a directory");
+		expect(r.stderr).not.toContain("bug");
+	});
+
+	test("put of a FIFO is refused on this device, not 'by the server'", async () => {
+		const { laptop, cwd } = await trustedLaptop("fifo-laptop");
+		execFileSync("mkfifo", [join(cwd, "fifo1")]);
+		const r = await run(["put", address(), "fifo1"], laptop.home, { cwd });
+		expect(r.exitCode, describeResult(r)).toBe(5);
+		expect(r.stderr).toContain('"fifo1" on this device is not a regular file or directory');
+		expect(r.stderr).not.toContain("server");
+	});
+});
+
+describe("pairing messages", () => {
+	test("pair again with a trusted device: exit 0, its real name, nothing to do; connect --code-stdin shows the fingerprint", async () => {
+		const laptop = await makeDevice("twice");
+		const cwd = await tempDir("pairlink-cwd-");
+		const code = generateCode();
+		await savePendingCode(desk.home, { code, ttlMs: 600_000 });
+		// connect pairs on the way in: the person must see whom they paired with.
+		const first = await run(["connect", address(), "--code-stdin"], laptop.home, {
+			cwd,
+			stdin: `${code}\nls\n`,
+		});
+		expect(first.exitCode, describeResult(first)).toBe(0);
+		const fp = desk.identity.fingerprint.slice(0, 4);
+		expect(first.stderr).toMatch(new RegExp(`Paired with desk \\(${fp} `));
+		const again = await run(["pair", address()], laptop.home, { code });
+		expect(again.exitCode, describeResult(again)).toBe(0);
+		expect(again.stdout).toContain("Already paired with desk");
+		expect(again.stdout).toContain("nothing to do");
+		expect(again.stdout).toContain("pairlink ls desk");
+		expect(again.stdout + again.stderr).not.toContain("NAME");
+	}, 60_000);
+
+	test("the identity-changed warning names the device and says each thing once", async () => {
+		const laptop = await makeDevice("wary");
+		const impostor = await makeDevice("impostor");
+		// laptop trusts "desk" under impostor's fingerprint: the real desk then looks changed.
+		await laptop.trust.add({
+			name: "desk",
+			fingerprint: impostor.identity.fingerprint,
+			address: address(),
+		});
+		const r = await run(["ls", "desk"], laptop.home);
+		expect(r.exitCode, describeResult(r)).toBe(4);
+		expect(r.stderr).toContain("IDENTITY OF DESK HAS CHANGED");
+		expect(r.stderr).toContain("If desk was reinstalled, run pairlink devices remove desk");
+		expect(r.stderr).not.toContain("NAME");
+		expect(r.stderr.match(/impersonating/gi)).toHaveLength(1);
+	});
+
+	test("a malformed code at the terminal prompt is explained and asked again", async () => {
+		const laptop = await makeDevice("typo");
+		const cwd = await tempDir("pairlink-cwd-");
+		const code = generateCode();
+		await savePendingCode(desk.home, { code, ttlMs: 600_000 });
+		const r = await drivePty({
+			argv: cliArgv(MODE, ["pair", address()]),
+			env: { PATH: process.env.PATH ?? "", HOME: laptop.home, PAIRLINK_HOME: laptop.home },
+			cwd,
+			timeout: 20,
+			steps: [
+				{ expect: "Pairing code shown by the server", send: "wrong words here now\r" },
+				{ expect: "not in the word list" },
+				{ expect: "Pairing code shown by the server", send: `${code}\r` },
+				{ expect: "Paired with desk" },
+			],
+		});
+		expect(r.failed_step, r.transcript).toBeNull();
+		expect(r.exit).toBe(0);
+		const trusted = JSON.parse(await readFile(join(laptop.home, "trusted.json"), "utf8"));
+		expect(trusted.devices[0].fingerprint).toBe(desk.identity.fingerprint);
+	}, 60_000);
+});
+
+describe("device names cannot hide an address", () => {
+	test("devices rename refuses IP literals, HOST:PORT, [v6] and '/', and ls ::1 still means the address", async () => {
+		const { laptop } = await trustedLaptop("namer");
+		for (const bad of ["::1", "127.0.0.1", "printer:47070", "[::1]:5000", "bad name/x"]) {
+			const r = await run(["devices", "rename", "desk", bad], laptop.home);
+			expect(r.exitCode, describeResult(r)).toBe(2);
+			expect(r.stderr).toMatch(/looks like an address|cannot contain \//);
+		}
+		const list = await run(["devices", "list", "--json"], laptop.home);
+		expect(JSON.parse(list.stdout.trim()).name).toBe("desk");
+		const ok = await run(["devices", "rename", "desk", "desk 2"], laptop.home);
+		expect(ok.exitCode, describeResult(ok)).toBe(0);
+	});
+
+	test("pair --name refuses an address-like name before anything is sent", async () => {
+		const laptop = await makeDevice("namer2");
+		const r = await run(["pair", address(), "--name", "10.0.0.1"], laptop.home, {
+			code: generateCode(),
+		});
+		expect(r.exitCode, describeResult(r)).toBe(2);
+		expect(r.stderr).toContain("looks like an address");
+	});
+});
