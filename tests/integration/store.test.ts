@@ -92,10 +92,10 @@ describe("state directory", () => {
 		expect(await mode(dir)).toBe(0o1777);
 	});
 
-	test("a file where the directory should be is state-corrupt", async () => {
+	test("a file where the directory should be is a usage error (a setting to fix, not a bug)", async () => {
 		const file = path.join(root, "file");
 		await writeFile(file, "x");
-		await rejectsWith(ensureStateDir(file), "state-corrupt");
+		await rejectsWith(ensureStateDir(file), "usage");
 	});
 
 	test.if(posix)(
