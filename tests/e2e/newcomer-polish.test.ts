@@ -199,3 +199,34 @@ describe("device names cannot hide an address", () => {
 		expect(r.stderr).toContain("looks like an address");
 	});
 });
+
+describe("--help", () => {
+	const help = async (args: string[]) => {
+		const home = await tempDir("pairlink-help-");
+		const r = await run([...args, "--help"], home);
+		expect(r.exitCode, describeResult(r)).toBe(0);
+		return r.stdout;
+	};
+
+	test("no line padded with trailing spaces, no default said twice, a version in every header", async () => {
+		for (const args of [["serve"], ["get"], ["put"], ["code"], ["devices", "remove"], ["pair"]]) {
+			const text = await help(args);
+			for (const line of text.split("\n")) {
+				expect(line, `${args.join(" ")}: ${JSON.stringify(line)}`).toBe(line.trimEnd());
+				expect(line).not.toMatch(/default.*\(Default: /i);
+			}
+			expect(text.split("\n")[0]).toContain(`pairlink ${args.join(" ")} v`);
+		}
+	});
+
+	test("get/put show that paths repeat; --to and --words say what SPEC says", async () => {
+		expect(await help(["get"])).toContain("<HOST> <REMOTE...>");
+		const put = await help(["put"]);
+		expect(put).toContain("<HOST> <LOCAL...>");
+		expect(put).toMatch(
+			/--to=<REMOTE>\s+Where on the device: a directory when it exists there, ends with \/, or several sources or -r/,
+		);
+		expect(put).toContain("else the file to write");
+		expect(await help(["code"])).toMatch(/--words=<N>.*default: 4/);
+	});
+});

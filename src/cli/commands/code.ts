@@ -39,7 +39,11 @@ export const codeCommand = defineCommand({
 		description: "Create a one-time pairing code for this device (replaces any pending one)",
 	},
 	args: {
-		words: { type: "string", description: "Number of words (4-8; 11 bits each)", valueHint: "N" },
+		words: {
+			type: "string",
+			description: `Number of words (4-8; 11 bits each; default: ${DEFAULT_CODE_WORDS})`,
+			valueHint: "N",
+		},
 		ttl: {
 			type: "string",
 			description: "How long the code stays valid",

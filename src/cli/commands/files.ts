@@ -198,8 +198,9 @@ export const putCommand = Object.assign(
 			local: { type: "positional", description: "Local paths (one or more)", required: true },
 			to: {
 				type: "string",
-				description: "Remote directory to put them in (default: the top)",
-				valueHint: "REMOTE_DIR",
+				description:
+					"Where on the device: a directory when it exists there, ends with /, or several sources or -r are given (created if needed); else the file to write (default: the top)",
+				valueHint: "REMOTE",
 			},
 			recursive: {
 				type: "boolean",
