@@ -211,6 +211,9 @@ export const ADVICE = {
 	"local-io":
 		"Check that disk (dmesg, fsck) or choose another destination, then run the command again; it resumes.",
 	"local-kind": "Only regular files and directories can be sent.",
+	"no-such-address":
+		"Give one of this machine's own addresses (`ip addr` lists them), or leave out --host to listen on all of them.",
+	"read-only-contradiction": "Drop one of the two options.",
 	"retype-code": "Type it again, as the server shows it.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":

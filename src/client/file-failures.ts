@@ -36,6 +36,10 @@ export function endsTransfer(e: PairlinkError): boolean {
  */
 export function accountFor(e: unknown, label: string): PairlinkError {
 	if (e instanceof WireError) return e;
+	// A reset while sending is the same event as an EOF while receiving (the server went
+	// away mid-transfer): said the same way, without the socket's errno.
+	if (e instanceof PairlinkError && e.code === "interrupted" && /ECONNRESET|EPIPE/.test(e.message))
+		return new PairlinkError("interrupted", "the server closed the connection", { cause: e });
 	if (e instanceof PairlinkError && (endsTransfer(e) || e.code === "integrity")) return e;
 	// Already told as this device's failure, in its own words.
 	if (e instanceof PairlinkError && e.code.startsWith("local-")) return e;

@@ -251,8 +251,12 @@ export class ServerSession {
 		upload.chain = upload.chain.catch((e) => this.failUpload(stream, upload, e));
 	}
 
-	/** The connection is gone: keep partial uploads for resume, close open files. */
-	async onClose(): Promise<void> {
+	/**
+	 * The connection is gone: keep partial uploads for resume, close open files.
+	 * Resolves with the uploads it cut short that left bytes to resume from.
+	 */
+	async onClose(): Promise<{ path: string; kept: number }[]> {
+		const cut: { path: string; kept: number }[] = [];
 		this.closed = true;
 		this.getQueue.length = 0;
 		for (const wake of this.roomWaiters.splice(0)) wake();
@@ -261,9 +265,13 @@ export class ServerSession {
 			await upload.chain.catch(() => undefined);
 			// An empty part file resumes nothing: only uploads that moved bytes leave one behind.
 			if (upload.part?.received === 0) await upload.part.discard();
-			else await upload.part?.keep();
+			else if (upload.part) {
+				await upload.part.keep();
+				if (!upload.failed) cut.push({ path: upload.path, kept: upload.part.received });
+			}
 		}
 		this.uploads.clear();
+		return cut;
 	}
 
 	// ---- handlers

@@ -396,12 +396,9 @@ test("put FILE NAME in the shell: a NAME that exists nowhere is the remote desti
 	await s.serve.stop();
 });
 
-/** `serve` without --json, followed through its text output. */
-class TextServe extends ServeProcess {
-	waitForText(pattern: RegExp): Promise<RegExpExecArray> {
-		return this.until(() => pattern.exec(this.stdout) ?? undefined, String(pattern), 15_000);
-	}
-}
+/** `serve` without --json, followed through its text output (RunningCli.waitForText). */
+const TextServe = ServeProcess;
+type TextServe = ServeProcess;
 
 async function waitForPort(serve: TextServe): Promise<number> {
 	const m = await serve.waitForText(/address\s+127\.0\.0\.1:(\d+)[\s\S]*Press Ctrl-C/);

@@ -9,10 +9,17 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { formatBytes } from "../../src/cli/format.ts";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
 import { savePendingCode } from "../../src/store/pending-code.ts";
-import { binaryExists, cliArgv, describeResult, runPairlink } from "../helpers/cli.ts";
+import {
+	binaryExists,
+	cliArgv,
+	describeResult,
+	runPairlink,
+	spawnPairlink,
+} from "../helpers/cli.ts";
 import {
 	makeDevice,
 	removeTempDirs,
@@ -23,6 +30,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
+import { fileSha256, MIB, partFileName, whenFileReaches, writeBigFile } from "../helpers/faults.ts";
 import { drivePty } from "../helpers/pty.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
@@ -229,4 +237,63 @@ describe("--help", () => {
 		expect(put).toContain("else the file to write");
 		expect(await help(["code"])).toMatch(/--words=<N>.*default: 4/);
 	});
+});
+
+describe("a transfer cut short, as the server logs it and the client tells it", () => {
+	const BIG = 128 * MIB;
+	let big: string;
+	let bigSha: string;
+	beforeAll(async () => {
+		big = join(await tempDir("pairlink-src-"), "big.bin");
+		bigSha = await writeBigFile(big, BIG);
+	}, 60_000);
+
+	/** laptop and a `serve` of desk's home in text mode, as a person runs it. */
+	async function textServe() {
+		const laptop = await makeDevice("cut-laptop");
+		const share = await tempDir("pairlink-share-");
+		await trustEachOther(laptop, desk);
+		const serveCli = spawnPairlink(
+			["serve", share, "--host", "127.0.0.1", "--port", "0", "--no-announce", "--no-pair"],
+			{ mode: MODE, home: desk.home, timeoutMs: 90_000 },
+		);
+		const [, port] = await serveCli.waitForText(/address\s+127\.0\.0\.1:(\d+)/);
+		return { laptop, share, serveCli, address: `127.0.0.1:${port}` };
+	}
+
+	test("client killed mid-put: the server logs the interruption; the re-run counts only the bytes it sent; stopped is the last line", async () => {
+		const { laptop, share, serveCli, address: at } = await textServe();
+		const first = spawnPairlink(["put", at, big], { mode: MODE, home: laptop.home });
+		await whenFileReaches(share, partFileName("big.bin"), 4 * MIB);
+		first.proc.kill(9);
+		await first.exited;
+		await serveCli.waitForText(
+			/interrupted\s+put big\.bin by cut-laptop \(.* kept to resume from\)/,
+		);
+		const again = await run(["put", at, big], laptop.home);
+		expect(again.exitCode, describeResult(again)).toBe(0);
+		const resumedAt = again.stdout.match(/big\.bin\s+\S+ MB \(resumed at ([\d.]+ [kMG]?B)\)/)?.[1];
+		expect(resumedAt, again.stdout).toBeDefined();
+		const summaryLine = again.stdout.trim().split("\n").at(-1) as string;
+		expect(summaryLine).toContain(`resumed (${resumedAt} were already there)`);
+		expect(summaryLine.startsWith(`1 file, ${formatBytes(BIG)} in`)).toBe(false);
+		expect(await fileSha256(join(share, "big.bin"))).toBe(bigSha);
+		const stop = await serveCli.stop("SIGTERM");
+		expect(stop.exitCode).toBe(0);
+		const lines = serveCli.stdout.trim().split("\n");
+		const stamp = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d {2}/;
+		expect(lines.find((l) => l.includes("stopping"))).toMatch(stamp);
+		expect(lines.at(-1)).toMatch(new RegExp(`${stamp.source}stopped$`));
+		expect(serveCli.stderr).not.toContain("Stopping");
+	}, 90_000);
+
+	test("server killed mid-put: 'the server closed the connection', as for get, never a raw ECONNRESET", async () => {
+		const { laptop, share, serveCli, address: at } = await textServe();
+		const put = spawnPairlink(["put", at, big], { mode: MODE, home: laptop.home });
+		await whenFileReaches(share, partFileName("big.bin"), 4 * MIB);
+		serveCli.proc.kill(9);
+		expect(await put.exited).toBe(6);
+		expect(put.stderr).toContain("the server closed the connection");
+		expect(put.stderr).not.toMatch(/ECONNRESET|EPIPE/);
+	}, 90_000);
 });

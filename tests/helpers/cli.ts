@@ -320,6 +320,15 @@ export class RunningCli {
 		}
 	}
 
+	/** Resolves with the first match of `pattern` in stdout (a text-mode log line), now or later. */
+	waitForText(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
+		return this.until(
+			() => pattern.exec(this.stdout) ?? undefined,
+			`stdout matching ${pattern}`,
+			timeoutMs,
+		);
+	}
+
 	/** Send a signal and wait for the exit (SIGKILL after `timeoutMs`). */
 	async stop(
 		signal: NodeJS.Signals = "SIGTERM",

@@ -28,8 +28,12 @@ const hostArg = {
 const fileLine = (f: FileDone) =>
 	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
-export const summaryLine = (s: Summary) =>
-	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+/** `resumed`: bytes already verified here, counted in `s.bytes` but not sent again. */
+export const summaryLine = (s: Summary, resumed = 0) => {
+	const sent = s.bytes - resumed;
+	const rest = resumed > 0 ? `, resumed (${formatBytes(resumed)} were already there)` : "";
+	return `${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(sent)} in ${s.seconds.toFixed(2)} s (${formatRate(sent, s.seconds)})${rest}${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+};
 
 /** The short stable word of SPEC's `error` objects, by error code. */
 const REASONS: Partial<Record<ErrorCode, string>> = {
@@ -73,6 +77,7 @@ export async function reportTransfer(
 	const progress = progressFor(json);
 	// Without --json a lone failure is held back: it becomes the command's own error message.
 	let held: FileFailed | undefined;
+	let resumed = 0;
 	let reportedEach = false;
 	// Files that failed for one reason (a destination directory that could not be made) name it once.
 	const told = new Set<string>();
@@ -85,6 +90,7 @@ export async function reportTransfer(
 		const summary = await run({
 			...progress.hooks,
 			onFile: (f) => {
+				resumed += f.resumedFrom;
 				if (json)
 					outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
 				else progress.print(fileLine(f));
@@ -123,7 +129,7 @@ export async function reportTransfer(
 				seconds: Number(summary.seconds.toFixed(3)),
 			});
 		} else if (summary.files + summary.upToDate > 0 || summary.failed.length !== 1)
-			out(summaryLine(summary)); // a lone failure is all there is to say: it is the error
+			out(summaryLine(summary, resumed)); // a lone failure is all there is to say: it is the error
 		if (summary.failed.length > 0) throw failureOf(summary);
 		return summary;
 	} finally {
