@@ -424,7 +424,12 @@ function describe(e: unknown): string {
 export async function withFileLock<T>(
 	file: string,
 	change: () => Promise<T>,
-	options: { timeoutMs?: number; staleMs?: number } = {},
+	options: {
+		timeoutMs?: number;
+		staleMs?: number;
+		/** false: a directory that is gone stays gone (ENOENT), rather than being made again. */
+		createDir?: boolean;
+	} = {},
 ): Promise<T> {
 	const lock = `${file}.lock`;
 	const staleMs = options.staleMs ?? 10_000;
@@ -437,7 +442,7 @@ export async function withFileLock<T>(
 			await fh.close();
 			break;
 		} catch (e) {
-			if (errnoCode(e) === "ENOENT") {
+			if (errnoCode(e) === "ENOENT" && options.createDir !== false) {
 				await mkdir(path.dirname(lock), { recursive: true, mode: DIR_MODE });
 				continue;
 			}

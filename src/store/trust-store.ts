@@ -227,14 +227,22 @@ export class TrustStore {
 		const fp = tryNormalizeFingerprint(fingerprint);
 		if (fp === undefined) return undefined;
 		const addr = validateAddress(address);
-		return this.mutate((devices) => {
-			const index = devices.findIndex((d) => d.fingerprint === fp);
-			const current = devices[index];
-			if (!current) return { devices, result: undefined, unchanged: true };
-			const updated = { ...current, address: addr, lastSeen: this.now().toISOString() };
-			const next = [...devices];
-			next[index] = updated;
-			return { devices: next, result: updated };
+		// A "last seen" note, sent off without waiting: it must not make a state directory
+		// that was removed meanwhile (a device reset, a test's cleanup) exist again, empty.
+		return this.mutate(
+			(devices) => {
+				const index = devices.findIndex((d) => d.fingerprint === fp);
+				const current = devices[index];
+				if (!current) return { devices, result: undefined, unchanged: true };
+				const updated = { ...current, address: addr, lastSeen: this.now().toISOString() };
+				const next = [...devices];
+				next[index] = updated;
+				return { devices: next, result: updated };
+			},
+			{ existing: true },
+		).catch((e: unknown) => {
+			if ((e as { code?: unknown }).code === "ENOENT") return undefined;
+			throw e;
 		});
 	}
 
@@ -244,19 +252,24 @@ export class TrustStore {
 			result: R;
 			unchanged?: boolean;
 		},
+		opts: { existing?: boolean } = {},
 	): Promise<R> {
-		await ensureStateDir(path.dirname(this.file));
-		return withFileLock(this.file, async () => {
-			const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
-			const { devices, result, unchanged } = change(current);
-			if (!unchanged) {
-				const body = { version: FORMAT_VERSION, devices };
-				await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
-			}
-			// Copies, so callers holding a returned entry cannot alter the cache.
-			this.devices = devices.map((d) => ({ ...d }));
-			return result;
-		});
+		if (!opts.existing) await ensureStateDir(path.dirname(this.file));
+		return withFileLock(
+			this.file,
+			async () => {
+				const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
+				const { devices, result, unchanged } = change(current);
+				if (!unchanged) {
+					const body = { version: FORMAT_VERSION, devices };
+					await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
+				}
+				// Copies, so callers holding a returned entry cannot alter the cache.
+				this.devices = devices.map((d) => ({ ...d }));
+				return result;
+			},
+			{ createDir: !opts.existing },
+		);
 	}
 }
 

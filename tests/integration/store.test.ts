@@ -394,6 +394,15 @@ describe("trust store", () => {
 		return store;
 	}
 
+	test("a late 'last seen' touch does not make a removed state dir exist again (empty)", async () => {
+		const dir = path.join(root, "gone");
+		const store = await TrustStore.load(dir);
+		await store.add({ name: "laptop", fingerprint: A1, address: "10.0.0.1:47070" });
+		await rm(dir, { recursive: true });
+		expect(await store.touch(A1, "10.0.0.9:47070")).toBeUndefined();
+		expect(await stat(dir).catch(() => undefined)).toBeUndefined();
+	});
+
 	test("a missing file is an empty store; the first write creates the state dir", async () => {
 		expect((await TrustStore.load(root)).list()).toEqual([]);
 		const dir = path.join(root, "fresh", "pairlink");
