@@ -28,6 +28,12 @@ if (built.length < TARGETS.length)
 		`artifacts.test.ts: checking ${built.length} of ${TARGETS.length} targets; \`bun scripts/build-binaries.ts --all\` builds them all`,
 	);
 
+/** bun prints no reason for a skip: the test's name carries it. */
+const unbuilt = (t: (typeof TARGETS)[number]) =>
+	built.includes(t)
+		? ""
+		: ` (skipped: not built; \`bun scripts/build-binaries.ts --all\` builds it)`;
+
 /** A 4 KiB header with the given bytes written at the given offsets. */
 function head(fields: [offset: number, bytes: number[]][]): Uint8Array {
 	const h = new Uint8Array(4096);
@@ -140,7 +146,7 @@ describe("the executable checker", () => {
 describe("release artifacts", () => {
 	for (const t of TARGETS) {
 		test.skipIf(!built.includes(t))(
-			`${artifactName(t)} is a ${t.kind.format} ${t.kind.arch} executable`,
+			`${artifactName(t)} is a ${t.kind.format} ${t.kind.arch} executable${unbuilt(t)}`,
 			() => {
 				expect(identifyExecutable(join(DIST, artifactName(t)))).toEqual(t.kind);
 			},
@@ -148,7 +154,7 @@ describe("release artifacts", () => {
 	}
 
 	test.skipIf(built.length === 0)(
-		"SHA256SUMS lists every built artifact with its real hash (sha256sum -c format)",
+		`SHA256SUMS lists every built artifact with its real hash (sha256sum -c format)${built.length === 0 ? " (skipped: no release artifact built)" : ""}`,
 		async () => {
 			const sums = new Map<string, string>();
 			for (const line of readFileSync(join(DIST, "SHA256SUMS"), "utf8").trim().split("\n")) {
