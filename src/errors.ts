@@ -190,8 +190,8 @@ export const ERROR_TABLE = {
  */
 export const ADVICE = {
 	"read-only": "Ask the server's owner to run `pairlink serve` without --read-only.",
-	"overwrite-forbidden":
-		"Ask the server's owner to run `pairlink serve` with --allow-overwrite; then pass --overwrite.",
+	// Only ever said to a client that passed --overwrite (policy.ts).
+	"overwrite-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-overwrite.",
 	"delete-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-delete.",
 	"server-busy": "Try again when one of its clients has finished.",
 	"server-stopped": "Run the same command again once it serves again; transfers resume.",
@@ -214,6 +214,12 @@ export const ADVICE = {
 	"no-such-address":
 		"Give one of this machine's own addresses (`ip addr` lists them), or leave out --host to listen on all of them.",
 	"read-only-contradiction": "Drop one of the two options.",
+	"mkdir-parents":
+		"Create the missing directories first, from the top down (mkdir makes one at a time).",
+	"rm-top": "Remove what is inside it by name; `pairlink ls` lists it.",
+	"file-in-the-way":
+		"A file cannot be replaced by a directory, even with --overwrite: move that file away, or choose another destination with -o.",
+	"shell-ls": "Check the path with `ls`.",
 	"retype-code": "Type it again, as the server shows it.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":

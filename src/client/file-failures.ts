@@ -74,6 +74,7 @@ export function onThisDevice(e: unknown, label: string): PairlinkError {
 						"local-exists",
 						`${what} cannot be created on this device: a file stands where a directory must be`,
 						e,
+						"file-in-the-way",
 					)
 				: local("local-exists", `${what} already exists on this device`, e);
 		case "permission":

@@ -48,6 +48,8 @@ beforeAll(async () => {
 	mkdirSync(join(rootDir, "docs"));
 	writeFileSync(join(rootDir, "docs", "a.txt"), "alpha\n");
 	writeFileSync(join(rootDir, "docs", "b.txt"), "beta\n");
+	mkdirSync(join(rootDir, "one"));
+	writeFileSync(join(rootDir, "one", "x.txt"), "x\n");
 	srv = serve(desk, { root, pairing: stateDirPairingGate(desk.home) });
 });
 
@@ -296,4 +298,68 @@ describe("a transfer cut short, as the server logs it and the client tells it", 
 		expect(put.stderr).toContain("the server closed the connection");
 		expect(put.stderr).not.toMatch(/ECONNRESET|EPIPE/);
 	}, 90_000);
+});
+
+describe("advice that fits where it is given", () => {
+	test("mkdir a/b/c names the missing parent; rm / says the top cannot go, not 'no permission'", async () => {
+		const { laptop } = await trustedLaptop("advised");
+		const mk = await run(["mkdir", address(), "no/such/dir"], laptop.home);
+		expect(mk.exitCode, describeResult(mk)).toBe(5);
+		expect(mk.stderr).toContain(
+			'The parent directory of "no/such/dir" does not exist on the server',
+		);
+		const rm = await run(["rm", address(), "/"], laptop.home);
+		expect(rm.exitCode, describeResult(rm)).toBe(5);
+		expect(rm.stderr).toContain("The top of the shared directory cannot be removed");
+		expect(rm.stderr).not.toContain("permission");
+	});
+
+	test("--overwrite already given: the advice never asks for it again", async () => {
+		const { laptop, cwd } = await trustedLaptop("overwriter");
+		// A local file where get -r must make a directory: --overwrite cannot help.
+		await writeFile(join(cwd, "report.pdf"), "mine");
+		const get = await run(
+			["get", address(), "one", "-r", "-o", "report.pdf", "--overwrite"],
+			laptop.home,
+			{
+				cwd,
+			},
+		);
+		expect(get.exitCode, describeResult(get)).toBe(5);
+		expect(get.stderr).toContain("a file stands where a directory must be");
+		expect(get.stderr).toContain("even with --overwrite");
+		expect(get.stderr).not.toContain("Pass --overwrite");
+		// A server without --allow-overwrite: the client passed --overwrite already.
+		await writeFile(join(cwd, "a.txt"), "different");
+		const put = await run(
+			["put", address(), "a.txt", "--to", "docs/", "--overwrite"],
+			laptop.home,
+			{
+				cwd,
+			},
+		);
+		expect(put.exitCode, describeResult(put)).toBe(5);
+		expect(put.stderr).toContain("--allow-overwrite");
+		expect(put.stderr).not.toMatch(/pass --overwrite/i);
+	});
+
+	test("in a session: no --help, `ls` rather than `pairlink ls`, the unknown-command advice once", async () => {
+		const { laptop, cwd } = await trustedLaptop("sheller");
+		const say = async (line: string) =>
+			(await run(["connect", address()], laptop.home, { cwd, stdin: `${line}\n` })).stderr;
+		const unknown = await say("bogus");
+		expect(unknown.match(/help/gi)).toHaveLength(2); // "help for the commands, or help COMMAND"
+		const missing = await say("get nope");
+		expect(missing).toContain("Check the path with ls.");
+		expect(missing).not.toContain("pairlink ls");
+		const option = await say("ls -Z");
+		expect(option).not.toContain("--help");
+	});
+
+	test("pairlink code does not assume serve is not running, and says it needs pairing on", async () => {
+		const home = await tempDir("pairlink-coder-");
+		const r = await run(["code"], home);
+		expect(r.exitCode, describeResult(r)).toBe(0);
+		expect(r.stdout).toContain("must run here without --no-pair");
+	});
 });

@@ -63,7 +63,7 @@ export const codeCommand = defineCommand({
 			`It works once and expires in ${describeDuration(ttlMs)} (at ${formatLocalTime(expiresAt, true)}).`,
 		);
 		out(
-			"Run `pairlink serve` here, then `pairlink pair HOST` on the other device and type the code.",
+			"`pairlink serve` must run here without --no-pair (start it if it does not); then run `pairlink pair HOST` on the other device and type the code.",
 		);
 	},
 });

@@ -242,8 +242,21 @@ export const mkdirCommand = defineCommand({
 		path: { type: "positional", description: "Remote path of the new directory", required: true },
 	},
 	async run({ args }) {
+		const path = normalizeRemote(args.path);
 		await withSession(args.host, {}, (c) =>
-			c.session.mkdir(normalizeRemote(args.path)).catch(adviseOn("exists", "dir-exists")),
+			c.session
+				.mkdir(path)
+				.catch(adviseOn("exists", "dir-exists"))
+				.catch((e: unknown) => {
+					// The server says the path is "not found": it is the parent that is missing.
+					if (!(e instanceof PairlinkError) || e.code !== "not-found" || !path.includes("/"))
+						throw e;
+					throw new PairlinkError(
+						"not-found",
+						`The parent directory of ${JSON.stringify(path)} does not exist on the server`,
+						{ advice: "mkdir-parents", cause: e },
+					);
+				}),
 		);
 	},
 });
@@ -263,8 +276,12 @@ export const rmCommand = defineCommand({
 		},
 	},
 	async run({ args }) {
-		await withSession(args.host, {}, (c) =>
-			c.session.rm(normalizeRemote(args.path), args.recursive === true),
-		);
+		const path = normalizeRemote(args.path);
+		// Refused here: the server would only say it has no permission, which is not why.
+		if (path === "")
+			throw new PairlinkError("refused", "The top of the shared directory cannot be removed", {
+				advice: "rm-top",
+			});
+		await withSession(args.host, {}, (c) => c.session.rm(path, args.recursive === true));
 	},
 });
