@@ -7,7 +7,7 @@
  * under QEMU: tests/e2e/qemu.test.ts). `npm test` builds only dist/pairlink;
  * `bun scripts/build-binaries.ts --all` builds the rest.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { version } from "../../package.json" with { type: "json" };
@@ -18,8 +18,10 @@ import {
 	identifyHead,
 } from "../../scripts/artifact-format.ts";
 import { artifactName, checkArtifact, TARGETS } from "../../scripts/build-binaries.ts";
-import { BINARY, makeTempDir, runPairlink } from "../helpers/cli.ts";
+import { BINARY, makeTempDir, removeTempDirs, runPairlink } from "../helpers/cli.ts";
 import { fileSha256 } from "../helpers/faults.ts";
+
+afterAll(removeTempDirs);
 
 const DIST = join(import.meta.dir, "..", "..", "dist");
 const built = TARGETS.filter((t) => existsSync(join(DIST, artifactName(t))));

@@ -506,12 +506,17 @@ export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 // Temp dirs (each device is one), parsing, and leak checks
 // ---------------------------------------------------------------------------
 
+// One list for every helper (devices.ts too), so either removeTempDirs leaves nothing behind.
 const tempDirs: string[] = [];
 
-export async function makeTempDir(prefix = "pairlink-e2e-"): Promise<string> {
-	const dir = await mkdtemp(join(tmpdir(), prefix));
+/** `dir` is removed by the next removeTempDirs. */
+export function trackTempDir(dir: string): string {
 	tempDirs.push(dir);
 	return dir;
+}
+
+export async function makeTempDir(prefix = "pairlink-e2e-"): Promise<string> {
+	return trackTempDir(await mkdtemp(join(tmpdir(), prefix)));
 }
 
 /** A path for a device's state dir that does not exist yet (pairlink must create it 0700). */
