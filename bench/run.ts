@@ -4,7 +4,8 @@
  * loopback. Every result is verified against its source. Prints a table of
  * medians, ratios and peak RSS and writes bench/results/<time>.json.
  *
- *   bun run bench                       1 GiB file, 10,000 x 4 KiB tree, 5 runs
+ *   bun run bench                       1 GiB file, 10,000 x 4 KiB tree, 5 runs,
+ *                                       and a no-change re-run of the tree (vs rsync -a over ssh)
  *   bun run bench -- --quick            64 MiB, 1,000 files, 2 runs (CI smoke: correctness only)
  *   bun run bench -- --file-mib 256 --files 2000 --runs 3 --big-rss
  *
@@ -19,6 +20,7 @@ import { parseArgs } from "node:util";
 import { loadOrCreateIdentity } from "../src/store/identity.ts";
 import { TrustStore } from "../src/store/trust-store.ts";
 import { type HostileRow, hostileRows } from "./hostile.ts";
+import { pairlinkRerunRows, type RerunRow, rsyncRerunRows } from "./rerun.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "pairlink");
@@ -363,6 +365,25 @@ for (const [tool, start] of [
 	);
 }
 
+// ---------------------------------------------------------------- re-run of an unchanged tree, against rsync -a over ssh
+
+const rerunCtx = {
+	runs: RUNS,
+	files: TREE_FILES,
+	base,
+	served,
+	treeSrc,
+	serve: pairlinkServe,
+	timed,
+	pl,
+	asClient,
+	median,
+};
+const rerun: RerunRow[] = await pairlinkRerunRows(rerunCtx);
+const rsync = await rsyncRerunRows(rerunCtx);
+if (typeof rsync === "string") console.error(`rsync rows skipped: ${rsync}`);
+else rerun.push(...rsync);
+
 // ---------------------------------------------------------------- latency: a warm `ls` against a trusted server
 
 const latency: number[] = [];
@@ -450,6 +471,18 @@ for (const scenario of ["get file", "put file", "get tree", "put tree"]) {
 		`| ${scenario} | ${raw.median.toFixed(3)} | ${p.median.toFixed(3)} | ${(p.median / raw.median).toFixed(2)}x | ${mb(p.clientPeakRssKb)} | ${mb(p.serverPeakRssKb)} |`,
 	);
 }
+lines.push(
+	"",
+	`| no-change re-run of the tree | pairlink (s) | rsync -a over ssh (s) | pairlink / rsync |`,
+	`| --- | --- | --- | --- |`,
+);
+for (const scenario of ["get tree again", "put tree again"]) {
+	const p = rerun.find((r) => r.scenario === scenario && r.tool === "pairlink") as RerunRow;
+	const r = rerun.find((x) => x.scenario === scenario && x.tool !== "pairlink");
+	lines.push(
+		`| ${scenario} | ${p.median.toFixed(3)} | ${r ? r.median.toFixed(3) : "skipped"} | ${r ? `${(p.median / r.median).toFixed(2)}x` : "-"} |`,
+	);
+}
 const latMs = median(latency) * 1000;
 console.log(
 	`\npairlink bench: ${FILE_MIB} MiB file, ${TREE_FILES} x 4 KiB files in 100 dirs, medians of ${RUNS} runs, loopback, ${base.startsWith("/dev/shm") ? "RAM-backed" : "disk"} files\n`,
@@ -478,6 +511,7 @@ const results = {
 	treeFiles: TREE_FILES,
 	runs: RUNS,
 	rows,
+	rerun,
 	latencyMs: latency.map((s) => s * 1000),
 	flatMemory: flat,
 	hostile,

@@ -40,7 +40,15 @@ export function accountFor(e: unknown, label: string): PairlinkError {
 	// away mid-transfer): said the same way, without the socket's errno.
 	if (e instanceof PairlinkError && e.code === "interrupted" && /ECONNRESET|EPIPE/.test(e.message))
 		return new PairlinkError("interrupted", "the server closed the connection", { cause: e });
-	if (e instanceof PairlinkError && (endsTransfer(e) || e.code === "integrity")) return e;
+	// Bad data, or a source that changed while it was read: already said about the transfer.
+	if (
+		e instanceof PairlinkError &&
+		(endsTransfer(e) ||
+			e.code === "integrity" ||
+			e.code === "changed" ||
+			e.code === "stream-broken")
+	)
+		return e;
 	// Already told as this device's failure, in its own words.
 	if (e instanceof PairlinkError && e.code.startsWith("local-")) return e;
 	return onThisDevice(e, label);
