@@ -179,6 +179,10 @@ async function usageFor(r: Resolved, stream: NodeJS.WriteStream): Promise<string
  * spaces), appends "(Default: X)" even where the description already says
  * what the default is, and cannot show that the last operand repeats.
  */
+// citty greys its hint: the colour codes around it go with it.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes
+const CITTY_DEFAULT = / (?:\u001b\[[0-9;]*m)?\(Default: [^)]*\)(?:\u001b\[[0-9;]*m)?/;
+
 export function tidyUsage(text: string, variadic: boolean): string {
 	return text
 		.split("\n")
@@ -186,11 +190,7 @@ export function tidyUsage(text: string, variadic: boolean): string {
 			const plain = stripAnsi(line);
 			const own = plain.search(/\(Default: /);
 			const said = own > 0 && /\bdefault\b/.test(plain.slice(0, own));
-			// citty greys its hint: the colour codes around it go with it.
-			// biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes
-			const tidy = said
-				? line.replace(/ (?:\u001b\[[0-9;]*m)?\(Default: [^)]*\)(?:\u001b\[[0-9;]*m)?/, "")
-				: line;
+			const tidy = said ? line.replace(CITTY_DEFAULT, "") : line;
 			const usage =
 				variadic && plain.startsWith("USAGE ")
 					? tidy.replace(/<([A-Z_]+)>(\S*)$/, "<$1...>$2")

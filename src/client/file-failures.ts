@@ -29,6 +29,9 @@ export function endsTransfer(e: PairlinkError): boolean {
 	return e instanceof PeerNameError || CONNECTION_CODES.has(e.code);
 }
 
+/** How the transport words a peer that went away while this side was writing. */
+const HUNG_UP = /ECONNRESET|EPIPE|connection closed while sending|connection is closed/;
+
 /**
  * What failed for `label` (a local path, shown quoted): a refusal the server
  * sent already names its path; a lost connection or bad data is about the
@@ -38,7 +41,7 @@ export function accountFor(e: unknown, label: string): PairlinkError {
 	if (e instanceof WireError) return e;
 	// A reset while sending is the same event as an EOF while receiving (the server went
 	// away mid-transfer): said the same way, without the socket's errno.
-	if (e instanceof PairlinkError && e.code === "interrupted" && /ECONNRESET|EPIPE/.test(e.message))
+	if (e instanceof PairlinkError && e.code === "interrupted" && HUNG_UP.test(e.message))
 		return new PairlinkError("interrupted", "the server closed the connection", { cause: e });
 	// Bad data, or a source that changed while it was read: already said about the transfer.
 	if (

@@ -363,3 +363,26 @@ describe("advice that fits where it is given", () => {
 		expect(r.stdout).toContain("must run here without --no-pair");
 	});
 });
+
+describe("serve's own mistakes, said as they are", () => {
+	test("--read-only with --allow-delete (or --allow-overwrite) is refused as a contradiction", async () => {
+		const [home, share] = [await tempDir("pairlink-server-"), await tempDir("pairlink-share-")];
+		for (const allow of ["--allow-delete", "--allow-overwrite"]) {
+			const r = await run(["serve", share, "--read-only", allow, "--no-announce"], home);
+			expect(r.exitCode, describeResult(r)).toBe(2);
+			expect(r.stderr).toContain(`--read-only refuses every change, so ${allow} contradicts it`);
+		}
+	});
+
+	test("a --host that is no address of this machine says so, not 'another program uses the port'", async () => {
+		const [home, share] = [await tempDir("pairlink-server-"), await tempDir("pairlink-share-")];
+		// 192.0.2.0/24 is for documentation: never assigned to this machine, and nothing is sent.
+		const r = await run(
+			["serve", share, "--host", "192.0.2.7", "--port", "0", "--no-announce"],
+			home,
+		);
+		expect(r.exitCode, describeResult(r)).toBe(3);
+		expect(r.stderr).toContain("this machine has no such address");
+		expect(r.stderr).not.toContain("another program");
+	});
+});
