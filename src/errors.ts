@@ -230,6 +230,8 @@ export const ADVICE = {
 	"file-in-the-way":
 		"A file cannot be replaced by a directory, even with --overwrite: move that file away, or choose another destination with -o.",
 	"shell-ls": "Check the path with `ls`.",
+	"part-name":
+		"Such a file holds the verified part of an unfinished transfer and is never moved itself; run that transfer again to finish it.",
 	"retype-code": "Type it again, as the server shows it.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":

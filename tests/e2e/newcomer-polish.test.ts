@@ -386,3 +386,12 @@ describe("serve's own mistakes, said as they are", () => {
 		expect(r.stderr).not.toContain("another program");
 	});
 });
+
+test("asking for a part file by name says what it is, not 'use a relative path'", async () => {
+	const { laptop } = await trustedLaptop("parter");
+	const r = await run(["get", address(), ".partial.bin.pairlink-part"], laptop.home);
+	expect(r.exitCode, describeResult(r)).toBe(5);
+	expect(r.stderr).toContain("names of unfinished transfers are not allowed");
+	expect(r.stderr).toContain("run that transfer again to finish it");
+	expect(r.stderr).not.toContain("Use a relative path");
+});
