@@ -236,6 +236,9 @@ export const ADVICE = {
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
+	// Each failed file was already named with its own reason and advice; one fits them all.
+	"several-failed":
+		"Fix what the lines above say, then run the same command again: it moves only what is missing.",
 	"fingerprint-prefix": "Give more digits of the fingerprint (`pairlink devices list` shows them).",
 } as const;
 

@@ -97,9 +97,12 @@ function failureOf(s: Summary): PairlinkError {
 	const worst = failed.find((e) => e.exitCode === EXIT.transfer) ?? (failed[0] as PairlinkError);
 	if (failed.length === 1) return worst;
 	const asked = s.files + s.upToDate + failed.length;
+	const others = s.files + s.upToDate > 0 ? "; the others were moved or up to date" : "";
+	// Not the first failure's own advice: it need not fit the others.
 	return new PairlinkError(
 		worst.code,
-		`${failed.length} of ${asked} files failed, each named with its reason; the others were moved`,
+		`${failed.length} of ${asked} files failed, each named above with its reason${others}`,
+		{ advice: "several-failed" },
 	);
 }
 
