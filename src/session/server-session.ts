@@ -213,13 +213,18 @@ export class ServerSession {
 		this.uploads.onData(stream, parts, length);
 	}
 
-	/** The connection is gone: keep partial uploads for resume, close open files. */
-	async onClose(): Promise<void> {
+	/**
+	 * The connection is gone: keep partial uploads for resume, close open files.
+	 * Resolves with the uploads it cut short that left bytes to resume from.
+	 */
+	async onClose(): Promise<{ path: string; kept: number }[]> {
+		const cut: { path: string; kept: number }[] = [];
 		this.closed = true;
 		this.getQueue.length = 0;
 		for (const wake of this.roomWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
-		await this.uploads.onClose();
+		cut.push(...(await this.uploads.onClose()));
+		return cut;
 	}
 
 	// ---- handlers

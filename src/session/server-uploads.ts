@@ -80,15 +80,23 @@ export class ServerUploads {
 		this.drive(stream, { type: "data", length }, { parts });
 	}
 
-	/** The connection is gone: keep partial uploads for resume. */
-	async onClose(): Promise<void> {
+	/**
+	 * The connection is gone: keep partial uploads for resume. Resolves with
+	 * the uploads it cut short that left bytes to resume from.
+	 */
+	async onClose(): Promise<{ path: string; kept: number }[]> {
+		const cut: { path: string; kept: number }[] = [];
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
 			// An empty part file resumes nothing, nor does a stream (it is never resumed).
 			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
-			else await upload.part?.keep();
+			else if (upload.part) {
+				await upload.part.keep();
+				if (!dropped(upload.state)) cut.push({ path: upload.path, kept: upload.part.received });
+			}
 		}
 		this.uploads.clear();
+		return cut;
 	}
 
 	/**
