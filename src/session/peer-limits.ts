@@ -36,12 +36,17 @@ function expandIpv6(address: string): string[] {
  * `admit` says whether a newcomer gets a slot and which held connection, if
  * any, must be shed to make room:
  * - a source at its own cap is refused: its flood competes only with itself;
- * - when every slot of the server is taken, a newcomer from a source below
- *   its cap takes the oldest slot of the source holding the most, so one
- *   source (or a few) can never lock the others out.
+ * - when every slot of the server is taken, the newcomer takes the slot of
+ *   the OLDEST half-open connection, whatever its source. A real client
+ *   shows its certificate milliseconds after it connects (and then leaves
+ *   this ledger), so it is never the oldest for long; a flood of idle
+ *   handshakes from many sources (attack 1, finding 3: 64 addresses, one
+ *   socket each) only ever evicts itself. Shedding only from the biggest
+ *   source did nothing when every source held one slot.
  */
 export class HalfOpenLedger<T> {
 	private readonly bySource = new Map<string, T[]>();
+	/** In admission order (Map keeps insertion order): the first key is the oldest. */
 	private readonly sourceOf = new Map<T, string>();
 
 	constructor(
@@ -62,16 +67,15 @@ export class HalfOpenLedger<T> {
 	}
 
 	admit(source: string, conn: T): { admitted: boolean; shed: T | undefined } {
-		const own = this.bySource.get(source) ?? [];
-		if (own.length >= this.perSourceCap) return { admitted: false, shed: undefined };
+		if ((this.bySource.get(source)?.length ?? 0) >= this.perSourceCap)
+			return { admitted: false, shed: undefined };
 		let shed: T | undefined;
 		if (this.sourceOf.size >= this.totalCap) {
-			const biggest = [...this.bySource.values()].reduce((a, b) => (b.length > a.length ? b : a));
-			// Only a source holding more than the newcomer's would is worth shedding for it.
-			if (biggest.length <= own.length + 1) return { admitted: false, shed: undefined };
-			shed = biggest[0];
+			shed = this.sourceOf.keys().next().value;
 			if (shed !== undefined) this.leave(shed);
 		}
+		// Read after the shedding: the oldest may have been this source's own.
+		const own = this.bySource.get(source) ?? [];
 		own.push(conn);
 		this.bySource.set(source, own);
 		this.sourceOf.set(conn, source);
@@ -150,4 +154,16 @@ export function takeListing(
 		);
 	}
 	return next;
+}
+
+/**
+ * A listing batch that is not the last must carry something: a server that
+ * sends empty batches forever would otherwise keep a listing (and, since
+ * each is a whole frame, the idle timer) alive at no cost to it (attack 1,
+ * finding 8). With this rule every frame of a listing is progress against
+ * the listing caps, and silence runs into the idle timeout.
+ */
+export function checkListingProgress(items: number, done: boolean): void {
+	if (items === 0 && !done)
+		throw new PairlinkError("protocol", "the server sent an empty batch of a listing that goes on");
 }

@@ -44,17 +44,21 @@ describe("HalfOpenLedger", () => {
 		expect(ledger.size).toBe(4);
 	});
 
-	test("with every slot taken, a newcomer from a small source sheds the oldest of the biggest", () => {
+	test("with every slot taken, a newcomer sheds the oldest, whatever its source", () => {
 		const ledger = new HalfOpenLedger<string>(4, 3);
 		ledger.admit("A", "a1");
-		ledger.admit("A", "a2");
-		ledger.admit("A", "a3");
 		ledger.admit("B", "b1");
-		expect(ledger.admit("C", "c1")).toEqual({ admitted: true, shed: "a1" });
+		ledger.admit("A", "a2");
+		ledger.admit("C", "c1");
+		expect(ledger.admit("D", "d1")).toEqual({ admitted: true, shed: "a1" });
+		// One slot per source (a flood from many addresses) is no shield for the oldest.
+		expect(ledger.admit("E", "e1")).toEqual({ admitted: true, shed: "b1" });
 		expect(ledger.size).toBe(4);
-		// Now A holds 2, B 1, C 1: a second from B would leave A and B even, so it waits.
-		expect(ledger.admit("B", "b2")).toEqual({ admitted: false, shed: undefined });
-		expect(ledger.admit("D", "d1")).toEqual({ admitted: true, shed: "a2" });
+		// The per-source cap still holds, and the shed one's source may be the newcomer's own.
+		expect(ledger.admit("A", "a3")).toEqual({ admitted: true, shed: "a2" });
+		expect(ledger.admit("F", "f1")).toEqual({ admitted: true, shed: "c1" });
+		ledger.leave("a3");
+		expect(ledger.size).toBe(3);
 	});
 
 	test("leave is idempotent and forgets unknown connections", () => {
