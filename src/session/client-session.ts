@@ -414,9 +414,12 @@ export class ClientSession {
 						size = m.size;
 						incoming = m.offset;
 						wholeSha = m.sha256;
+						// A failed start (no space for the announced size) ends the download at
+						// once: waiting for data or file-end would let the server hold it open.
 						if (started)
 							chain = chain.then(started).catch((e) => {
 								failure ??= r.error(e);
+								reject(failure);
 							});
 						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
 						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
