@@ -23,11 +23,11 @@ import type { ServePolicy } from "../session/policy.ts";
 import { type OperationEvent, ServerSession } from "../session/server-session.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
+import { watchTrustStore } from "../store/trust-watch.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
 import type { Credentials } from "../transport/tls-options.ts";
 import type { PairingGate } from "./pairing-gate.ts";
-import { watchRevocations } from "./revocation.ts";
 
 export type ServerEvent =
 	| { event: "listening"; host: string; port: number; fingerprint: string }
@@ -159,7 +159,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 			open.add(conn);
 		},
 	});
-	const revoker = watchRevocations(opts.trust, () => {
+	const revoker = watchTrustStore(opts.trust, () => {
 		for (const conn of open) conn.checkStillTrusted();
 	});
 	return {

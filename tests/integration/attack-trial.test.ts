@@ -89,6 +89,34 @@ describe("finding 1: trust is decided again after the TLS handshake", () => {
 	}, 30_000);
 });
 
+describe("finding 6: the client watches its own trust store", () => {
+	test("removing the server on the client's side ends its open session: the next command fails with not-trusted (exit 4), nothing reaches the server", async () => {
+		const {
+			desk,
+			others: [laptop],
+		} = await devices("laptop");
+		const root = tempRoot();
+		const srv = serve(desk, { root, timeouts: TIMEOUTS });
+		try {
+			const dev = laptop as TestDevice;
+			const conn = await connectTo(dev, srv.target(), { timeouts: TIMEOUTS });
+			expect(await conn.session.list("")).toEqual([]);
+			// `pairlink devices remove desk` in another shell of the client device.
+			await (await TrustStore.load(dev.home)).remove("desk");
+			const reason = await within(5000, conn.closed, "the client's session to end");
+			expect(reason?.code).toBe("not-trusted");
+			expect(reason?.message).toContain("removed from this device's trusted devices");
+			const err = await conn.session.mkdir("after-removal", false).catch((e) => e);
+			expect(err).toBeInstanceOf(PairlinkError);
+			expect((err as PairlinkError).code).toBe("not-trusted");
+			expect((err as PairlinkError).exitCode).toBe(4);
+			expect(existsSync(join(root.dir, "after-removal"))).toBe(false);
+		} finally {
+			await srv.server.stop(0);
+		}
+	}, 30_000);
+});
+
 describe("finding 3: a half-open flood from many sources", () => {
 	test("72 loopback sources, one idle socket each re-opened when shed: a paired device's ls still succeeds", async () => {
 		const SOURCES = 72; // more than the server's 64 half-open slots (--max-clients 32)

@@ -785,7 +785,7 @@ describe("(8) a server that tries to exhaust the client", () => {
 		await ws.expectNothingOutside();
 	});
 
-	test("repeated file headers do not reset the announced size: at most the announced bytes reach the part file", async () => {
+	test("repeated file headers: protocol error, and nothing that came with them is kept", async () => {
 		const ws = await workspace();
 		const announced = 1024 * 1024;
 		const chunk = randomBytes(prng, announced);
