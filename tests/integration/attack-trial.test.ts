@@ -6,7 +6,7 @@
  * lies in malicious-server.test.ts; finding 6 and 7 are not covered yet.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PairlinkError } from "../../src/errors.ts";
@@ -24,7 +24,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
-import { within } from "../helpers/files.ts";
+import { partFiles, within } from "../helpers/files.ts";
 
 const TIMEOUTS: Timeouts = { handshakeMs: 10_000, idleMs: 30_000 };
 
@@ -111,6 +111,47 @@ describe("finding 6: the client watches its own trust store", () => {
 			expect((err as PairlinkError).code).toBe("not-trusted");
 			expect((err as PairlinkError).exitCode).toBe(4);
 			expect(existsSync(join(root.dir, "after-removal"))).toBe(false);
+		} finally {
+			await srv.server.stop(0);
+		}
+	}, 30_000);
+});
+
+describe("finding 7: no part file without a record", () => {
+	test("uploads sent whole, abandoned one byte short: no part file is left behind once the peer is gone", async () => {
+		const UPLOADS = 20;
+		const SIZE = 1_000_000; // under one data frame: sent whole, with its hash up front
+		const {
+			desk,
+			others: [insider],
+		} = await devices("insider");
+		const root = tempRoot();
+		const srv = serve(desk, { root, timeouts: TIMEOUTS });
+		try {
+			const dev = insider as TestDevice;
+			const peer = handPeer(srv.server.port, dev.identity);
+			await helloExchange(peer, "session", "insider");
+			for (let i = 1; i <= UPLOADS; i++) {
+				await peer.send({
+					t: "put",
+					id: i,
+					path: `orphan-${i}.bin`,
+					size: SIZE,
+					sha256: "a".repeat(64),
+					overwrite: false,
+				});
+				await peer.sendData(i, new Uint8Array(SIZE - 1));
+			}
+			// Every byte sent is in once the server answers a later request.
+			await peer.send({ t: "list", id: UPLOADS + 1, path: "" });
+			for (let m = await peer.next(); m.t !== "entries"; m = await peer.next());
+			const gone = srv.waitFor(
+				(e) => e.event === "disconnected" && e.fingerprint === dev.identity.fingerprint,
+			);
+			peer.terminate();
+			await within(5000, gone, "the server to see the peer go");
+			expect(await partFiles(root.dir)).toEqual([]);
+			expect(readdirSync(root.dir)).toEqual([]);
 		} finally {
 			await srv.server.stop(0);
 		}
