@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PairlinkError } from "../../src/errors.ts";
+import type { SandboxRoot } from "../../src/fs/root.ts";
 import { PEER_LIMITS, type Timeouts } from "../../src/protocol/limits.ts";
 import { TrustStore } from "../../src/store/trust-store.ts";
 import { figure, handPeer, helloExchange, type RawTcpPeer, rawTcp } from "../helpers/bad-peers.ts";
@@ -20,6 +21,7 @@ import {
 	removeTempDirs,
 	serve,
 	type TestDevice,
+	type TestServer,
 	tempDir,
 	tempRoot,
 	trustEachOther,
@@ -42,16 +44,29 @@ function rssMiB(pid: number): number {
 	return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN) / 1024;
 }
 
+/** `desk` serves a fresh share to one device that trusts it, for the length of `body`. */
+async function withServer(
+	name: string,
+	body: (s: {
+		desk: TestDevice;
+		dev: TestDevice;
+		root: SandboxRoot;
+		srv: TestServer;
+	}) => Promise<void>,
+): Promise<void> {
+	const { desk, others } = await devices(name);
+	const root = tempRoot();
+	const srv = serve(desk, { root, timeouts: TIMEOUTS });
+	try {
+		await body({ desk, dev: others[0] as TestDevice, root, srv });
+	} finally {
+		await srv.server.stop(0);
+	}
+}
+
 describe("finding 1: trust is decided again after the TLS handshake", () => {
 	test("a device removed while its connection waits before HELLO gets no session: no HELLO answer, nothing written", async () => {
-		const {
-			desk,
-			others: [laptop],
-		} = await devices("laptop");
-		const root = tempRoot();
-		const srv = serve(desk, { root, timeouts: TIMEOUTS });
-		try {
-			const dev = laptop as TestDevice;
+		await withServer("laptop", async ({ desk, dev, root, srv }) => {
 			// The attacker's connection: TLS with the device's certificate, then silence.
 			const peer = handPeer(srv.server.port, dev.identity);
 			await within(5000, peer.tls, "the attacker's TLS handshake");
@@ -83,22 +98,13 @@ describe("finding 1: trust is decided again after the TLS handshake", () => {
 				),
 			).toBe(true);
 			witness.close();
-		} finally {
-			await srv.server.stop(0);
-		}
+		});
 	}, 30_000);
 });
 
 describe("finding 6: the client watches its own trust store", () => {
 	test("removing the server on the client's side ends its open session: the next command fails with not-trusted (exit 4), nothing reaches the server", async () => {
-		const {
-			desk,
-			others: [laptop],
-		} = await devices("laptop");
-		const root = tempRoot();
-		const srv = serve(desk, { root, timeouts: TIMEOUTS });
-		try {
-			const dev = laptop as TestDevice;
+		await withServer("laptop", async ({ dev, root, srv }) => {
 			const conn = await connectTo(dev, srv.target(), { timeouts: TIMEOUTS });
 			expect(await conn.session.list("")).toEqual([]);
 			// `pairlink devices remove desk` in another shell of the client device.
@@ -111,9 +117,7 @@ describe("finding 6: the client watches its own trust store", () => {
 			expect((err as PairlinkError).code).toBe("not-trusted");
 			expect((err as PairlinkError).exitCode).toBe(4);
 			expect(existsSync(join(root.dir, "after-removal"))).toBe(false);
-		} finally {
-			await srv.server.stop(0);
-		}
+		});
 	}, 30_000);
 });
 
@@ -121,14 +125,7 @@ describe("finding 7: no part file without a record", () => {
 	test("uploads sent whole, abandoned one byte short: no part file is left behind once the peer is gone", async () => {
 		const UPLOADS = 20;
 		const SIZE = 1_000_000; // under one data frame: sent whole, with its hash up front
-		const {
-			desk,
-			others: [insider],
-		} = await devices("insider");
-		const root = tempRoot();
-		const srv = serve(desk, { root, timeouts: TIMEOUTS });
-		try {
-			const dev = insider as TestDevice;
+		await withServer("insider", async ({ dev, root, srv }) => {
 			const peer = handPeer(srv.server.port, dev.identity);
 			await helloExchange(peer, "session", "insider");
 			for (let i = 1; i <= UPLOADS; i++) {
@@ -152,9 +149,7 @@ describe("finding 7: no part file without a record", () => {
 			await within(5000, gone, "the server to see the peer go");
 			expect(await partFiles(root.dir)).toEqual([]);
 			expect(readdirSync(root.dir)).toEqual([]);
-		} finally {
-			await srv.server.stop(0);
-		}
+		});
 	}, 30_000);
 });
 
