@@ -57,6 +57,13 @@ export const PEER_LIMITS = {
 	halfOpenPerSourcePerClient: 1,
 	halfOpenPerClient: 2,
 	/**
+	 * A source that had a half-open connection shed may not shed anyone
+	 * else's for this long (it waits for a free slot instead): a flood
+	 * re-opening each socket as it is shed cannot churn the oldest slot
+	 * faster than a real handshake completes.
+	 */
+	shedCooldownMs: 10_000,
+	/**
 	 * Established sessions one paired device may hold at once: one device
 	 * (or a stolen key) cannot take every --max-clients slot and lock the
 	 * other devices out. Parallel commands from one device still fit.

@@ -127,7 +127,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 				stopping: () => stopping !== undefined,
 				onTrusted: (fingerprint) => {
 					halfOpen.leave(conn);
-					if (!beforeHello.admit(fingerprint, conn).admitted) conn.shed();
+					if (!beforeHello.admit(fingerprint, conn, performance.now()).admitted) conn.shed();
 				},
 				onEstablished: (fingerprint) => {
 					established++;
@@ -150,7 +150,11 @@ export function startServer(opts: ServerOptions): RunningServer {
 			});
 			// Every unauthenticated connection holds a slot of its source, so a
 			// flood of half-open handshakes from one source only starves itself.
-			const { admitted, shed } = halfOpen.admit(sourceKey(socket.remoteAddress), conn);
+			const { admitted, shed } = halfOpen.admit(
+				sourceKey(socket.remoteAddress),
+				conn,
+				performance.now(),
+			);
 			shed?.shed();
 			if (!admitted) {
 				conn.shed();

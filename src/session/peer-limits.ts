@@ -42,12 +42,21 @@ function expandIpv6(address: string): string[] {
  *   this ledger), so it is never the oldest for long; a flood of idle
  *   handshakes from many sources (attack 1, finding 3: 64 addresses, one
  *   socket each) only ever evicts itself. Shedding only from the biggest
- *   source did nothing when every source held one slot.
+ *   source did nothing when every source held one slot;
+ * - a source that had a connection shed within PEER_LIMITS.shedCooldownMs
+ *   may not shed anyone itself (it is refused while the server is full): a
+ *   flood that re-opens each socket the moment it is shed would otherwise
+ *   evict faster than a real client completes its handshake.
  */
+/** Sources whose last shedding is remembered: a bound on the ledger's memory, however many sources flood. */
+const MAX_SHED_SOURCES = 4096;
+
 export class HalfOpenLedger<T> {
 	private readonly bySource = new Map<string, T[]>();
 	/** In admission order (Map keeps insertion order): the first key is the oldest. */
 	private readonly sourceOf = new Map<T, string>();
+	/** When each source last had a connection shed, oldest first; bounded by MAX_SHED_SOURCES. */
+	private readonly shedAt = new Map<string, number>();
 
 	constructor(
 		private readonly totalCap: number,
@@ -66,13 +75,20 @@ export class HalfOpenLedger<T> {
 		return this.sourceOf.size;
 	}
 
-	admit(source: string, conn: T): { admitted: boolean; shed: T | undefined } {
+	/** `now`: milliseconds on any monotonic clock (the cooldown is measured on it). */
+	admit(source: string, conn: T, now: number): { admitted: boolean; shed: T | undefined } {
 		if ((this.bySource.get(source)?.length ?? 0) >= this.perSourceCap)
 			return { admitted: false, shed: undefined };
 		let shed: T | undefined;
 		if (this.sourceOf.size >= this.totalCap) {
+			const last = this.shedAt.get(source);
+			if (last !== undefined && now - last < PEER_LIMITS.shedCooldownMs)
+				return { admitted: false, shed: undefined };
 			shed = this.sourceOf.keys().next().value;
-			if (shed !== undefined) this.leave(shed);
+			if (shed !== undefined) {
+				this.noteShed(this.sourceOf.get(shed) as string, now);
+				this.leave(shed);
+			}
 		}
 		// Read after the shedding: the oldest may have been this source's own.
 		const own = this.bySource.get(source) ?? [];
@@ -80,6 +96,13 @@ export class HalfOpenLedger<T> {
 		this.bySource.set(source, own);
 		this.sourceOf.set(conn, source);
 		return { admitted: true, shed };
+	}
+
+	private noteShed(source: string, now: number): void {
+		this.shedAt.delete(source); // re-inserted last: the map stays in time order
+		this.shedAt.set(source, now);
+		if (this.shedAt.size > MAX_SHED_SOURCES)
+			this.shedAt.delete(this.shedAt.keys().next().value as string);
 	}
 
 	/** The connection closed, or showed a trusted certificate: it no longer holds a slot. */
