@@ -261,7 +261,7 @@ async function planTree(
 					const why = `${JSON.stringify(local)} cannot be created on this device: a file stands where a directory must be`;
 					const error =
 						e instanceof PairlinkError && e.code === "exists"
-							? new PairlinkError("local-exists", why)
+							? new PairlinkError("local-exists", why, { advice: "file-in-the-way" })
 							: onThisDevice(e, local);
 					dirFailures.set(d.path, error);
 				});

@@ -67,7 +67,7 @@ export function fsError(e: unknown, what: string): PairlinkError {
 		case "EACCES":
 		case "EPERM":
 		case "EROFS":
-			return new PairlinkError("permission", `no permission for ${what}`);
+			return new PairlinkError("permission", `no permission for ${what}`, { cause: e }); // EROFS or EACCES, for the client to tell apart
 		case "ENOSPC":
 		case "EDQUOT":
 		case "EFBIG":

@@ -54,6 +54,15 @@ export type ServerEvent =
 			/** The code the client was refused with; absent when it was done. */
 			refused?: string;
 	  }
+	/** An upload cut short by the connection's end; its verified part waits for the resume. */
+	| {
+			event: "interrupted";
+			op: "put";
+			path: string;
+			kept: number;
+			device: string;
+			fingerprint: string;
+	  }
 	| { event: "stopped" };
 
 export interface ServerIdentity extends Credentials {
@@ -192,6 +201,9 @@ export function startServer(opts: ServerOptions): RunningServer {
 				let last: ReturnType<typeof setTimeout> | undefined;
 				await Promise.race([allClosed, new Promise((r) => (last = setTimeout(r, 1000)))]);
 				clearTimeout(last);
+				// Still closing (its files being flushed): its "disconnected" must not follow "stopped".
+				for (const conn of open)
+					conn.tellDisconnected(new PairlinkError("interrupted", "the server stopped"));
 				listener.stop(true);
 				emit({ event: "stopped" });
 			})();
@@ -220,6 +232,7 @@ interface PairingRun {
 class ServerConnection {
 	private state: ServerState = { phase: "tls" };
 	private session: ServerSession | undefined;
+	private toldDisconnected = false;
 	private pairing: PairingRun | undefined;
 	private peer: PeerInfo | undefined;
 	private tls: TlsInfo | undefined;
@@ -288,6 +301,19 @@ class ServerConnection {
 		if (!(this.trusted || this.session) || !this.peer || this.socket.closed) return;
 		if (this.opts.trust.findByFingerprint(this.peer.fingerprint)) return;
 		this.fail(new PairlinkError("not-trusted", "the device was removed"), "not-trusted");
+	}
+
+	/** Emit "disconnected" now if it was not already (at most once per connection). */
+	tellDisconnected(error?: PairlinkError): void {
+		if (this.toldDisconnected || !this.session || !this.peer) return;
+		this.toldDisconnected = true;
+		this.emit({
+			event: "disconnected",
+			name: this.peer.name,
+			fingerprint: this.peer.fingerprint,
+			address: this.peer.address,
+			...(error ? { reason: error.message } : {}),
+		});
 	}
 
 	terminate(): void {
@@ -562,20 +588,25 @@ class ServerConnection {
 	private onClose(error: PairlinkError | undefined): void {
 		// Partial uploads are flushed and their claims released before anyone
 		// hears of the disconnect: a client that reconnects at once finds them resumable.
-		void Promise.all([this.session?.onClose(), this.announced]).then(() => this.closed(error));
+		void Promise.all([this.session?.onClose(), this.announced]).then(([cut]) => {
+			const peer = this.peer;
+			if (peer)
+				for (const c of cut ?? [])
+					this.emit({
+						event: "interrupted",
+						op: "put",
+						path: c.path,
+						kept: c.kept,
+						device: peer.name,
+						fingerprint: peer.fingerprint,
+					});
+			this.closed(error);
+		});
 	}
 
 	private closed(error: PairlinkError | undefined): void {
 		const wasEstablished = this.session !== undefined;
-		if (wasEstablished && this.peer) {
-			this.emit({
-				event: "disconnected",
-				name: this.peer.name,
-				fingerprint: this.peer.fingerprint,
-				address: this.peer.address,
-				...(error ? { reason: error.message } : {}),
-			});
-		}
+		this.tellDisconnected(error);
 		if (
 			this.state.phase === "tls" ||
 			this.state.phase === "hello" ||

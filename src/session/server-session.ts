@@ -274,8 +274,12 @@ export class ServerSession {
 		upload.chain = upload.chain.catch((e) => this.failUpload(stream, upload, e));
 	}
 
-	/** The connection is gone: keep partial uploads for resume, close open files. */
-	async onClose(): Promise<void> {
+	/**
+	 * The connection is gone: keep partial uploads for resume, close open files.
+	 * Resolves with the uploads it cut short that left bytes to resume from.
+	 */
+	async onClose(): Promise<{ path: string; kept: number }[]> {
+		const cut: { path: string; kept: number }[] = [];
 		this.closed = true;
 		this.getQueue.length = 0;
 		// Waiting listings wake to find the connection closed and do nothing:
@@ -285,10 +289,14 @@ export class ServerSession {
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			if (resumable(upload)) await upload.part?.keep();
-			else await upload.part?.discard();
+			if (!resumable(upload)) await upload.part?.discard();
+			else if (upload.part) {
+				await upload.part.keep();
+				if (!upload.failed) cut.push({ path: upload.path, kept: upload.part.received });
+			}
 		}
 		this.uploads.clear();
+		return cut;
 	}
 
 	// ---- handlers
