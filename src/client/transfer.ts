@@ -89,6 +89,7 @@ export async function getFiles(
 				const { root, rel } = await place();
 				return session.download(from, root, rel, {
 					overwrite: opts.overwrite,
+					size,
 					onProgress: (d, t) => p(d, t),
 				});
 			},

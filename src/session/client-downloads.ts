@@ -70,6 +70,8 @@ export async function downloadFile(
 	/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 	let resumedFrom = 0;
 	let meta: FileMeta | undefined;
+	/** The server's header was accepted: whatever arrives from here on is this attempt's. */
+	let accepted = false;
 	try {
 		return await receive(
 			link,
@@ -87,11 +89,23 @@ export async function downloadFile(
 							"protocol",
 							"the server resumed at an offset this device did not offer",
 						);
+					if (opts.size !== undefined && m.size !== opts.size)
+						return new PairlinkError(
+							"protocol",
+							`the server announced ${m.size} bytes for a file it listed with ${opts.size}`,
+						);
+					accepted = true;
 					size = m.size;
 					resumedFrom = m.offset;
 					meta = { mtime: m.mtime, mode: m.mode ?? 0 };
 					opts.onProgress?.(m.offset, size);
-					return () => part.startAt(m.offset, m.size);
+					return async () => {
+						// Checked against the size announced here, before a byte is written.
+						const free = await part.freeBytes();
+						if (m.size - m.offset > free)
+							throw new PairlinkError("disk-full", `This device has no space left for ${dest}`);
+						await part.startAt(m.offset, m.size);
+					};
 				},
 				write: async (parts) => {
 					await part.write(parts);
@@ -106,8 +120,15 @@ export async function downloadFile(
 		);
 	} catch (e) {
 		const error = e instanceof PairlinkError ? e : fsError(e, dest);
-		// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
-		if (error.code === "integrity" || error.code === "changed" || part.received === 0)
+		// Known-bad data (or a source that changed under it, or data that came with a
+		// protocol violation) is not kept; anything else stays resumable. A violation
+		// before the header was accepted leaves our own earlier prefix as it was.
+		if (
+			error.code === "integrity" ||
+			error.code === "changed" ||
+			(error.code === "protocol" && accepted) ||
+			part.received === 0
+		)
 			await part.discard();
 		else await part.keep();
 		throw error;
@@ -199,9 +220,13 @@ async function receive(
 						reject(started);
 						return;
 					}
+					// A failed start (no space for the announced size) ends the download at
+					// once: waiting for data or file-end would let the server hold it open.
 					if (started)
 						chain = chain.then(started).catch((e) => {
 							failure ??= r.error(e);
+							state = stepDownload(state, { type: "io-failed" }).state;
+							reject(failure);
 						});
 					break;
 				}

@@ -16,7 +16,7 @@ import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
 import { type DownloadLink, downloadFile, downloadTo } from "./client-downloads.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
-import { type ListingBudget, takeListing } from "./peer-limits.ts";
+import { checkListingProgress, type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -34,6 +34,13 @@ export interface TransferOptions {
 	checksum?: boolean;
 	/** Called with the bytes of this file done so far (including resumed ones). */
 	onProgress?(done: number, total: number): void;
+	/**
+	 * Downloads: the size the server gave for this file (stat or walk). A
+	 * `file` header with another size is a protocol error and nothing is
+	 * kept: a server cannot say "10 bytes" to pass the free-space check and
+	 * then send 400 MiB (attack 1, finding 5).
+	 */
+	size?: number;
 }
 
 /**
@@ -118,6 +125,7 @@ export class ClientSession {
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
+				checkListingProgress(m.entries.length, m.done);
 				budget = takeListing(budget, m.entries);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
@@ -155,6 +163,7 @@ export class ClientSession {
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
 				const refusals = m.refused ?? [];
+				checkListingProgress(m.entries.length + refusals.length, m.done);
 				// Refusals are entries too: an endless list of them must hit the same cap.
 				budget = takeListing(budget, m.entries);
 				budget = takeListing(

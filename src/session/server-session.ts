@@ -115,6 +115,9 @@ export class ServerSession {
 	/** Download bytes being read and sent (see replyRoom), and who waits for room. */
 	private unsentData = 0;
 	private readonly roomWaiters: (() => void)[] = [];
+	/** Listings being built (PEER_LIMITS.listingsAtOnce), and the ones waiting their turn. */
+	private listings = 0;
+	private readonly listingWaiters: (() => void)[] = [];
 	private closed = false;
 	private readonly openFiles = new Set<ReadHandle>();
 
@@ -221,7 +224,10 @@ export class ServerSession {
 		const cut: { path: string; kept: number }[] = [];
 		this.closed = true;
 		this.getQueue.length = 0;
+		// Waiting listings wake to find the connection closed and do nothing:
+		// a stopping server has no queued work left to run (attack 1, finding 2).
 		for (const wake of this.roomWaiters.splice(0)) wake();
+		for (const wake of this.listingWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		cut.push(...(await this.uploads.onClose()));
 		return cut;
@@ -229,14 +235,24 @@ export class ServerSession {
 
 	// ---- handlers
 
+	/**
+	 * Entries are looked up one message's worth at a time, and each message
+	 * is sent (taken by the socket) before the next is looked up: a peer
+	 * that does not read its replies holds this listing at one batch.
+	 */
 	private async list(m: MessageOf<"list">): Promise<void> {
 		this.check({ op: "list", path: m.path });
-		const batches = new EntryBatches<Entry>();
-		for (const entry of await this.deps.root.list(m.path)) {
-			const full = batches.add(entry);
-			if (full) await this.channel.send({ t: "entries", id: m.id, entries: full, done: false });
-		}
-		await this.channel.send({ t: "entries", id: m.id, entries: batches.rest(), done: true });
+		await this.listingTurn(async () => {
+			const batches = new EntryBatches<Entry>();
+			for await (const found of this.deps.root.listBatches(m.path, MAX_ENTRIES_PER_MESSAGE)) {
+				for (const entry of found) {
+					if (this.closed) return;
+					const full = batches.add(entry);
+					if (full) await this.channel.send({ t: "entries", id: m.id, entries: full, done: false });
+				}
+			}
+			await this.channel.send({ t: "entries", id: m.id, entries: batches.rest(), done: true });
+		});
 	}
 
 	private async stat(m: MessageOf<"stat">): Promise<void> {
@@ -252,12 +268,32 @@ export class ServerSession {
 		this.check({ op: "walk", path: m.path });
 		const batches = new EntryBatches<WalkEntry>();
 		const top = m.path.split("/").filter(Boolean).at(-1) ?? "";
-		for await (const entry of this.deps.root.walk(m.path, excluder(m.exclude ?? [], top))) {
-			if (this.closed) return;
-			const full = batches.add(entry);
-			if (full) await this.channel.send(walkMessage(m.id, full, false));
+		await this.listingTurn(async () => {
+			for await (const entry of this.deps.root.walk(m.path, excluder(m.exclude ?? [], top))) {
+				if (this.closed) return;
+				const full = batches.add(entry);
+				if (full) await this.channel.send(walkMessage(m.id, full, false));
+			}
+			await this.channel.send(walkMessage(m.id, batches.rest(), true));
+		});
+	}
+
+	/**
+	 * Run one listing (list or walk) once fewer than PEER_LIMITS.listingsAtOnce
+	 * of this connection's are being built; skipped if the connection closes
+	 * while it waits. 128 listings asked at once cost two, not 128 (finding 2).
+	 */
+	private async listingTurn(build: () => Promise<void>): Promise<void> {
+		while (!this.closed && this.listings >= PEER_LIMITS.listingsAtOnce)
+			await new Promise<void>((wake) => this.listingWaiters.push(wake));
+		if (this.closed) return;
+		this.listings++;
+		try {
+			await build();
+		} finally {
+			this.listings--;
+			this.listingWaiters.shift()?.();
 		}
-		await this.channel.send(walkMessage(m.id, batches.rest(), true));
 	}
 
 	/** --checksum: the server hashes a file only when asked, and only that file. */

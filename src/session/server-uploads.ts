@@ -88,8 +88,7 @@ export class ServerUploads {
 		const cut: { path: string; kept: number }[] = [];
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			// An empty part file resumes nothing, nor does a stream (it is never resumed).
-			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
+			if (!resumable(upload)) await upload.part?.discard();
 			else if (upload.part) {
 				await upload.part.keep();
 				if (!dropped(upload.state)) cut.push({ path: upload.path, kept: upload.part.received });
@@ -299,12 +298,12 @@ export class ServerUploads {
 		upload.state = stepUpload(upload.state, { type: "io-failed" }).state ?? upload.state;
 		this.forgetUpload(id);
 		this.host.refuse(id, e, { op: "put", path: upload.path });
-		// Bad data is not worth resuming from, nor is a stream; a full disk or a broken pipe is.
+		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (
 			e instanceof PairlinkError &&
 			e.code !== "integrity" &&
 			e.refusedAs === undefined &&
-			!upload.stream
+			resumable(upload)
 		)
 			await upload.part?.keep();
 		else await upload.part?.discard();
@@ -320,4 +319,15 @@ export class ServerUploads {
 		if (this.refused.size >= MAX_REMEMBERED_REFUSALS) this.refused.clear();
 		this.refused.add(id);
 	}
+}
+
+/**
+ * Whether an unfinished upload's part file is kept for a later attempt.
+ * An empty one resumes nothing; a stream is never resumed; nor is a file
+ * sent whole (hash up front, one frame): it always starts over at 0, so
+ * its part file is never recorded and, kept, would be an orphan no sweep
+ * finds (attack 1, finding 7: 50 × 1 MB of them from one connection).
+ */
+function resumable(upload: Upload): boolean {
+	return !upload.stream && upload.sha256 === undefined && (upload.part?.received ?? 0) > 0;
 }

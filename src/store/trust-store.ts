@@ -6,8 +6,8 @@
  *
  * Every mutation re-reads the file under its lock, applies the change and
  * writes it back atomically, so concurrent processes never see a torn file
- * nor lose a change. A running server watches the file (src/server/
- * revocation.ts), so a removal ends the device's open sessions at once.
+ * nor lose a change. A running server and an open client session watch
+ * the file (trust-watch.ts), so a removal ends the device's open sessions at once.
  *
  * Device names are chosen by people (`--name`, `devices rename`) or
  * announced by the peer, so they are validated here: 1..64 characters, no
