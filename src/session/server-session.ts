@@ -339,7 +339,7 @@ export class ServerSession {
 				if (m.offset > 0 && m.offset <= file.size && m.prefix) {
 					// Resume only from bytes the client proves it holds: the same prefix hash.
 					const prefix = new Bun.CryptoHasher("sha256");
-					for await (const c of readChunks(file.fh, 0, m.offset)) prefix.update(c);
+					for await (const c of readChunks(file.fh, 0, m.offset, true)) prefix.update(c);
 					if (prefix.copy().digest("hex") === m.prefix) {
 						offset = m.offset;
 						h = prefix;
@@ -352,7 +352,7 @@ export class ServerSession {
 					mtime: file.mtime,
 					offset,
 				});
-				for await (const chunk of readChunks(file.fh, offset, file.size)) {
+				for await (const chunk of readChunks(file.fh, offset, file.size, true)) {
 					if (this.closed) return;
 					h.update(chunk);
 					await this.channel.sendData(m.id, chunk);
