@@ -134,7 +134,7 @@ export const ERROR_TABLE = {
 	},
 	permission: {
 		exit: EXIT.refused,
-		hint: "Check the file permissions, or what the server allows.",
+		hint: "Check the permissions of that path.",
 	},
 	"invalid-path": { exit: EXIT.refused, hint: "Use a relative path inside the shared directory." },
 	"is-directory": { exit: EXIT.refused, hint: "Use -r for directories." },
@@ -182,13 +182,51 @@ export const ERROR_TABLE = {
 	},
 } as const satisfies Record<ErrorCode, ErrorInfo>;
 
+/**
+ * Advice for situations narrower than an error code, where the code's own
+ * hint would be wrong (a read-only server is not a file-permission problem).
+ * Every sentence a person reads after "what happened" is in ERROR_TABLE or
+ * here, so the same situation is always explained the same way.
+ */
+export const ADVICE = {
+	"read-only": "Ask the server's owner to run `pairlink serve` without --read-only.",
+	"overwrite-forbidden":
+		"Ask the server's owner to run `pairlink serve` with --allow-overwrite; then pass --overwrite.",
+	"delete-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-delete.",
+	"server-busy": "Try again when one of its clients has finished.",
+	"server-stopped": "Run the same command again once it serves again; transfers resume.",
+	"user-cancelled": "Run the same command again; it resumes from the verified part.",
+	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",
+	"pairing-closed":
+		"On the server, run `pairlink code` while `pairlink serve` runs without --no-pair, then pair again.",
+	"already-paired": "Nothing to do: use it by name, e.g. `pairlink ls NAME`.",
+	"code-burned": "Create a new code with `pairlink code` on the server, then pair again.",
+	"unknown-host": "Check the spelling; `pairlink devices list` shows the names of trusted devices.",
+	"stale-address":
+		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",
+	"local-path": "Check the local path with `lls`.",
+	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
+	"state-dir":
+		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
+	"fingerprint-prefix": "Give more digits of the fingerprint (`pairlink devices list` shows them).",
+} as const;
+
+export type AdviceKey = keyof typeof ADVICE;
+
 export class PairlinkError extends Error {
 	override readonly name = "PairlinkError";
 	readonly code: ErrorCode;
+	/** Narrower advice than the code's hint, when the situation is known. */
+	readonly advice: AdviceKey | undefined;
 
-	constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+	constructor(
+		code: ErrorCode,
+		message: string,
+		options?: { cause?: unknown; advice?: AdviceKey | undefined },
+	) {
 		super(message, options);
 		this.code = code;
+		this.advice = options?.advice;
 	}
 
 	get exitCode(): ExitCode {
@@ -196,7 +234,7 @@ export class PairlinkError extends Error {
 	}
 
 	get hint(): string {
-		return ERROR_TABLE[this.code].hint;
+		return this.advice ? ADVICE[this.advice] : ERROR_TABLE[this.code].hint;
 	}
 }
 

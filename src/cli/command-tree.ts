@@ -13,6 +13,8 @@ export interface CommandInfo {
 	options: string[];
 	/** The same, grouped per option: ["--long", "-l"]. */
 	optionGroups: string[][];
+	/** The spellings of options that take a value (--output, -o), whose next word is not an operand. */
+	valueOptions: string[];
 	/** Operand names in order, e.g. ["HOST", "REMOTE"]. */
 	operands: string[];
 	/** Subcommand names, when the command has them. */
@@ -36,6 +38,7 @@ export async function commandTree(root: AnyDef): Promise<CommandInfo[]> {
 		const args = (await value(cmd.args)) ?? {};
 		const subs = (await value(cmd.subCommands)) ?? {};
 		const optionGroups: string[][] = [];
+		const valueOptions: string[] = [];
 		const operands: string[] = [];
 		for (const [name, def] of Object.entries(args)) {
 			if (def.type === "positional") {
@@ -50,12 +53,14 @@ export async function commandTree(root: AnyDef): Promise<CommandInfo[]> {
 				group.push(alias.length === 1 ? `-${alias}` : `--${alias}`);
 			}
 			optionGroups.push(group);
+			if (def.type === "string" || def.type === "enum") valueOptions.push(...group);
 		}
 		out.push({
 			path,
 			description: meta.description ?? "",
 			options: optionGroups.flat(),
 			optionGroups,
+			valueOptions,
 			operands,
 			subcommands: Object.keys(subs),
 		});

@@ -1,4 +1,5 @@
 import { PairlinkError } from "../errors.ts";
+import { plural } from "./format.ts";
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -15,7 +16,7 @@ export function parseDuration(text: string): number {
 
 export function describeDuration(ms: number): string {
 	const minutes = Math.round(ms / 60_000);
-	if (ms < 60_000) return `${Math.round(ms / 1000)} seconds`;
-	if (minutes < 120) return `${minutes} minute${minutes === 1 ? "" : "s"}`;
-	return `${Math.round(minutes / 60)} hours`;
+	if (ms < 60_000) return plural(Math.max(Math.round(ms / 1000), 0), "second");
+	if (minutes < 120) return plural(minutes, "minute");
+	return plural(Math.round(minutes / 60), "hour");
 }

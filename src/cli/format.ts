@@ -1,4 +1,4 @@
-/** Numbers and entries for people. */
+/** Numbers, sizes, times and entries for people (exact values stay in --json). */
 import type { Entry } from "../fs/root.ts";
 import { safe } from "./terminal.ts";
 
@@ -18,6 +18,24 @@ export function formatRate(bytes: number, seconds: number): string {
 	return seconds > 0 ? `${formatBytes(bytes / seconds)}/s` : "-";
 }
 
+/** "1 file", "2 files": every count a person reads goes through here. */
+export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+const two = (n: number) => String(n).padStart(2, "0");
+
+/**
+ * Local time (the user's TZ) with its UTC offset, so a time is never
+ * mistaken for another zone's: "2026-11-30 14:05 +01:00".
+ */
+export function formatLocalTime(when: number | string, seconds = false): string {
+	const d = new Date(when);
+	const offset = -d.getTimezoneOffset();
+	const sign = offset < 0 ? "-" : "+";
+	const abs = Math.abs(offset);
+	const clock = `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ""}`;
+	return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock} ${sign}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
+}
+
 export function entryJson(e: Entry) {
 	return { name: e.name, type: e.type, size: e.size, mtime: new Date(e.mtime).toISOString() };
 }
@@ -25,6 +43,7 @@ export function entryJson(e: Entry) {
 export function entryLine(e: Entry, long: boolean): string {
 	const name = `${safe(e.name)}${e.type === "dir" ? "/" : e.type === "symlink" ? "@" : ""}`;
 	if (!long) return name;
-	const when = new Date(e.mtime).toISOString().replace("T", " ").slice(0, 16);
-	return `${e.type.padEnd(7)} ${String(e.size).padStart(12)}  ${when}  ${name}`;
+	// A directory's size says nothing to a person: shown as "-", as in many file managers.
+	const size = e.type === "dir" ? "-" : formatBytes(e.size);
+	return `${e.type.padEnd(7)} ${size.padStart(9)}  ${formatLocalTime(e.mtime)}  ${name}`;
 }

@@ -1,6 +1,6 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
 import { type Connection, connect } from "../client/connect.ts";
-import { resolveTarget } from "../client/target.ts";
+import { formatAddress, resolveTarget, type Target } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
 import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
@@ -39,7 +39,67 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		...(code ? { code } : {}),
 		...(opts.wantPair ? { wantPair: true } : {}),
 		...(saveAs ? { saveAs } : {}),
+	}).catch((e) => {
+		const explained = opts.wantPair ? explainPairing(e, target, trust) : e;
+		return Promise.reject(explainUnreachable(explained, target));
 	});
+}
+
+/**
+ * `pair` refused: the server's wire code says what it refused, and this
+ * device's own trust store says whether pairing was needed at all.
+ */
+function explainPairing(e: unknown, target: Target, trust: TrustStore): unknown {
+	if (!(e instanceof PairlinkError)) return e;
+	const where = formatAddress(target.hostname, target.port);
+	const known = target.named ?? trust.list().find((d) => d.address === where);
+	// The server let this device past TLS without a pending code: it trusts it already.
+	if (known && ["no-code", "code-expired", "code-used"].includes(e.code))
+		return new PairlinkError(
+			e.code,
+			`This device is already paired with ${known.name} (${where})`,
+			{
+				advice: "already-paired",
+				cause: e,
+			},
+		);
+	if (e.code === "not-trusted" || e.code === "no-code")
+		return new PairlinkError(
+			"no-code",
+			`The server at ${where} is not accepting pairing: it has no pending code, or runs with --no-pair`,
+			{ advice: "pairing-closed", cause: e },
+		);
+	return e;
+}
+
+/** Say which address was tried and why, in the words of what the user typed. */
+function explainUnreachable(e: unknown, target: Target): unknown {
+	if (!(e instanceof PairlinkError) || e.advice) return e;
+	const where = formatAddress(target.hostname, target.port);
+	// A server at its connection limit hangs up before TLS, where it cannot say why
+	// (the same limit otherwise answers "busy"): say the likely reason once.
+	if (/^the TLS handshake with .* failed: ECONNRESET/.test(e.message))
+		return new PairlinkError(
+			"connect-failed",
+			`The server at ${where} hung up during the TLS handshake: it is probably busy (too many connections)`,
+			{ advice: "server-busy", cause: e },
+		);
+	// Only a failure to reach the address at all (dial.ts: "cannot connect", "no answer"),
+	// not a server that answered and refused.
+	if (!/^(cannot connect|no answer)/.test(e.message)) return e;
+	if (target.named)
+		return new PairlinkError(
+			e.code,
+			`Cannot reach ${target.named.name} at its last known address ${where}`,
+			{ advice: "stale-address", cause: e },
+		);
+	if (/ENOTFOUND|EAI_|getaddrinfo|DNS/i.test(e.message))
+		return new PairlinkError(
+			"connect-failed",
+			`There is no trusted device and no host named "${target.hostname}"`,
+			{ advice: "unknown-host", cause: e },
+		);
+	return e;
 }
 
 /** Open, run `use`, and close cleanly whatever happens. */

@@ -51,15 +51,20 @@ export async function runCli(argv: string[], root = rootCommand as AnyCommand): 
 	}
 }
 
+/** The error first, then where to read more: never the whole help above it. */
 async function report(
 	e: unknown,
 	debug: boolean,
 	resolved: Resolved | undefined,
 ): Promise<ExitCode> {
-	if (isUsageError(e) && resolved) {
-		process.stderr.write(`${await usageFor(resolved, process.stderr)}\n\n`);
-	}
-	return reportError(e, debug);
+	if (!isUsageError(e) || !resolved) return reportError(e, debug);
+	const path = [
+		resolved.parent && (await value(resolved.parent.meta))?.name,
+		(await value(resolved.cmd.meta))?.name,
+	]
+		.filter(Boolean)
+		.join(" ");
+	return reportError(e, debug, { usageHint: `Run \`${path} --help\` for its usage.` });
 }
 
 const usageError = (message: string) => new PairlinkError("usage", message);

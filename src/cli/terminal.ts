@@ -31,3 +31,8 @@ export function outJson(value: unknown): void {
 export function safe(text: string): string {
 	return escapeForTerminal(text);
 }
+
+/** `safe` for multi-line text (a stack trace): line breaks kept, everything else escaped. */
+export function safeLines(text: string): string {
+	return text.split("\n").map(safe).join("\n");
+}

@@ -46,6 +46,11 @@ export function parseHostPort(
 	return { hostname, port };
 }
 
+/** An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d: people know it as a.b.c.d. */
+export function plainAddress(address: string): string {
+	return address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+}
+
 export function formatAddress(hostname: string, port: number): string {
 	return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }

@@ -66,7 +66,14 @@ export const MessageSchema = v.variant("t", [
 	v.strictObject({ t: v.literal("pong"), nonce: Nonce }),
 	// Pairing (CPace): A = the client typing the code, B = the server showing it.
 	v.strictObject({ t: v.literal("pake1"), ya: Hex32, name: DeviceNameSchema }),
-	v.strictObject({ t: v.literal("pake2"), yb: Hex32, name: DeviceNameSchema, tb: Hex64 }),
+	/** `left`: attempts the code allows after this one (0: a wrong code burns it). */
+	v.strictObject({
+		t: v.literal("pake2"),
+		yb: Hex32,
+		name: DeviceNameSchema,
+		tb: Hex64,
+		left: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(255))),
+	}),
 	v.strictObject({ t: v.literal("pake3"), ta: Hex64 }),
 	v.strictObject({ t: v.literal("paired") }),
 	// Requests: client -> server. Every request carries an id; answers repeat it.

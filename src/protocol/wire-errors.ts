@@ -2,7 +2,7 @@
  * Errors on the wire are small stable codes, never local messages or stack
  * traces: the receiving side turns them into its own sentence.
  */
-import { type ErrorCode, PairlinkError } from "../errors.ts";
+import { type AdviceKey, type ErrorCode, PairlinkError } from "../errors.ts";
 
 export const WIRE_ERROR_CODES = [
 	"protocol",
@@ -13,6 +13,7 @@ export const WIRE_ERROR_CODES = [
 	"wrong-code",
 	"code-expired",
 	"busy",
+	"stopping",
 	"timeout",
 	"internal",
 	// Refusals of file operations.
@@ -36,11 +37,12 @@ export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 /**
  * What each code means to the client. `about` names the path the request
  * was for, so a refusal says which file it was about ("nope.txt" does not
- * exist on the server) rather than only that something failed.
+ * exist on the server) rather than only that something failed; `advice`
+ * picks the one hint that fits where the code's own would not.
  */
 const FROM_WIRE: Record<
 	WireErrorCode,
-	{ code: ErrorCode; message: string; about?: (what: string) => string }
+	{ code: ErrorCode; message: string; about?: (what: string) => string; advice?: AdviceKey }
 > = {
 	protocol: { code: "protocol", message: "The peer reported a protocol error." },
 	version: {
@@ -60,7 +62,13 @@ const FROM_WIRE: Record<
 	},
 	busy: {
 		code: "connect-failed",
-		message: "The server is busy (too many connections, or stopping).",
+		message: "The server is busy: it serves as many clients as its --max-clients allows.",
+		advice: "server-busy",
+	},
+	stopping: {
+		code: "interrupted",
+		message: "The server stopped (its `pairlink serve` was ended).",
+		advice: "server-stopped",
 	},
 	"in-use": {
 		code: "busy",
@@ -76,21 +84,24 @@ const FROM_WIRE: Record<
 	},
 	exists: {
 		code: "exists",
-		message: "It already exists on the server; pass --overwrite to replace it.",
-		about: (w) => `${w} already exists on the server; pass --overwrite to replace it`,
+		message: "It already exists on the server.",
+		about: (w) => `${w} already exists on the server`,
 	},
 	"overwrite-forbidden": {
 		code: "permission",
-		message:
-			"The server does not allow replacing files; run its `pairlink serve` with --allow-overwrite.",
-		about: (w) =>
-			`${w} already exists on the server, which does not allow replacing files (its \`pairlink serve\` needs --allow-overwrite)`,
+		message: "The server does not allow replacing files.",
+		about: (w) => `${w} already exists on the server, which does not allow replacing files`,
+		advice: "overwrite-forbidden",
 	},
-	"read-only": { code: "permission", message: "The server is read-only (serve --read-only)." },
+	"read-only": {
+		code: "permission",
+		message: "The server is read-only.",
+		advice: "read-only",
+	},
 	"delete-forbidden": {
 		code: "permission",
-		message:
-			"The server does not allow deleting: its `pairlink serve` must run with --allow-delete.",
+		message: "The server does not allow deleting.",
+		advice: "delete-forbidden",
 	},
 	permission: {
 		code: "permission",
@@ -135,15 +146,16 @@ export class WireError extends PairlinkError {
 		readonly wire: WireErrorCode,
 		code: ErrorCode,
 		message: string,
+		advice?: AdviceKey,
 	) {
-		super(code, message);
+		super(code, message, { advice });
 	}
 }
 
 /** The peer's refusal as an error; `what` (already quoted for people) names the path it was about. */
 export function errorFromWire(code: WireErrorCode, what?: string): WireError {
-	const { code: local, message, about } = FROM_WIRE[code];
-	return new WireError(code, local, what !== undefined && about ? about(what) : message);
+	const { code: local, message, about, advice } = FROM_WIRE[code];
+	return new WireError(code, local, what !== undefined && about ? about(what) : message, advice);
 }
 
 export function wireCodeFor(e: unknown): WireErrorCode {

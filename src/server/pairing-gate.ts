@@ -5,7 +5,12 @@
  * process opens pairing for a server that is already running.
  */
 import { PairlinkError } from "../errors.ts";
-import { loadPendingCode, markUsed, recordAttempt } from "../store/pending-code.ts";
+import {
+	loadPendingCode,
+	MAX_PAIRING_ATTEMPTS,
+	markUsed,
+	recordAttempt,
+} from "../store/pending-code.ts";
 
 export interface PairingGate {
 	/**
@@ -14,8 +19,11 @@ export interface PairingGate {
 	 * trusted". Only `admit` decides whether a run really starts.
 	 */
 	isOpen(): Promise<boolean>;
-	/** Count one attempt and hand out the code for this run; throws when no run may start. */
-	admit(): Promise<string>;
+	/**
+	 * Count one attempt and hand out the code for this run, with how many
+	 * attempts remain after it; throws when no run may start.
+	 */
+	admit(): Promise<{ code: string; left: number }>;
 	/**
 	 * The run that `admit` started proved the code: mark it used, atomically
 	 * under the code file's lock, before the peer is trusted. Throws
@@ -45,7 +53,7 @@ export function stateDirPairingGate(
 			try {
 				const record = await recordAttempt(stateDir, { now });
 				running = record.code;
-				return record.code;
+				return { code: record.code, left: Math.max(MAX_PAIRING_ATTEMPTS - record.attempts, 0) };
 			} catch (e) {
 				running = undefined;
 				throw e;

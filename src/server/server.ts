@@ -20,7 +20,7 @@ import {
 } from "../session/pairing.ts";
 import { HalfOpenLedger, keepReading, sourceKey } from "../session/peer-limits.ts";
 import type { ServePolicy } from "../session/policy.ts";
-import { ServerSession } from "../session/server-session.ts";
+import { type OperationEvent, ServerSession } from "../session/server-session.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
@@ -43,6 +43,15 @@ export type ServerEvent =
 			resumedFrom: number;
 			device: string;
 			fingerprint: string;
+	  }
+	| {
+			event: "operation";
+			op: OperationEvent["op"];
+			path: string;
+			device: string;
+			fingerprint: string;
+			/** The code the client was refused with; absent when it was done. */
+			refused?: string;
 	  }
 	| { event: "stopped" };
 
@@ -103,7 +112,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 		timeouts: opts.timeouts ?? DEFAULT_TIMEOUTS,
 		onConnection(socket) {
 			if (stopping) {
-				socket.fail(new PairlinkError("connect-failed", "the server is stopping"), "busy");
+				socket.fail(new PairlinkError("interrupted", "the server is stopping"), "stopping");
 				return;
 			}
 			const conn = new ServerConnection(socket, opts, emit, {
@@ -197,6 +206,8 @@ class ServerConnection {
 	private tls: TlsInfo | undefined;
 	/** Frames that arrive while the trust store is being read. */
 	private held: Frame[] | undefined;
+	/** Settles once "paired" and "connected" are out: "disconnected" never comes first. */
+	private announced: Promise<void> = Promise.resolve();
 
 	constructor(
 		private readonly socket: FrameSocket,
@@ -252,7 +263,7 @@ class ServerConnection {
 	}
 
 	terminate(): void {
-		this.socket.fail(new PairlinkError("interrupted", "the server stopped"), "busy");
+		this.socket.fail(new PairlinkError("interrupted", "the server stopped"), "stopping");
 	}
 
 	private async onHandshake(info: TlsInfo): Promise<void> {
@@ -407,11 +418,11 @@ class ServerConnection {
 				return;
 			case "admit":
 				try {
-					const code = await (this.opts.pairing as PairingGate).admit();
+					const { code, left } = await (this.opts.pairing as PairingGate).admit();
 					run.admitted = true;
 					// The peer may have gone while the attempt was being counted: free the gate.
 					if (run.runner.stopped) await this.opts.pairing?.release();
-					else this.pairingEvent({ type: "admitted", code });
+					else this.pairingEvent({ type: "admitted", code, left });
 				} catch (e) {
 					this.pairingEvent({ type: "refused", error: e as PairlinkError });
 				}
@@ -439,14 +450,17 @@ class ServerConnection {
 					void this.opts.pairing?.release().catch(() => undefined);
 					return;
 				}
-				await this.opts.pairing?.release().catch(() => undefined);
-				this.emit({
-					event: "paired",
-					name: peer.name,
-					fingerprint: peer.fingerprint,
-					address: peer.address,
-				});
-				this.emitConnected();
+				this.announced = (async () => {
+					await this.opts.pairing?.release().catch(() => undefined);
+					this.emit({
+						event: "paired",
+						name: peer.name,
+						fingerprint: peer.fingerprint,
+						address: peer.address,
+					});
+					this.emitConnected();
+				})();
+				await this.announced;
 				return;
 		}
 	}
@@ -471,6 +485,8 @@ class ServerConnection {
 			onLoad: () => this.applyLimits(),
 			onTransfer: (t) =>
 				this.emit({ event: "transfer", ...t, device: peer.name, fingerprint: peer.fingerprint }),
+			onOperation: (o) =>
+				this.emit({ event: "operation", ...o, device: peer.name, fingerprint: peer.fingerprint }),
 		});
 		void this.opts.trust.touch(peer.fingerprint, peer.address).catch(() => undefined);
 		return true;
@@ -510,7 +526,7 @@ class ServerConnection {
 	private onClose(error: PairlinkError | undefined): void {
 		// Partial uploads are flushed and their claims released before anyone
 		// hears of the disconnect: a client that reconnects at once finds them resumable.
-		void (this.session?.onClose() ?? Promise.resolve()).then(() => this.closed(error));
+		void Promise.all([this.session?.onClose(), this.announced]).then(() => this.closed(error));
 	}
 
 	private closed(error: PairlinkError | undefined): void {

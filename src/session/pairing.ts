@@ -79,13 +79,25 @@ function unexpected(message: Message | undefined, phase: string): PairlinkError 
 	);
 }
 
-/** Turn a CPace failure into what each side reports and tells the peer. */
-function cpaceFailure(e: unknown): { error: PairlinkError; wire: WireErrorCode } {
+/**
+ * Turn a CPace failure into what each side reports and tells the peer.
+ * `left` (the server's count, in PAKE2) tells the client whether another
+ * try can work, or the wrong code just burned the pairing code.
+ */
+function cpaceFailure(e: unknown, left?: number): { error: PairlinkError; wire: WireErrorCode } {
 	if (e instanceof PairlinkError && e.code === "wrong-code") {
-		return {
-			error: new PairlinkError("wrong-code", "Pairing failed: wrong code"),
-			wire: "wrong-code",
-		};
+		const error =
+			left === 0
+				? new PairlinkError(
+						"code-used",
+						"Pairing failed: wrong code, and that was its last attempt: the code is burned",
+						{ advice: "code-burned" },
+					)
+				: new PairlinkError(
+						"wrong-code",
+						`Pairing failed: wrong code${left === undefined ? "" : ` (${left} ${left === 1 ? "attempt" : "attempts"} left)`}`,
+					);
+		return { error, wire: "wrong-code" };
 	}
 	if (e instanceof PairlinkError) return { error: e, wire: "protocol" };
 	return { error: new PairlinkError("internal", "pairing failed unexpectedly"), wire: "internal" };
@@ -104,7 +116,7 @@ export type ResponderState =
 export type ResponderEvent =
 	| { type: "message"; message: Message }
 	| { type: "data" }
-	| { type: "admitted"; code: string }
+	| { type: "admitted"; code: string; left?: number }
 	| { type: "refused"; error: PairlinkError }
 	| { type: "trusted" };
 
@@ -149,6 +161,7 @@ export function responderStep(
 								yb: bytesToHex(r.Yb),
 								name: ctx.ownName,
 								tb: bytesToHex(r.Tb),
+								...(event.left === undefined ? {} : { left: event.left }),
 							},
 						},
 					],
@@ -241,7 +254,7 @@ export function initiatorStep(
 				r.isk.fill(0);
 				ta = r.Ta;
 			} catch (e) {
-				const f = cpaceFailure(e);
+				const f = cpaceFailure(e, message.left);
 				return fail(f.error, f.wire);
 			}
 			return {

@@ -24,11 +24,20 @@ export interface TransferEvent {
 	resumedFrom: number;
 }
 
+/** A file operation for the server's log: done, or refused with the code the client got. */
+export interface OperationEvent {
+	op: "list" | "stat" | "walk" | "mkdir" | "rm" | "get" | "put";
+	path: string;
+	refused?: WireErrorCode;
+}
+
 export interface ServerSessionDeps {
 	root: SandboxRoot;
 	policy: ServePolicy;
 	peer: PeerInfo;
 	onTransfer?(event: TransferEvent): void;
+	/** mkdir and rm done, and every refused request (transfers done are onTransfer's). */
+	onOperation?(event: OperationEvent): void;
 	/** The last transfer in flight is done (a stopping server closes the connection then). */
 	onIdle?(): void;
 	/** The OS whose name rules uploads must meet (default: this one's); injectable for tests. */
@@ -43,6 +52,8 @@ const CONCURRENT_GETS = 32;
 const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
 const MAX_REMEMBERED_REFUSALS = 4096;
+
+type Request = MessageOf<"list" | "stat" | "walk" | "mkdir" | "rm" | "get">;
 
 /** A refusal that carries the exact wire code to send. */
 class Refusal extends PairlinkError {
@@ -162,19 +173,19 @@ export class ServerSession {
 				this.send({ t: "pong", nonce: message.nonce });
 				return;
 			case "list":
-				this.run(message.id, () => this.list(message));
+				this.run(message, () => this.list(message));
 				return;
 			case "stat":
-				this.run(message.id, () => this.stat(message));
+				this.run(message, () => this.stat(message));
 				return;
 			case "walk":
-				this.run(message.id, () => this.walk(message));
+				this.run(message, () => this.walk(message));
 				return;
 			case "mkdir":
-				this.run(message.id, () => this.mkdir(message));
+				this.run(message, () => this.mkdir(message));
 				return;
 			case "rm":
-				this.run(message.id, () => this.rm(message));
+				this.run(message, () => this.rm(message));
 				return;
 			case "get":
 				this.enqueueGet(message);
@@ -285,12 +296,14 @@ export class ServerSession {
 		checkReceivable(m.path, this.platform);
 		await this.deps.root.mkdir(m.path, m.parents);
 		await this.channel.send({ t: "ok", id: m.id });
+		this.deps.onOperation?.({ op: "mkdir", path: m.path });
 	}
 
 	private async rm(m: MessageOf<"rm">): Promise<void> {
 		this.check({ op: "rm", path: m.path });
 		await this.deps.root.remove(m.path, m.recursive);
 		await this.channel.send({ t: "ok", id: m.id });
+		this.deps.onOperation?.({ op: "rm", path: m.path });
 	}
 
 	private enqueueGet(m: MessageOf<"get">): void {
@@ -313,7 +326,7 @@ export class ServerSession {
 	}
 
 	private async get(m: MessageOf<"get">): Promise<void> {
-		await this.guard(m.id, async () => {
+		await this.guard(m, async () => {
 			this.check({ op: "get", path: m.path });
 			const file = await this.deps.root.openRead(m.path);
 			this.openFiles.add(file.fh);
@@ -487,7 +500,7 @@ export class ServerSession {
 				resumedFrom: upload.resumedFrom,
 			});
 		} catch (e) {
-			this.refuse(id, e);
+			this.refuse(id, e, { op: "put", path: upload.path });
 		}
 	}
 
@@ -496,7 +509,7 @@ export class ServerSession {
 		upload.failed = true;
 		this.uploads.delete(id);
 		this.rememberRefused(id);
-		this.refuse(id, e);
+		this.refuse(id, e, { op: "put", path: upload.path });
 		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
 			await upload.part?.keep();
@@ -541,30 +554,32 @@ export class ServerSession {
 		this.refusedUploads.add(id);
 	}
 
-	private run(id: number, handler: () => Promise<void>): void {
+	private run(m: Request, handler: () => Promise<void>): void {
 		this.running++;
-		void this.guard(id, handler).finally(() => {
+		void this.guard(m, handler).finally(() => {
 			this.running--;
 			this.deps.onLoad?.();
 		});
 	}
 
-	private async guard(id: number, handler: () => Promise<void>): Promise<void> {
+	private async guard(m: Request, handler: () => Promise<void>): Promise<void> {
 		try {
 			await handler();
 		} catch (e) {
-			this.refuse(id, e);
+			this.refuse(m.id, e, { op: m.t, path: m.path });
 		}
 	}
 
-	private refuse(id: number, e: unknown): void {
+	private refuse(id: number, e: unknown, what: Omit<OperationEvent, "refused">): void {
 		if (this.closed) return;
 		const error = e instanceof PairlinkError ? e : fsError(e, "the file");
 		if (error.code === "protocol") {
 			this.channel.fail(error);
 			return;
 		}
-		this.send({ t: "error", id, code: error instanceof Refusal ? error.wire : wireCodeFor(error) });
+		const code = error instanceof Refusal ? error.wire : wireCodeFor(error);
+		this.send({ t: "error", id, code });
+		this.deps.onOperation?.({ ...what, refused: code });
 	}
 
 	private send(message: Message): void {

@@ -119,7 +119,7 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 				new PairlinkError(
 					"state-corrupt",
 					`Cannot create the state directory ${dir}: ${describe(e)}.`,
-					{ cause: e },
+					{ cause: e, advice: "state-dir" },
 				)
 			);
 		}
@@ -130,9 +130,7 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 			new PairlinkError(
 				"state-corrupt",
 				`Cannot read the state directory ${dir}: ${describe(e)}.`,
-				{
-					cause: e,
-				},
+				{ cause: e, advice: "state-dir" },
 			)
 		);
 	});
@@ -140,6 +138,7 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 		throw new PairlinkError(
 			"state-corrupt",
 			`The state directory ${dir} exists but is not a directory.`,
+			{ advice: "state-dir" },
 		);
 	}
 	if (isWindows) return { private: true };

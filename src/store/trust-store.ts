@@ -17,7 +17,11 @@
  */
 
 import path from "node:path";
-import { normalizeFingerprintPrefix, tryNormalizeFingerprint } from "../crypto/fingerprint";
+import {
+	MIN_FINGERPRINT_PREFIX,
+	normalizeFingerprintPrefix,
+	tryNormalizeFingerprint,
+} from "../crypto/fingerprint";
 import { PairlinkError } from "../errors";
 import { ensureStateDir, readJsonFile, withFileLock, writeFileAtomic } from "./state-dir";
 
@@ -263,6 +267,15 @@ export function resolveDevice(
 				`${JSON.stringify(nameOrFingerprint)} matches ${matches.length} trusted devices (${matches.map((d) => d.name).join(", ")}).`,
 			);
 		}
+	}
+	// "1d9" could be meant as a prefix: say what is missing rather than "no match".
+	const short = nameOrFingerprint.replace(/[\s:]/g, "").toLowerCase();
+	if (/^[0-9a-f]{1,3}$/.test(short) && devices.some((d) => d.fingerprint.startsWith(short))) {
+		throw new PairlinkError(
+			"unknown-device",
+			`${JSON.stringify(nameOrFingerprint)} is too short a fingerprint prefix (${MIN_FINGERPRINT_PREFIX} digits at least).`,
+			{ advice: "fingerprint-prefix" },
+		);
 	}
 	throw new PairlinkError(
 		"unknown-device",

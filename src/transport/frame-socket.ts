@@ -79,12 +79,14 @@ export class FrameSocket {
 	/** Why reading is stopped; frames already read meanwhile wait in `backlog`. */
 	private readonly holds = new Set<string>();
 	private readonly backlog: Frame[] = [];
+	private readonly address: string;
 
 	constructor(
 		private readonly raw: RawSocket,
 		private readonly timeouts: Timeouts,
 	) {
 		this.writer = new SocketWriter(raw);
+		this.address = raw.remoteAddress;
 		this.timer = setTimeout(() => this.onHandshakeTimeout(), timeouts.handshakeMs);
 	}
 
@@ -92,8 +94,9 @@ export class FrameSocket {
 		return this.isClosed;
 	}
 
+	/** Read at accept: once TLS has failed the socket no longer knows it, and the log needs it. */
 	get remoteAddress(): string {
-		return this.raw.remoteAddress;
+		return this.address;
 	}
 
 	/**

@@ -77,7 +77,7 @@ describe.skipIf(missing)("dist/pairlink", () => {
 		}
 		const bad = await run(["pair"], { home });
 		expect(summary(bad)).toMatchObject({ exitCode: 2, stdout: "" });
-		expect(bad.stderr).toContain("USAGE");
+		expect(bad.stderr).toContain("pairlink pair --help");
 		expect(existsSync(home)).toBe(false);
 	});
 
@@ -130,7 +130,7 @@ describe.skipIf(missing)("dist/pairlink", () => {
 
 				const stopped = await serve.stop("SIGTERM");
 				expect(stopped).toEqual({ exitCode: 0, signalCode: null, killed: false });
-				expect(serve.events.at(-1)).toEqual({ event: "stopped" });
+				expect(serve.events.at(-1)).toMatchObject({ event: "stopped" });
 				expect(serve.badLines).toEqual([]);
 				expect(serve.stderr).toBe("");
 			} finally {

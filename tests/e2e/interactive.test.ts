@@ -8,6 +8,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
+import { SandboxRoot } from "../../src/fs/root.ts";
 import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
 import { savePendingCode } from "../../src/store/pending-code.ts";
 import { binaryExists, cliArgv, REPO_ROOT, runPairlink } from "../helpers/cli.ts";
@@ -21,6 +22,7 @@ import {
 	tempRoot,
 	trustEachOther,
 } from "../helpers/devices.ts";
+import { partFileName, whenFileReaches } from "../helpers/faults.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
 const argv = (args: string[]) => cliArgv(MODE, args);
@@ -36,12 +38,14 @@ async function drive(
 	home: string,
 	cwd: string,
 	steps: { expect?: string; send?: string }[],
+	cols = 120,
 ): Promise<PtyResult> {
 	const script = {
 		argv: argv(args),
 		env: { PATH: process.env.PATH ?? "", HOME: home, PAIRLINK_HOME: home },
 		cwd,
 		timeout: 20,
+		cols,
 		steps,
 	};
 	const p = Bun.spawn(["python3", join(REPO_ROOT, "tests", "helpers", "pty-drive.py")], {
@@ -124,6 +128,69 @@ describe("interactive session in a terminal", () => {
 	}, 60_000);
 });
 
+describe("shell details", () => {
+	/** A device that trusts desk (and is trusted by it), and a working directory of its own. */
+	async function shellUser(name: string) {
+		const client = await makeDevice(name);
+		await trustEachOther(client, server);
+		return { client, cwd: await tempDir("pairlink-cwd-") };
+	}
+
+	test("tab completion shows a remote name's escape sequence escaped, never raw", async () => {
+		const { client, cwd } = await shellUser("tabber");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "get \t\t" },
+			{ expect: "docs/", send: "\u0015exit\r" },
+		]);
+		expect(r.failed_step).toBeNull();
+		expect(r.transcript).not.toContain("\u001b[31m");
+		expect(r.transcript).toContain("\\x1b[31mred");
+	}, 60_000);
+
+	test("a warning while the prompt waits is followed by the prompt again", async () => {
+		const { client, cwd } = await shellUser("waiter");
+		const other = serve(server, { root: tempRoot() });
+		const driven = drive(["connect", `127.0.0.1:${other.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "ls nope\r" },
+			// The server goes away while nobody types (below): a warning, then the prompt.
+			{ expect: "was lost" },
+			{ expect: "desk:/> ", send: "exit\r" },
+		]);
+		// The refused `ls nope` says the session is at its prompt.
+		await other.waitFor((e) => e.event === "operation");
+		await other.server.stop(0);
+		const r = await driven;
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+	}, 60_000);
+
+	test("CMD --help, help within 120 columns, lcd advice, history kept, Ctrl-D ends the line", async () => {
+		const { client, cwd } = await shellUser("helper");
+		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
+			{ expect: "desk:/> ", send: "ls --help\r" },
+			{ expect: "ls \\[-l\\] \\[PATH\\]", send: "help\r" },
+			{ expect: "quit", send: "lcd /no/such/dir\r" },
+			{ expect: "local path", send: "pwd\r" },
+			{ expect: "(G|\\n)/\\r\\n", send: "\u0004" },
+		]);
+		if (r.exit !== 0) console.error(r.transcript);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		const lines = r.transcript.split(/\r?\n/);
+		// What shows on screen: without terminal control sequences and consola's padding.
+		// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control sequences
+		const visible = (l: string) => l.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "").trimEnd();
+		for (const line of lines) expect(visible(line).length).toBeLessThanOrEqual(120);
+		expect(r.transcript).not.toContain("unknown option --help");
+		const lcd = lines.find((l) => l.includes('"/no/such/dir"')) ?? "";
+		expect(lcd).toContain("lls");
+		expect(lcd).not.toContain("pairlink ls");
+		// Ctrl-D: the last thing printed ends its line.
+		expect(r.transcript).toMatch(/\n$/);
+		expect(await readFile(join(client.home, "history"), "utf8")).toContain("lcd /no/such/dir");
+	}, 60_000);
+});
+
 describe("batch mode (commands on stdin)", () => {
 	let client: TestDevice;
 	beforeAll(async () => {
@@ -139,7 +206,8 @@ describe("batch mode (commands on stdin)", () => {
 			cwd,
 			"cd docs\npwd\nget *.pdf\nls\n",
 		);
-		expect(r.stderr).toBe("");
+		// Each command is echoed on stderr as it runs (as sftp -b does); results alone on stdout.
+		expect(r.stderr).toBe("pairlink> cd docs\npairlink> pwd\npairlink> get *.pdf\npairlink> ls\n");
 		expect(r.code).toBe(0);
 		expect(r.stdout).toContain("/docs\n");
 		expect(r.stdout).toContain("a.txt\n");
@@ -224,17 +292,63 @@ describe("progress and cancel", () => {
 		await w.end();
 	}, 60_000);
 
-	test("a long get shows live progress on a terminal", async () => {
+	test("a long get shows live progress; at 80 columns one bar for one file, within the line, wrap left on", async () => {
 		const dest = await tempDir("pairlink-dest-");
 		const r = await drive(
 			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
 			client.home,
 			dest,
 			[{ expect: "ETA" }, { expect: "1 file" }],
+			80,
 		);
 		expect(r.failed_step).toBeNull();
 		expect(r.exit).toBe(0);
 		expect(r.transcript).toMatch(/\d+%/);
+		expect(r.transcript).not.toContain("\u001b[?7l");
+		// Every redraw of the bar, as the terminal shows it.
+		const draws = r.transcript
+			// biome-ignore lint/suspicious/noControlCharactersInRegex: splitting at control sequences
+			.split(/\r|\n|\u001b\[[0-9;?]*[A-Za-z]/)
+			.filter((piece) => piece.includes("ETA"));
+		expect(draws.length).toBeGreaterThan(0);
+		for (const d of draws) {
+			expect(d.length).toBeLessThan(80);
+			// One file: its own bar, named; no separate "total" bar.
+			expect(d).toContain("big.bin");
+			expect(d).not.toContain("total");
+		}
+		// The result line is whole.
+		expect(r.transcript).toMatch(/\nbig\.bin {2}403 MB\r\n|Kbig\.bin {2}403 MB\r\n/);
+	}, 60_000);
+
+	test("get -r of 2,000 files: a total bar, and result lines free of bar fragments", async () => {
+		const many = join(rootDir, "many");
+		await mkdir(many, { recursive: true });
+		const body = new Uint8Array(20_000);
+		for (let i = 0; i < 2000; i++) await writeFile(join(many, `f${i}.bin`), body);
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "many", "-r", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "2000 files" }],
+			80,
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(0);
+		// What a line shows in the end: the text after its last return to column 1
+		// (each redraw clears the rest of the line), without control sequences.
+		const shown = (l: string) =>
+			(l.replaceAll("\u001b[1G", "\r").split("\r").at(-1) ?? "")
+				// biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control sequences
+				.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "");
+		const lines = r.transcript.split("\r\n").map(shown);
+		const results = lines.filter((l) => /many\/f\d+\.bin/.test(l));
+		expect(results.length).toBe(2000);
+		// Each result line is the result alone: no bar, no ETA, no leftovers of a redraw.
+		for (const l of results) expect(l).toMatch(/^many\/f\d+\.bin {2}20\.0 kB$/);
+		expect(r.transcript).not.toMatch(/ETA (LL|NF|NULL|INF)/);
+		expect(r.transcript).not.toContain("\u001b[?7l");
 	}, 60_000);
 
 	test("no progress when output goes to pipes, nor with --json on a terminal", async () => {
@@ -261,11 +375,53 @@ describe("progress and cancel", () => {
 			expect(() => JSON.parse(line)).not.toThrow();
 	}, 60_000);
 
+	test("the server stopping mid-get: the bar is gone, the whole error says the server stopped and resuming", async () => {
+		const other = serve(server, { root: await SandboxRoot.open(rootDir) });
+		const dest = await tempDir("pairlink-dest-");
+		const driven = drive(
+			["get", `127.0.0.1:${other.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "server stopped" }],
+			80,
+		);
+		// Past the bar's first draw (300 ms at these speeds is tens of MB).
+		await whenFileReaches(dest, partFileName("big.bin"), 64 * 1024 * 1024);
+		await other.server.stop(0);
+		const r = await driven;
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(6);
+		const tail = r.transcript.slice(r.transcript.lastIndexOf("\u001b[?25h"));
+		// After the cursor comes back: no bar, and the error in one piece with its advice.
+		expect(tail).not.toContain("ETA");
+		expect(tail).toMatch(/The server stopped[^\n]*same command again/);
+		expect(r.transcript).not.toContain("\u001b[?7l");
+	}, 60_000);
+
+	test("Ctrl-C in a one-shot get restores the terminal and says that running it again resumes", async () => {
+		const dest = await tempDir("pairlink-dest-");
+		const r = await drive(
+			["get", `127.0.0.1:${srv.server.port}`, "big.bin", "-o", dest],
+			client.home,
+			dest,
+			[{ expect: "ETA", send: "\u0003" }, { expect: "resumes" }],
+		);
+		expect(r.failed_step).toBeNull();
+		expect(r.exit).toBe(6);
+		// Line wrap was never switched off; the cursor is shown again at the end.
+		expect(r.transcript).not.toContain("\u001b[?7l");
+		const cut = r.transcript.lastIndexOf("\u001b[?25l");
+		expect(r.transcript.indexOf("\u001b[?25h", cut)).toBeGreaterThan(cut);
+		expect(r.transcript).toContain("Run the same command again");
+	}, 60_000);
+
 	test("Ctrl-C cancels a running transfer, the prompt returns, and the next get resumes", async () => {
 		const cwd = await tempDir("pairlink-cwd-");
 		const r = await drive(["connect", `127.0.0.1:${srv.server.port}`], client.home, cwd, [
 			{ expect: "desk:/> ", send: "get big.bin\r" },
 			{ expect: "ETA", send: "\u0003" },
+			// The user's own Ctrl-C is said as such, not as the server closing the connection.
+			{ expect: "Cancelled by Ctrl-C" },
 			{ expect: "desk:/> ", send: "get big.bin\r" },
 			{ expect: "resumed at" },
 			{ expect: "desk:/> ", send: "exit\r" },

@@ -2,7 +2,7 @@
 """Drive a program in a pseudo-terminal, as a person at a keyboard would.
 
 Reads a JSON script on stdin:
-  {"argv": [...], "env": {...}, "cwd": "...", "timeout": 30,
+  {"argv": [...], "env": {...}, "cwd": "...", "timeout": 30, "cols": 120,
    "steps": [{"expect": "regex"}, {"send": "text"}, {"expect": "...", "send": "..."}]}
 Each step first waits (up to the timeout) until the output since the previous
 match contains `expect`, then types `send`. Prints one JSON object:
@@ -21,7 +21,7 @@ def main():
         env.setdefault("TERM", "xterm")
         os.execvpe(script["argv"][0], script["argv"], env)
     # A real terminal has a size; without one, prompts wrap at every character.
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, int(script.get("cols", 120)), 0, 0))
     transcript = b""
     seen_upto = 0
     failed = None

@@ -67,6 +67,7 @@ function rawPeer(send: (s: ReturnType<typeof tcpConnect>) => void): Promise<numb
 function tlsPeer(
 	tls: Record<string, unknown>,
 	onOpen?: (s: { write(d: Uint8Array): number }, error: Error | null) => void,
+	received: Uint8Array[] = [],
 ): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const started = performance.now();
@@ -82,7 +83,9 @@ function tlsPeer(
 				handshake(s, _ok, error) {
 					onOpen?.(s, error);
 				},
-				data() {},
+				data(_s, d) {
+					received.push(new Uint8Array(d));
+				},
 				close() {
 					clearTimeout(timer);
 					resolve(performance.now() - started);
@@ -151,9 +154,15 @@ describe("pinned TLS 1.3 channel", () => {
 		expect(ev).toMatchObject({ reason: "the peer closed the connection before its HELLO" });
 	});
 
-	test("a client with no certificate is closed", async () => {
+	test("a client with no certificate is closed at once, and the server says why", async () => {
+		const from = srv.events.length;
 		const ms = await tlsPeer({});
-		expect(ms).toBeLessThan(TIMEOUTS.handshakeMs + SLACK_MS);
+		// Refused by the certificate check, not left to the handshake timeout.
+		expect(ms).toBeLessThan(TIMEOUTS.handshakeMs);
+		const ev = await srv.waitFor(
+			(e) => srv.events.indexOf(e) >= from && e.event === "refused" && !("fingerprint" in e),
+		);
+		expect(ev).toMatchObject({ event: "refused", reason: expect.stringMatching(/certificate/) });
 		await expectTrustedClientWorks();
 	});
 
@@ -182,9 +191,13 @@ describe("pinned TLS 1.3 channel", () => {
 		await expectTrustedClientWorks();
 	});
 
-	test("a plain-TCP client sending garbage is closed", async () => {
+	test("a plain-TCP client sending garbage is closed at once by TLS, and logged", async () => {
+		const from = srv.events.length;
 		const ms = await rawPeer((s) => s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100)));
-		expect(ms).toBeLessThan(TIMEOUTS.handshakeMs + SLACK_MS);
+		// Not a ClientHello: TLS gives up on it, long before the handshake timeout.
+		expect(ms).toBeLessThan(TIMEOUTS.handshakeMs);
+		const ev = await srv.waitFor((e) => srv.events.indexOf(e) >= from && e.event === "refused");
+		expect(ev).toMatchObject({ event: "refused", address: expect.stringMatching(/127\.0\.0\.1/) });
 		await expectTrustedClientWorks();
 	});
 
@@ -200,13 +213,20 @@ describe("pinned TLS 1.3 channel", () => {
 	});
 
 	test("a trusted client that skips HELLO is closed; no application frame is processed", async () => {
+		const received: Uint8Array[] = [];
 		const ms = await tlsPeer(
 			{ key: client.identity.keyPem, cert: client.identity.certPem },
 			(s) => {
 				s.write(encodeFrame(FrameType.control, 0, encodeMessage({ t: "ping", nonce: "1" })));
 			},
+			received,
 		);
 		expect(ms).toBeLessThan(TIMEOUTS.handshakeMs);
+		// Everything the server sent: one protocol error, and no pong (the ping was never served).
+		const text = new TextDecoder().decode(Buffer.concat(received));
+		expect(text).toContain('"t":"error"');
+		expect(text).toContain('"code":"protocol"');
+		expect(text).not.toContain("pong");
 	});
 
 	test("an oversized frame header closes the connection before any payload is buffered", async () => {

@@ -227,8 +227,10 @@ describe("overwriting needs --overwrite on the client and --allow-overwrite on t
 						const code = overwrite ? "permission" : "exists";
 						const e = await expectRefusal(within(WAIT_MS, run, "upload"), code);
 						expect(e.exitCode).toBe(5);
-						if (overwrite) expect(e.message).toContain("--allow-overwrite");
-						else expect(e.message).toContain("--overwrite");
+						// Said once, in the advice: not in the message as well.
+						if (overwrite) expect(e.hint).toContain("--allow-overwrite");
+						else expect(e.hint).toContain("--overwrite");
+						expect(e.message).not.toContain("--overwrite");
 						expect(await readFile(join(dir, "f.bin"), "utf8")).toBe(OLD);
 					}
 					expect(await readdir(dir)).toEqual(["f.bin"]);
@@ -320,7 +322,7 @@ describe("server policy", () => {
 		] as const) {
 			const e = await expectRefusal(conn.session.rm(p, r), "permission");
 			expect(e.exitCode).toBe(5);
-			expect(e.message).toContain("--allow-delete");
+			expect(e.hint).toContain("--allow-delete");
 		}
 		expect((await readdir(dir)).sort()).toEqual(["empty", "keep.txt"]);
 	});

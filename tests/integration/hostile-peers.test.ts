@@ -540,6 +540,11 @@ describe("bad peers on real sockets", () => {
 			const timedOut = events.filter(
 				(e) => e.event === "refused" && /handshake in time/.test(e.reason),
 			);
+			// The flood happened: every connection it held was re-opened, and the server shed
+			// each one, either at the cap or at the handshake timeout; only the trusted client got in.
+			expect(opened).toBeGreaterThan(HOLD);
+			expect(atCap.length + timedOut.length).toBeGreaterThanOrEqual(opened - HOLD);
+			expect(events.filter((e) => e.event === "connected")).toHaveLength(served);
 			// Once the flood stops, the server serves at once.
 			const after = await goodClient();
 			expect(srv.server.activeConnections).toBe(0);

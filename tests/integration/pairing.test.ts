@@ -127,11 +127,16 @@ function wrongCodeFor(code: string): string {
 }
 
 /** A fresh device tries a wrong code; resolves once the server has closed that run. */
-async function wrongAttempt(s: PairingServer, name: string): Promise<void> {
+async function wrongAttempt(
+	s: PairingServer,
+	name: string,
+	expected: ErrorCode = "wrong-code",
+): Promise<PairlinkError> {
 	const guesser = await makeDevice(name);
-	await expectAuthError(pair(guesser, s, wrongCodeFor(s.code)), "wrong-code");
+	const err = await expectAuthError(pair(guesser, s, wrongCodeFor(s.code)), expected);
 	await refusedOf(s.srv, guesser.identity.fingerprint);
 	expect(await trustedOnDisk(guesser)).toEqual([]);
+	return err;
 }
 
 // ---------------------------------------------------------------- a client driven by hand
@@ -317,7 +322,16 @@ describe("pairing over loopback TLS", () => {
 			const s = await pairingServer();
 			const client = await makeDevice("laptop");
 			for (let i = 1; i <= 3; i++) {
-				await wrongAttempt(s, `guesser${i}`);
+				// Each wrong guess is told how many remain; the last one, that the code is burned.
+				const err = await wrongAttempt(s, `guesser${i}`, i < 3 ? "wrong-code" : "code-used");
+				if (i < 3) {
+					expect(err.message).toContain(`(${3 - i} attempt${3 - i === 1 ? "" : "s"} left)`);
+					expect(err.hint).toMatch(/try again/);
+				} else {
+					expect(err.message).toMatch(/last attempt: the code is burned/);
+					expect(err.hint).not.toMatch(/try again/);
+					expect(err.hint).toContain("pairlink code");
+				}
 				expect(await loadPendingCode(s.dev.home)).toMatchObject({
 					attempts: i,
 					state: i < 3 ? "pending" : "burned",
@@ -753,6 +767,45 @@ describe("pairing: regressions", () => {
 			const conn = await pair(client, s);
 			expect(conn.paired).toBe(true);
 			conn.close();
+		},
+		TEST_MS,
+	);
+});
+
+describe("the server's log of a pairing", () => {
+	test(
+		"a client that leaves at once after PAIRED is logged paired, connected, then disconnected",
+		async () => {
+			// Freeing the pairing gate takes as long as the test says: the client is gone by then.
+			let letRelease!: () => void;
+			const releasing = new Promise<void>((r) => {
+				letRelease = r;
+			});
+			const s = await pairingServer({
+				gate: (home) => {
+					const real = stateDirPairingGate(home);
+					return {
+						...real,
+						release: async () => {
+							await releasing;
+							await real.release();
+						},
+					};
+				},
+			});
+			const client = await makeDevice("laptop");
+			const conn = await pair(client, s);
+			const mine = (e: ServerEvent) =>
+				"fingerprint" in e && e.fingerprint === client.identity.fingerprint;
+			conn.close();
+			await conn.closed;
+			letRelease();
+			await s.srv.waitFor((e) => e.event === "disconnected" && mine(e));
+			expect(s.srv.events.filter(mine).map((e) => e.event)).toEqual([
+				"paired",
+				"connected",
+				"disconnected",
+			]);
 		},
 		TEST_MS,
 	);

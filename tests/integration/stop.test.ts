@@ -49,17 +49,21 @@ async function setup() {
 	const srv = serve(server, { root });
 	const conn = await connectTo(client, srv.target());
 	const dest = await tempDir("pairlink-stop-");
-	return { srv, conn, dest, local: await SandboxRoot.open(dest) };
+	return { server, srv, conn, dest, local: await SandboxRoot.open(dest) };
 }
 
 test("a transfer running when the server stops finishes within the grace period; new connections are refused", async () => {
-	const { srv, conn, dest, local } = await setup();
+	const { server, srv, conn, dest, local } = await setup();
 	const download = conn.session.download("big.bin", local, "big.bin", { overwrite: false });
 	await whenPartGrows(dest, "big.bin", 8 * 1024 * 1024);
 	const stopped = srv.server.stop(10_000);
 	const started = performance.now();
-	const refused = await connectTo(await makeDevice("late"), srv.target()).catch((e) => e);
+	const late = await makeDevice("late");
+	await trustEachOther(late, server);
+	const refused = await connectTo(late, srv.target()).catch((e) => e);
 	expect(refused).toBeInstanceOf(PairlinkError);
+	// The listener is closed at once: the TCP connection itself is refused.
+	expect(refused.code).toBe("connect-failed");
 	const r = await download;
 	expect(r.bytes).toBe(SIZE);
 	expect((await stat(join(dest, "big.bin"))).size).toBe(SIZE);
@@ -78,6 +82,13 @@ test("a transfer still running when the grace period ends is cut, and its partia
 	await srv.server.stop(0);
 	const err = await download;
 	expect(err).toBeInstanceOf(PairlinkError);
+	// Said as what it is: the server stopped (not "busy"), a transfer failure that resumes.
+	expect({ code: err.code, exit: err.exitCode, message: err.message }).toEqual({
+		code: "interrupted",
+		exit: 6,
+		message: expect.stringMatching(/server stopped/),
+	});
+	expect(err.hint).toMatch(/same command again/);
 	expect(existsSync(join(dest, "big.bin"))).toBe(false);
 	expect((await stat(join(dest, ".big.bin.pairlink-part"))).size).toBeGreaterThan(0);
 }, 30_000);

@@ -4,6 +4,7 @@ import { PairlinkError } from "../../errors.ts";
 import { savePendingCode } from "../../store/pending-code.ts";
 import { deviceIdentity, jsonArg, stateDir } from "../context.ts";
 import { describeDuration, parseDuration } from "../duration.ts";
+import { formatLocalTime } from "../format.ts";
 import { out, outJson } from "../terminal.ts";
 
 export const DEFAULT_CODE_TTL = "10m";
@@ -54,7 +55,9 @@ export const codeCommand = defineCommand({
 			return;
 		}
 		out(`Pairing code: ${code}`);
-		out(`It works once and expires in ${describeDuration(ttlMs)} (${expiresAt}).`);
+		out(
+			`It works once and expires in ${describeDuration(ttlMs)} (at ${formatLocalTime(expiresAt, true)}).`,
+		);
 		out(
 			"Run `pairlink serve` here, then `pairlink pair HOST` on the other device and type the code.",
 		);

@@ -2,14 +2,15 @@ import { defineCommand } from "citty";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import type { TrustedDevice } from "../../store/trust-store.ts";
 import { jsonArg, trustStore } from "../context.ts";
+import { formatLocalTime } from "../format.ts";
 import { out, outJson, safe } from "../terminal.ts";
 
 function printDevice(d: TrustedDevice): void {
 	out(safe(d.name));
 	out(`  fingerprint  ${formatFingerprint(d.fingerprint)}`);
 	out(`  address      ${safe(d.address)}`);
-	out(`  paired at    ${d.pairedAt}`);
-	out(`  last seen    ${d.lastSeen}`);
+	out(`  paired at    ${formatLocalTime(d.pairedAt, true)}`);
+	out(`  last seen    ${formatLocalTime(d.lastSeen, true)}`);
 }
 
 const listCommand = defineCommand({

@@ -11,7 +11,7 @@ import {
 import { type ErrorCode, EXIT, PairlinkError } from "../../errors.ts";
 import { normalizeRemote } from "../../fs/safe-path.ts";
 import { jsonArg } from "../context.ts";
-import { sentence } from "../error-report.ts";
+import { adviseOn, sentence } from "../error-report.ts";
 import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
 import { progressFor } from "../progress.ts";
@@ -229,7 +229,9 @@ export const mkdirCommand = defineCommand({
 		path: { type: "positional", description: "Remote path of the new directory", required: true },
 	},
 	async run({ args }) {
-		await withSession(args.host, {}, (c) => c.session.mkdir(normalizeRemote(args.path)));
+		await withSession(args.host, {}, (c) =>
+			c.session.mkdir(normalizeRemote(args.path)).catch(adviseOn("exists", "dir-exists")),
+		);
 	},
 });
 

@@ -12,6 +12,7 @@ export const rootCommand = defineCommand({
 	},
 	args: {
 		debug: { type: "boolean", description: "Show stack traces on errors" },
+		version: { type: "boolean", alias: "v", description: "Show the version" },
 	},
 	subCommands: {
 		code: () => import("./code.ts").then((m) => m.codeCommand),
@@ -26,5 +27,6 @@ export const rootCommand = defineCommand({
 		devices: () => import("./devices.ts").then((m) => m.devicesCommand),
 		id: () => import("./id.ts").then((m) => m.idCommand),
 		completion: () => import("./completion.ts").then((m) => m.completionCommand),
+		help: () => import("./help.ts").then((m) => m.helpCommand),
 	},
 });

@@ -2,16 +2,24 @@ import { stat } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
-import { formatAddress } from "../../client/target.ts";
+import { formatAddress, plainAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
-import { DEFAULT_MAX_CLIENTS, type ServerEvent, startServer } from "../../server/server.ts";
+import {
+	DEFAULT_MAX_CLIENTS,
+	DEFAULT_STOP_GRACE_MS,
+	type ServerEvent,
+	startServer,
+} from "../../server/server.ts";
+import type { ServePolicy } from "../../session/policy.ts";
 import { loadPendingCode, pendingCodeStatus } from "../../store/pending-code.ts";
 import { validateDeviceName } from "../../store/trust-store.ts";
+import { ANY_ADDRESS } from "../../transport/listen.ts";
 import { deviceIdentity, jsonArg, stateDir, trustStore } from "../context.ts";
 import { describeDuration } from "../duration.ts";
+import { formatBytes, formatLocalTime } from "../format.ts";
 import { logger, out, outJson, safe } from "../terminal.ts";
 import { createPendingCode, DEFAULT_CODE_TTL } from "./code.ts";
 
@@ -31,8 +39,8 @@ export const serveCommand = defineCommand({
 		},
 		host: {
 			type: "string",
-			description: "Address to listen on",
-			default: "0.0.0.0",
+			description: "Address to listen on (default: every IPv4 and IPv6 address)",
+			default: ANY_ADDRESS,
 			valueHint: "ADDR",
 		},
 		port: {
@@ -94,91 +102,171 @@ export const serveCommand = defineCommand({
 		}
 
 		const json = args.json === true;
-		let stopped!: () => void;
-		const done = new Promise<void>((r) => {
-			stopped = r;
-		});
+		const policy = {
+			readOnly: args["read-only"] === true,
+			allowOverwrite: args["allow-overwrite"] === true,
+			allowDelete: args["allow-delete"] === true,
+		};
+		const log = eventLog(json);
 		const server = startServer({
 			hostname: args.host,
 			port,
 			identity: { ...identity, name },
 			trust,
 			root: sandbox,
-			policy: {
-				readOnly: args["read-only"] === true,
-				allowOverwrite: args["allow-overwrite"] === true,
-				allowDelete: args["allow-delete"] === true,
-			},
+			policy,
 			...(noPair ? {} : { pairing: stateDirPairingGate(stateDir()) }),
 			maxClients,
-			onEvent: (e) => (json ? outJson(e) : printEvent(e)),
+			onEvent: log,
 		});
 
-		const listening = {
-			event: "listening",
-			host: server.hostname,
-			port: server.port,
-			root,
-			fingerprint: identity.fingerprint,
-			...(code ? { code: code.code } : {}),
-		};
-		if (json) outJson(listening);
+		// Before the banner: a signal sent as soon as it is read must find the handlers.
+		const stopped = stopOnSignals(server, log, json);
+		const addresses = reachableAddresses(server.hostname, server.port);
+		if (json)
+			log({
+				event: "listening",
+				host: server.hostname,
+				port: server.port,
+				root,
+				fingerprint: identity.fingerprint,
+				policy,
+				...(code ? { code: code.code } : {}),
+			});
 		else {
-			const addresses = reachableAddresses(server.hostname, server.port);
 			out(`Serving ${safe(root)} as ${safe(name)}`);
 			out(`  address      ${addresses.join(", ")}`);
 			out(`  fingerprint  ${formatFingerprint(identity.fingerprint)}`);
+			out(`  allows       ${describePolicy(policy)}`);
 			if (code) {
 				out(
 					`  pairing code ${code.code}  (works once, expires in ${describeDuration(code.ttlMs)})`,
 				);
 				out(`On the other device: pairlink pair ${addresses[0]}`);
-			}
+			} else out("  pairing      off (--no-pair)");
 			out("Press Ctrl-C to stop.");
 		}
-
-		let signals = 0;
-		const stop = () => {
-			// A second Ctrl-C does not wait for running transfers.
-			if (++signals > 1) process.exit(EXIT.ok);
-			if (!json)
-				logger.info(
-					"Stopping: letting running transfers finish for a few seconds (Ctrl-C again to quit now).",
-				);
-			void server.stop().then(stopped);
-		};
-		process.on("SIGINT", stop);
-		process.on("SIGTERM", stop);
-		await done;
+		const watch = noPair ? undefined : watchCode(code?.code, log);
+		await stopped;
+		clearInterval(watch);
 	},
 });
 
-function printEvent(e: ServerEvent): void {
+/** What serve logs: the server's events, and what only the command knows. */
+type LogEvent =
+	| Exclude<ServerEvent, { event: "stopped" }>
+	| (Extract<ServerEvent, { event: "listening" }> & {
+			root: string;
+			policy: ServePolicy;
+			code?: string;
+	  })
+	| { event: "code"; code: string; expiresAt: string }
+	| { event: "stopping"; signal: NodeJS.Signals; graceMs: number }
+	| { event: "stopped"; signal?: NodeJS.Signals; forced?: boolean };
+
+/** What the share allows, said in the banner so nobody has to guess from refusals. */
+export function describePolicy(p: ServePolicy): string {
+	if (p.readOnly) return "downloads only (--read-only): uploads, mkdir and rm are refused";
+	return [
+		"downloads, uploads, mkdir",
+		p.allowOverwrite ? "replacing files" : "no replacing files (--allow-overwrite)",
+		p.allowDelete ? "rm" : "no rm (--allow-delete)",
+	].join("; ");
+}
+
+/**
+ * `pairlink code` in another shell replaces the pending code: say so, or a
+ * person types the old one (which then counts against the new one).
+ */
+function watchCode(shown: string | undefined, log: (e: LogEvent) => void) {
+	let last = shown;
+	let busy = false;
+	const timer = setInterval(async () => {
+		if (busy) return;
+		busy = true;
+		const pending = await loadPendingCode(stateDir()).catch(() => undefined);
+		busy = false;
+		if (!pending || pendingCodeStatus(pending, new Date()) !== "pending") return;
+		if (pending.code === last) return;
+		last = pending.code;
+		log({ event: "code", code: pending.code, expiresAt: pending.expiresAt });
+	}, CODE_POLL_MS);
+	timer.unref();
+	return timer;
+}
+
+const CODE_POLL_MS = 1000;
+
+/**
+ * SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal went away) all stop
+ * gracefully and end with a `stopped` event; a second signal stops at once,
+ * still logging `stopped`.
+ */
+async function stopOnSignals(
+	server: ReturnType<typeof startServer>,
+	log: (e: LogEvent) => void,
+	json: boolean,
+): Promise<void> {
+	let first: NodeJS.Signals | undefined;
+	let finished!: () => void;
+	const done = new Promise<void>((r) => {
+		finished = r;
+	});
+	const onSignal = (signal: NodeJS.Signals) => {
+		if (first) {
+			log({ event: "stopped", signal, forced: true });
+			process.exit(EXIT.ok);
+		}
+		first = signal;
+		if (json) log({ event: "stopping", signal, graceMs: DEFAULT_STOP_GRACE_MS });
+		else
+			logger.info(
+				`Stopping (${signal}): letting running transfers finish for up to ${DEFAULT_STOP_GRACE_MS / 1000} seconds${signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : ""}.`,
+			);
+		void server.stop().then(finished);
+	};
+	const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+	for (const s of signals) process.on(s, onSignal);
+	await done;
+	for (const s of signals) process.off(s, onSignal);
+}
+
+/** Every log line and event carries its time: local with offset for people, ISO in JSON. */
+function eventLog(json: boolean): (e: LogEvent) => void {
+	return (e) => {
+		const event = "address" in e ? { ...e, address: plainAddress(e.address) } : e;
+		if (json) outJson({ ...event, time: new Date().toISOString() });
+		else {
+			const line = describeEvent(event);
+			if (line !== undefined) out(`${formatLocalTime(Date.now(), true)}  ${line}`);
+		}
+	};
+}
+
+function describeEvent(e: LogEvent): string | undefined {
 	switch (e.event) {
 		case "connected":
-			out(`connected     ${safe(e.name)} from ${safe(e.address)}`);
-			return;
+			return `connected     ${safe(e.name)} from ${safe(e.address)}`;
 		case "disconnected":
-			out(`disconnected  ${safe(e.name)}${e.reason ? ` (${safe(e.reason)})` : ""}`);
-			return;
+			return `disconnected  ${safe(e.name)}${e.reason ? ` (${safe(e.reason)})` : ""}`;
 		case "paired":
-			out(
-				`paired        ${safe(e.name)} (${formatFingerprint(e.fingerprint)}) from ${safe(e.address)}`,
-			);
-			return;
+			return `paired        ${safe(e.name)} (${formatFingerprint(e.fingerprint)}) from ${safe(e.address)}`;
 		case "refused":
-			out(`refused       ${safe(e.address)}: ${safe(e.reason)}`);
-			return;
+			return `refused       ${safe(e.address)}: ${safe(e.reason)}`;
 		case "transfer":
-			out(
-				`${e.op === "get" ? "sent    " : "received"}      ${safe(e.path)} (${e.bytes} bytes${e.resumedFrom ? `, resumed from ${e.resumedFrom}` : ""}) ${e.op === "get" ? "to" : "from"} ${safe(e.device)}`,
-			);
-			return;
+			return `${e.op === "get" ? "sent    " : "received"}      ${safe(e.path)} (${formatBytes(e.bytes)}${e.resumedFrom ? `, resumed at ${formatBytes(e.resumedFrom)}` : ""}) ${e.op === "get" ? "to" : "from"} ${safe(e.device)}`;
+		case "operation":
+			return e.refused
+				? `refused       ${e.op} ${safe(e.path || "/")} by ${safe(e.device)}: ${e.refused}`
+				: `${e.op.padEnd(14)}${safe(e.path)} by ${safe(e.device)}`;
 		case "stopped":
-			out("stopped");
-			return;
+			return "stopped";
+		case "stopping":
+			return undefined; // said on stderr, with what a second Ctrl-C does
+		case "code":
+			return `pairing code ${e.code}  (replaced; works once, expires at ${formatLocalTime(e.expiresAt, true)})`;
 		case "listening":
-			return;
+			return undefined;
 	}
 }
 
@@ -192,13 +280,22 @@ function wholeNumber(text: string, flag: string, min: number, max: number): numb
 
 /** What a person should type on the other device: real interface addresses for a wildcard bind. */
 function reachableAddresses(host: string, port: number): string[] {
-	if (host !== "0.0.0.0" && host !== "::") return [formatAddress(host, port)];
-	const found: string[] = [];
+	if (host !== "0.0.0.0" && host !== ANY_ADDRESS) return [formatAddress(host, port)];
+	const v4: string[] = [];
+	const v6: string[] = [];
 	for (const list of Object.values(networkInterfaces())) {
 		for (const a of list ?? []) {
-			if (a.internal || (host === "0.0.0.0" && a.family !== "IPv4")) continue;
-			found.push(formatAddress(a.address, port));
+			if (a.internal) continue;
+			if (a.family === "IPv4") v4.push(formatAddress(a.address, port));
+			// A link-local address needs the peer's own zone (%eth0 here means
+			// nothing there): only addresses a peer can type as printed.
+			else if (host === ANY_ADDRESS && !/^fe[89ab]/i.test(a.address))
+				v6.push(formatAddress(a.address, port));
 		}
 	}
-	return found.length > 0 ? found : [formatAddress("127.0.0.1", port)];
+	const found = [...v4, ...v6];
+	if (found.length > 0) return found;
+	return host === ANY_ADDRESS
+		? [formatAddress("127.0.0.1", port), formatAddress("::1", port)]
+		: [formatAddress("127.0.0.1", port)];
 }

@@ -9,8 +9,9 @@ import { getFiles, putFiles } from "../../client/transfer.ts";
 import { PairlinkError } from "../../errors.ts";
 import { entryFromStats, fsError } from "../../fs/root.ts";
 import { reportTransfer } from "../commands/files.ts";
+import { adviseOn } from "../error-report.ts";
 import { entryLine } from "../format.ts";
-import { out } from "../terminal.ts";
+import { out, safe } from "../terminal.ts";
 import { hasGlob, matchGlob, resolveRemote, splitDirBase, type Word } from "./line.ts";
 import type { RemoteLink } from "./remote-link.ts";
 
@@ -20,6 +21,8 @@ export interface ReplState {
 	cwd: string;
 	/** Set by exit/quit. */
 	done: boolean;
+	/** Ctrl-C cancelled the running command. */
+	cancelled: boolean;
 }
 
 type ArgKind = "remote" | "local" | "command" | "none";
@@ -135,7 +138,7 @@ export const COMMANDS: Record<string, ReplCommand> = {
 		help: "Show the remote directory",
 		args: "none",
 		async run(state) {
-			out(`/${state.cwd}`);
+			out(`/${safe(state.cwd)}`);
 		},
 	},
 	get: {
@@ -174,7 +177,16 @@ export const COMMANDS: Record<string, ReplCommand> = {
 				const session = await state.link.session();
 				const entry =
 					candidate === "" ? { type: "dir" } : await session.stat(candidate).catch(() => undefined);
-				if (entry?.type === "dir") {
+				// The last operand is the remote directory when it is one, and also
+				// when no local file has its name (`put huge.bin upl`): then the
+				// server says that `upl` is missing, not the local side.
+				const local =
+					hasGlob(last) ||
+					(await lstat(last.text).then(
+						() => true,
+						() => false,
+					));
+				if (entry?.type === "dir" || !local) {
 					rest.pop();
 					to = candidate;
 				}
@@ -197,7 +209,9 @@ export const COMMANDS: Record<string, ReplCommand> = {
 		args: "remote",
 		async run(state, words) {
 			if (words.length !== 1) throw usageError("mkdir");
-			await (await state.link.session()).mkdir(resolveRemote(state.cwd, (words[0] as Word).text));
+			await (await state.link.session())
+				.mkdir(resolveRemote(state.cwd, (words[0] as Word).text))
+				.catch(adviseOn("exists", "dir-exists"));
 		},
 	},
 	rm: {
@@ -221,7 +235,7 @@ export const COMMANDS: Record<string, ReplCommand> = {
 			try {
 				process.chdir(target);
 			} catch (e) {
-				throw fsError(e, JSON.stringify(target));
+				adviseOn("not-found", "local-path")(fsError(e, JSON.stringify(target)));
 			}
 		},
 	},
@@ -233,7 +247,7 @@ export const COMMANDS: Record<string, ReplCommand> = {
 			const { flags, rest } = parseFlags("lls", words, ["-l"]);
 			const dir = resolve(rest[0]?.text ?? ".");
 			const names = await readdir(dir).catch((e) =>
-				Promise.reject(fsError(e, JSON.stringify(dir))),
+				adviseOn("not-found", "local-path")(fsError(e, JSON.stringify(dir))),
 			);
 			for (const name of names.sort()) {
 				const s = await lstat(join(dir, name)).catch(() => undefined);
@@ -257,12 +271,14 @@ export const COMMANDS: Record<string, ReplCommand> = {
 			const name = words[0]?.text;
 			if (name) {
 				const c = COMMANDS[name];
-				if (!c) throw new PairlinkError("usage", `no such command: ${name}`);
-				out(`${c.usage}\n  ${c.help}`);
+				if (!c)
+					throw new PairlinkError("usage", `no such command: ${safe(name)}`, {
+						advice: "shell-help",
+					});
+				out(commandHelp(c));
 				return;
 			}
-			const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
-			for (const c of Object.values(COMMANDS)) out(`  ${c.usage.padEnd(width)}  ${c.help}`);
+			for (const line of helpLines(process.stdout.columns || 80)) out(line);
 		},
 	},
 	exit: {
@@ -274,4 +290,26 @@ export const COMMANDS: Record<string, ReplCommand> = {
 		},
 	},
 };
+export const commandHelp = (c: ReplCommand) => `${c.usage}\n  ${c.help}`;
+
+/** The command list, each description wrapped to the width (at most 120 columns). */
+export function helpLines(columns: number): string[] {
+	const width = Math.min(Math.max(columns, 60), 120) - 1;
+	const usageWidth = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
+	const indent = usageWidth + 4;
+	const lines: string[] = [];
+	for (const c of Object.values(COMMANDS)) {
+		let line = `  ${c.usage.padEnd(usageWidth)}  `;
+		for (const word of c.help.split(" ")) {
+			if (line.length + word.length > width && line.trim().length > 0 && line.length > indent) {
+				lines.push(line.trimEnd());
+				line = " ".repeat(indent);
+			}
+			line += `${word} `;
+		}
+		lines.push(line.trimEnd());
+	}
+	return lines;
+}
+
 COMMANDS.quit = { ...(COMMANDS.exit as ReplCommand), usage: "quit", help: "End the session" };

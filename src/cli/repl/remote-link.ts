@@ -12,6 +12,8 @@ import { logger, safe } from "../terminal.ts";
 export class RemoteLink {
 	private conn: Connection | undefined;
 	private cancelled = false;
+	/** How news that arrives between commands is shown (the prompt redraws itself after it). */
+	notice: (text: string) => void = (text) => logger.warn(text);
 
 	constructor(
 		private readonly host: string,
@@ -53,7 +55,7 @@ export class RemoteLink {
 
 	private onDropped(conn: Connection, reason: PairlinkError | undefined): void {
 		if (this.conn !== conn || this.cancelled) return;
-		logger.warn(
+		this.notice(
 			`The connection to ${safe(this.peerName)} was lost${reason ? ` (${safe(reason.message)})` : ""}; the next command reconnects.`,
 		);
 	}

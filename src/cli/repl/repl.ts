@@ -11,37 +11,64 @@ import { writeFileAtomic } from "../../store/state-dir.ts";
 import { stateDir } from "../context.ts";
 import { reportError } from "../error-report.ts";
 import { stdinLines } from "../line-reader.ts";
-import { out, safe } from "../terminal.ts";
-import { COMMANDS, type ReplState } from "./commands.ts";
+import { logger, out, safe } from "../terminal.ts";
+import { COMMANDS, commandHelp, type ReplState } from "./commands.ts";
 import { resolveRemote, splitDirBase, splitLine } from "./line.ts";
 import type { RemoteLink } from "./remote-link.ts";
 
 const HISTORY_FILE = "history";
 const HISTORY_LINES = 1000;
 
-/** Run one typed line; resolves with its exit code (0 on success). */
-export async function runLine(state: ReplState, line: string, debug: boolean): Promise<ExitCode> {
+/** Run one typed line; resolves with its exit code (0 on success). `where` locates an error. */
+export async function runLine(
+	state: ReplState,
+	line: string,
+	debug: boolean,
+	where?: string,
+): Promise<ExitCode> {
 	try {
 		const words = splitLine(line);
 		const first = words.shift();
 		if (!first) return EXIT.ok;
 		const command = COMMANDS[first.text];
 		if (!command)
-			throw new PairlinkError("usage", `unknown command ${JSON.stringify(first.text)} (try help)`);
+			throw new PairlinkError(
+				"usage",
+				`unknown command ${JSON.stringify(safe(first.text))}: type help for the commands`,
+				{ advice: "shell-help" },
+			);
+		// `ls --help` as on the command line: the usage, not an unknown option.
+		if (words.some((w) => !w.literal && (w.text === "--help" || w.text === "-h"))) {
+			out(commandHelp(command));
+			return EXIT.ok;
+		}
 		await command.run(state, words);
 		return EXIT.ok;
 	} catch (e) {
-		return reportError(e, debug);
+		// The user's own Ctrl-C closed the connection: say that, not "the server closed it".
+		const error = state.cancelled
+			? new PairlinkError("interrupted", "Cancelled by Ctrl-C", { advice: "user-cancelled" })
+			: e;
+		return reportError(error, debug, where === undefined ? {} : { prefix: where });
+	} finally {
+		state.cancelled = false;
 	}
 }
 
-/** Commands from a pipe: stop at the first failure and return its exit code. */
+/**
+ * Commands from a pipe, like `sftp -b`: blank lines and `# comments` are
+ * skipped, each command is echoed to stderr as it runs, and the first
+ * failure stops the run with its exit code, naming its line.
+ */
 export async function runBatch(state: ReplState, debug: boolean): Promise<ExitCode> {
 	const lines = stdinLines();
-	for (;;) {
+	for (let number = 1; ; number++) {
 		const line = await lines.next();
 		if (line === undefined || state.done) break;
-		const code = await runLine(state, line, debug);
+		const command = line.trim();
+		if (command === "" || command.startsWith("#")) continue;
+		process.stderr.write(`pairlink> ${safe(command)}\n`);
+		const code = await runLine(state, line, debug, `line ${number}: ${safe(command)}`);
 		if (code !== EXIT.ok) return code;
 		if (state.done) break;
 	}
@@ -66,9 +93,14 @@ export async function runInteractive(state: ReplState, debug: boolean): Promise<
 		},
 	});
 	let running = false;
+	let closed = false;
+	rl.on("close", () => {
+		closed = true;
+	});
 	rl.on("SIGINT", () => {
 		if (running) {
 			// Cancel the transfer: the partial file stays resumable; the next command reconnects.
+			state.cancelled = true;
 			state.link.cancel();
 			process.stdout.write("\n");
 			return;
@@ -77,6 +109,16 @@ export async function runInteractive(state: ReplState, debug: boolean): Promise<
 		process.stdout.write("^C\n");
 		rl.prompt();
 	});
+	// A warning while the prompt waits: clear the prompt's line, print it, draw the prompt again.
+	state.link.notice = (text) => {
+		if (running) {
+			logger.warn(text);
+			return;
+		}
+		process.stdout.write("\r\u001b[K");
+		logger.warn(text);
+		rl.prompt(true);
+	};
 	const prompt = () => {
 		rl.setPrompt(`${safe(state.link.peerName)}:/${safe(state.cwd)}> `);
 		rl.prompt();
@@ -92,11 +134,15 @@ export async function runInteractive(state: ReplState, debug: boolean): Promise<
 		// An error was reported by runLine; an interactive session goes on regardless.
 		await runLine(state, line, debug);
 		running = false;
-		if (state.done) break;
+		// Saved after every command: a session that ends badly keeps its history too.
+		await saveHistory(rl);
+		// Ctrl-D typed while the command ran closed readline: no prompt after that.
+		if (state.done || closed) break;
 		prompt();
 	}
+	// Ctrl-D: end the prompt's line, so the shell's prompt starts on its own.
+	if (!state.done) process.stdout.write("\n");
 	rl.close();
-	await saveHistory(rl);
 	return EXIT.ok;
 }
 
@@ -131,9 +177,12 @@ async function complete(state: ReplState, line: string): Promise<[string[], stri
 		names = entries.map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
 	}
 	const prefix = dir ? `${dir}/` : "";
+	// readline prints the candidates as they are: remote names are escaped
+	// like every other text from the peer (a name with a control character
+	// is offered in its escaped, harmless spelling).
 	const hits = names
 		.filter((n) => n.startsWith(base))
-		.map((n) => prefix + n.replace(/([\s'"\\])/g, "\\$1"));
+		.map((n) => safe(prefix + n.replace(/([\s'"\\])/g, "\\$1")));
 	return [hits, partial];
 }
 
@@ -153,5 +202,5 @@ async function saveHistory(rl: Interface): Promise<void> {
 }
 
 export function newState(link: RemoteLink): ReplState {
-	return { link, cwd: "", done: false };
+	return { link, cwd: "", done: false, cancelled: false };
 }
