@@ -9,6 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
+import { readPath } from "../fs/small-read.ts";
 import type { Channel } from "../protocol/channel.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
@@ -575,7 +576,7 @@ async function readIfSmall(path: string): Promise<Uint8Array | undefined> {
 	const file = Bun.file(path);
 	try {
 		if (file.size > MAX_DATA_PAYLOAD) return undefined;
-		const data = await file.bytes();
+		const data = await readPath(path, file.size);
 		// Grown past one frame since the size was read: take the streaming path.
 		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
 	} catch (e) {

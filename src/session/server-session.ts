@@ -9,6 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
+import { readWhole } from "../fs/small-read.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
@@ -336,8 +337,7 @@ export class ServerSession {
 			try {
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
-					let whole: Uint8Array = new Uint8Array(0);
-					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
+					const whole = await readWhole(file.fh, file.size);
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
 					checkUnacked(this.awaitingAck.size);
