@@ -50,7 +50,7 @@ export function codeSource(opts: {
  * under Bun 1.4.4 consola's text prompt returns undefined in a terminal
  * (seen in a pseudo-terminal test), so nothing typed would ever arrive.
  */
-function ask(question: string): Promise<string> {
+export function ask(question: string): Promise<string> {
 	const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
 	return new Promise<string>((resolve) => {
 		rl.once("close", () => resolve(""));

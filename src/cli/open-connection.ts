@@ -1,8 +1,9 @@
 /** What every client command does first: find the server, pin it, pair if needed. */
-import { type Connection, connect } from "../client/connect.ts";
+import type { Connection } from "../client/connect.ts";
+import { reach } from "../client/reach.ts";
 import { formatAddress, resolveTarget, type Target } from "../client/target.ts";
 import { PairlinkError } from "../errors.ts";
-import { TrustStore, validateDeviceName } from "../store/trust-store.ts";
+import { type TrustedDevice, TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
 import { deviceIdentity, stateDir } from "./context.ts";
 
@@ -15,11 +16,22 @@ export interface OpenOptions {
 	saveAs?: string | undefined;
 }
 
-export async function openConnection(host: string, opts: OpenOptions = {}): Promise<Connection> {
+/** A server picked from the local network: where it is, and the fingerprint it announced. */
+export interface Picked {
+	host: string;
+	announced: string | undefined;
+}
+
+/** `host` may be found only once the command line is known to be usable (`pair` without HOST). */
+export async function openConnection(
+	host: string | (() => Promise<Picked>),
+	opts: OpenOptions = {},
+): Promise<Connection> {
 	// Everything that can be a usage error is checked before any state is created or any byte sent.
 	const saveAs = opts.saveAs === undefined ? undefined : validateDeviceName(opts.saveAs);
 	const trust = await TrustStore.load(stateDir());
-	const target = resolveTarget(host, (name) => trust.findByName(name));
+	const byName = (name: string) => trust.findByName(name);
+	const given = typeof host === "string" ? resolveTarget(host, byName) : undefined;
 	const code = codeSource({
 		codeStdin: opts.codeStdin ?? false,
 		keepStdin: opts.keepStdin ?? false,
@@ -31,9 +43,9 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 			"Pairing needs the code shown by the server: set PAIRLINK_CODE, pass --code-stdin, or run this in a terminal to be asked for it",
 		);
 	}
+	const target = given ?? (await pickedTarget(host as () => Promise<Picked>, byName));
 	const identity = await deviceIdentity();
-	return connect({
-		target,
+	return reach(target, {
 		identity,
 		trust,
 		...(code ? { code } : {}),
@@ -43,6 +55,14 @@ export async function openConnection(host: string, opts: OpenOptions = {}): Prom
 		const explained = opts.wantPair ? explainPairing(e, target, trust) : e;
 		return Promise.reject(explainUnreachable(explained, target));
 	});
+}
+
+async function pickedTarget(
+	pick: () => Promise<Picked>,
+	byName: (name: string) => TrustedDevice | undefined,
+): Promise<Target> {
+	const { host, announced } = await pick();
+	return { ...resolveTarget(host, byName), ...(announced ? { announced } : {}) };
 }
 
 /**

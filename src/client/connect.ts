@@ -18,7 +18,7 @@ import {
 	type PairingAction,
 } from "../session/pairing.ts";
 import { decidePin } from "../session/pin.ts";
-import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
+import { sanitizeDeviceName, type TrustedDevice, type TrustStore } from "../store/trust-store.ts";
 import { dialTls } from "../transport/dial.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import type { Credentials } from "../transport/tls-options.ts";
@@ -53,6 +53,8 @@ export interface Connection {
 	readonly session: ClientSession;
 	/** Resolves when the connection is gone, with the reason if it was not an orderly close. */
 	readonly closed: Promise<PairlinkError | undefined>;
+	/** Resolves once this address and "last seen" are saved for the peer (never rejects). */
+	readonly recorded: Promise<void>;
 	close(): void;
 }
 
@@ -107,7 +109,8 @@ class ClientConnection {
 					host: opts.target.display,
 					trusted,
 					named: opts.target.named,
-					lastAtAddress: opts.trust.list().find((d) => d.address === address),
+					announced: opts.target.announced,
+					lastAtAddress: lastSeenAt(opts.trust, address),
 					canPair: opts.code !== undefined,
 					wantPair: opts.wantPair ?? false,
 				})
@@ -228,13 +231,17 @@ class ClientConnection {
 		this.socket.markEstablished();
 		const session = new ClientSession(this.socket);
 		this.session = session;
-		void this.opts.trust.touch(this.peer.fingerprint, this.peer.address).catch(() => undefined);
+		const recorded = this.opts.trust
+			.touch(this.peer.fingerprint, this.peer.address)
+			.then(() => undefined)
+			.catch(() => undefined);
 		this.settled = true;
 		this.resolve({
 			peer: this.peer,
 			paired: this.paired,
 			session,
 			closed: this.closed,
+			recorded,
 			close: () => this.socket.close(),
 		});
 	}
@@ -268,4 +275,12 @@ class ClientConnection {
 			this.reject(reason ?? new PairlinkError("interrupted", "the connection closed"));
 		}
 	}
+}
+
+/** The device most recently reached at `address` (several may have been, as addresses move). */
+function lastSeenAt(trust: TrustStore, address: string): TrustedDevice | undefined {
+	return trust
+		.list()
+		.filter((d) => d.address === address)
+		.sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen))[0];
 }

@@ -11,6 +11,12 @@ export interface Target {
 	port: number;
 	/** Set when HOST named a trusted device: its certificate is expected. */
 	named: TrustedDevice | undefined;
+	/**
+	 * Set when the address came from an announcement the user picked by its
+	 * fingerprint (`pair` without HOST): that certificate is expected, and
+	 * whoever was last seen at the address does not matter.
+	 */
+	announced?: string;
 }
 
 export function parseHostPort(

@@ -19,17 +19,36 @@ export interface PinInput {
 	trusted: KnownDevice | undefined;
 	/** The device the user named as HOST (`connect laptop`), if they named one. */
 	named: KnownDevice | undefined;
-	/** A trusted device last reached at this very address, if any. */
+	/** The trusted device most recently reached at this very address, if any. */
 	lastAtAddress: KnownDevice | undefined;
 	/** A pairing code is at hand (environment, stdin or prompt). */
 	canPair: boolean;
 	/** The user asked to pair (`pairlink pair`), even with a trusted server. */
 	wantPair: boolean;
+	/** The fingerprint the announcement the user picked this server by showed, if any. */
+	announced?: string | undefined;
 }
 
 export function decidePin(p: PinInput): ClientDecision {
+	if (p.announced !== undefined && p.announced !== p.peerFingerprint) {
+		return {
+			ok: false,
+			error: new PairlinkError(
+				"fingerprint-changed",
+				`${p.host} announced certificate ${formatFingerprint(p.announced)} but presented ${formatFingerprint(p.peerFingerprint)}. Someone may be impersonating it; refusing to connect`,
+			),
+		};
+	}
 	if (p.named && p.named.fingerprint !== p.peerFingerprint) {
 		return { ok: false, error: changed(p.named, p.host, p.peerFingerprint) };
+	}
+	// By address, only the certificate last seen there is accepted — another
+	// trusted device there is as suspect as a stranger — and this warning
+	// comes before any pairing prompt: a code typed into an impersonator's
+	// prompt would be the very thing the impersonator wants.
+	const byAddress = !p.named && p.announced === undefined;
+	if (byAddress && p.lastAtAddress && p.lastAtAddress.fingerprint !== p.peerFingerprint) {
+		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
 	}
 	if (p.wantPair) {
 		return p.canPair
@@ -40,12 +59,7 @@ export function decidePin(p: PinInput): ClientDecision {
 				};
 	}
 	if (p.trusted) return { ok: true, mode: "session" };
-	// A code authenticates the server by itself (the PAKE), so a reinstalled
-	// device may be paired again; without one, a new certificate at a known
-	// address is exactly what an impersonator would present.
 	if (p.canPair) return { ok: true, mode: "pair" };
-	if (p.lastAtAddress)
-		return { ok: false, error: changed(p.lastAtAddress, p.host, p.peerFingerprint) };
 	return {
 		ok: false,
 		error: new PairlinkError(

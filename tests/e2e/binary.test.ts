@@ -75,7 +75,7 @@ describe.skipIf(missing)("dist/pairlink", () => {
 			expect(h.stdout).toContain("USAGE");
 			expect(ANSI_ESCAPE.test(h.stdout)).toBe(false);
 		}
-		const bad = await run(["pair"], { home });
+		const bad = await run(["pair", "--bogus"], { home, usageError: true });
 		expect(summary(bad)).toMatchObject({ exitCode: 2, stdout: "" });
 		expect(bad.stderr).toContain("pairlink pair --help");
 		expect(existsSync(home)).toBe(false);

@@ -50,8 +50,12 @@ afterAll(async () => {
 const HELP_PAGES: [string[], string[]][] = [
 	[[], ["code", "serve", "pair", "devices", "id", "--debug"]],
 	[["code"], ["--words", "--ttl", "--json"]],
-	[["serve"], ["DIR", "--host", "--port", "--name", "--no-pair", "--max-clients", "--json"]],
+	[
+		["serve"],
+		["DIR", "--host", "--port", "--name", "--no-pair", "--no-announce", "--max-clients", "--json"],
+	],
 	[["pair"], ["HOST", "--name", "--code-stdin"]],
+	[["find"], ["--timeout", "--json"]],
 	[["devices"], ["list", "remove", "rename", "--json"]],
 	[["devices", "list"], ["--json"]],
 	[
@@ -109,7 +113,8 @@ describe("usage errors: exit 2, the error and a pointer to --help on stderr, not
 		["unknown flag of a command", ["code", "--bogus"], '"--bogus"'],
 		["unknown flag of a subcommand", ["devices", "list", "--all"], '"--all"'],
 		["--version mixed with a command", ["id", "--version"], '"--version"'],
-		["pair without HOST", ["pair"], "HOST"],
+		["find with a zero timeout", ["find", "--timeout", "0"], "--timeout"],
+		["find with a timeout above a minute", ["find", "--timeout", "2m"], "--timeout"],
 		["devices remove without a device", ["devices", "remove"], "DEVICE"],
 		["devices rename with one argument", ["devices", "rename", "a"], "NEW"],
 		["too many arguments: id", ["id", "extra"], "Too many arguments"],
@@ -141,7 +146,7 @@ describe("usage errors: exit 2, the error and a pointer to --help on stderr, not
 	for (const [label, args, mentions, mayCreateState] of CASES) {
 		test(`${label}: pairlink ${args.join(" ")}`, async () => {
 			const home = await makeHome("usage");
-			const r = await run(args, { home, env: { NO_COLOR: undefined } });
+			const r = await run(args, { home, env: { NO_COLOR: undefined }, usageError: true });
 			expect(summary(r)).toMatchObject({ exitCode: 2, stdout: "" });
 			expect(r.stderr).not.toContain("USAGE");
 			expect(r.stderr).toContain(mentions);

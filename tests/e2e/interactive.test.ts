@@ -11,7 +11,7 @@ import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
 import { stateDirPairingGate } from "../../src/server/pairing-gate.ts";
 import { savePendingCode } from "../../src/store/pending-code.ts";
-import { binaryExists, cliArgv, REPO_ROOT, runPairlink } from "../helpers/cli.ts";
+import { binaryExists, cliArgv, runPairlink } from "../helpers/cli.ts";
 import {
 	makeDevice,
 	removeTempDirs,
@@ -23,45 +23,25 @@ import {
 	trustEachOther,
 } from "../helpers/devices.ts";
 import { partFileName, whenFileReaches } from "../helpers/faults.ts";
+import { drivePty, type PtyResult } from "../helpers/pty.ts";
 
 const MODE = binaryExists() ? "binary" : "source";
 const argv = (args: string[]) => cliArgv(MODE, args);
-interface PtyResult {
-	exit: number | null;
-	signal: number | null;
-	transcript: string;
-	failed_step: number | null;
-}
-
-async function drive(
+function drive(
 	args: string[],
 	home: string,
 	cwd: string,
 	steps: { expect?: string; send?: string }[],
 	cols = 120,
 ): Promise<PtyResult> {
-	const script = {
+	return drivePty({
 		argv: argv(args),
 		env: { PATH: process.env.PATH ?? "", HOME: home, PAIRLINK_HOME: home },
 		cwd,
 		timeout: 20,
 		cols,
 		steps,
-	};
-	const p = Bun.spawn(["python3", join(REPO_ROOT, "tests", "helpers", "pty-drive.py")], {
-		stdin: "pipe",
-		stdout: "pipe",
-		stderr: "pipe",
 	});
-	p.stdin.write(JSON.stringify(script));
-	await p.stdin.end();
-	const [text, err] = await Promise.all([
-		new Response(p.stdout).text(),
-		new Response(p.stderr).text(),
-	]);
-	await p.exited;
-	if (!text.trim()) throw new Error(`pty driver failed: ${err}`);
-	return JSON.parse(text) as PtyResult;
 }
 
 async function batch(args: string[], home: string, cwd: string, input: string) {

@@ -55,6 +55,10 @@ export interface SpawnOptions {
 	umask?: number;
 	/** The command that runs pairlink instead of `mode`'s, e.g. another CPU's binary under QEMU. */
 	exe?: readonly string[];
+	/** Run inside this network namespace (`ip netns exec`; root only). */
+	netns?: string;
+	/** The command line is expected to be refused before anything runs. */
+	usageError?: boolean;
 }
 
 export interface CliResult {
@@ -96,7 +100,25 @@ const signalName = (s: string | number | null): string | null => (s === null ? n
 // Every child we start, so a failing test cannot leave one running.
 const live = new Set<Subprocess>();
 
+/**
+ * `find`, and `pair` without HOST, ask every interface of the machine: on the
+ * host that would be the real network. Tests run them only inside a network
+ * namespace of their own, or as a usage error that stops before any packet.
+ */
+function refuseRealNetwork(args: readonly string[], opts: SpawnOptions): void {
+	if (opts.netns !== undefined || opts.usageError || args.includes("--help") || args.includes("-h"))
+		return;
+	const [command, ...rest] = args;
+	const operands = rest.filter((a) => !a.startsWith("-"));
+	if (command === "find" || (command === "pair" && operands.length === 0)) {
+		throw new Error(
+			`cli helper: \`pairlink ${args.join(" ")}\` would query the real network; pass netns`,
+		);
+	}
+}
+
 function spawnRaw(args: readonly string[], opts: SpawnOptions) {
+	refuseRealNetwork(args, opts);
 	const argv = opts.exe ? [...opts.exe, ...args] : cliArgv(opts.mode ?? "source", args);
 	const spawnArgv =
 		opts.umask === undefined
@@ -108,7 +130,8 @@ function spawnRaw(args: readonly string[], opts: SpawnOptions) {
 					"sh",
 					...argv,
 				];
-	const proc = Bun.spawn(spawnArgv, {
+	const inNetns = opts.netns === undefined ? [] : ["ip", "netns", "exec", opts.netns];
+	const proc = Bun.spawn([...inNetns, ...spawnArgv], {
 		cwd: opts.cwd ?? REPO_ROOT,
 		env: buildEnv(opts),
 		stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
@@ -423,6 +446,8 @@ export interface ServeOptions extends SpawnOptions {
 	dir?: string;
 	/** Extra serve arguments (e.g. --no-pair). */
 	args?: string[];
+	/** --host; default 127.0.0.1. */
+	host?: string;
 	/** Time allowed for the `listening` event. Default 15 s. */
 	listenTimeoutMs?: number;
 }
@@ -443,7 +468,16 @@ export interface StartedServe {
 export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 	const dir = opts.dir ?? (await makeTempDir("pairlink-share-"));
 	const serve = new ServeProcess(
-		["serve", dir, "--host", "127.0.0.1", "--port", "0", "--json", ...(opts.args ?? [])],
+		[
+			"serve",
+			dir,
+			"--host",
+			opts.host ?? "127.0.0.1",
+			"--port",
+			"0",
+			"--json",
+			...(opts.args ?? []),
+		],
 		{ timeoutMs: 60_000, ...opts },
 	);
 	const first = await serve.waitFor(() => true, {
@@ -455,7 +489,8 @@ export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 		throw new Error(`serve's first event is not "listening"\n${serve.describe()}`);
 	}
 	const listening = first as ListeningEvent;
-	return { serve, listening, port: listening.port, address: `127.0.0.1:${listening.port}` };
+	const host = opts.host ?? "127.0.0.1";
+	return { serve, listening, port: listening.port, address: `${host}:${listening.port}` };
 }
 
 // ---------------------------------------------------------------------------

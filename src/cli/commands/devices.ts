@@ -8,7 +8,7 @@ import { out, outJson, safe } from "../terminal.ts";
 function printDevice(d: TrustedDevice): void {
 	out(safe(d.name));
 	out(`  fingerprint  ${formatFingerprint(d.fingerprint)}`);
-	out(`  address      ${safe(d.address)}`);
+	out(`  last address ${safe(d.address)}`);
 	out(`  paired at    ${formatLocalTime(d.pairedAt, true)}`);
 	out(`  last seen    ${formatLocalTime(d.lastSeen, true)}`);
 }

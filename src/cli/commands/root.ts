@@ -18,6 +18,7 @@ export const rootCommand = defineCommand({
 		code: () => import("./code.ts").then((m) => m.codeCommand),
 		serve: () => import("./serve.ts").then((m) => m.serveCommand),
 		pair: () => import("./pair.ts").then((m) => m.pairCommand),
+		find: () => import("./find.ts").then((m) => m.findCommand),
 		connect: () => import("./connect.ts").then((m) => m.connectCommand),
 		ls: () => import("./files.ts").then((m) => m.lsCommand),
 		get: () => import("./files.ts").then((m) => m.getCommand),

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { formatAddress, plainAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
+import { type Announcer, startAnnouncer } from "../../discovery/announce.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
@@ -72,6 +73,12 @@ export const serveCommand = defineCommand({
 			default: String(DEFAULT_MAX_CLIENTS),
 			valueHint: "N",
 		},
+		announce: {
+			type: "boolean",
+			default: true,
+			description: "Announce this server on the local network (the default)",
+			negativeDescription: "Do not announce this server on the local network",
+		},
 		...jsonArg,
 	},
 	async run({ args }) {
@@ -117,11 +124,34 @@ export const serveCommand = defineCommand({
 			policy,
 			...(noPair ? {} : { pairing: stateDirPairingGate(stateDir()) }),
 			maxClients,
-			onEvent: log,
+			onEvent: (e) => {
+				// Pairing just closed: the announcement stops showing name and fingerprint.
+				if (e.event === "paired") void announcer?.refresh();
+				log(e);
+			},
 		});
 
+		let announcer: Announcer | undefined;
+		if (args.announce !== false) {
+			announcer = await startAnnouncer({
+				host: server.hostname,
+				port: server.port,
+				name,
+				fingerprint: identity.fingerprint,
+				pairingOpen: async () => {
+					const pending = noPair ? undefined : await loadPendingCode(stateDir());
+					return pending !== undefined && pendingCodeStatus(pending, new Date()) === "pending";
+				},
+				onWarning: (message) => logger.warn(`Local network announcement: ${message}`),
+			});
+		}
+
 		// Before the banner: a signal sent as soon as it is read must find the handlers.
-		const stopped = stopOnSignals(server, log, json);
+		const stopped = stopOnSignals(
+			() => Promise.all([server.stop(), announcer?.stop()]).then(() => {}),
+			log,
+			json,
+		);
 		const addresses = reachableAddresses(server.hostname, server.port);
 		if (json)
 			log({
@@ -142,11 +172,21 @@ export const serveCommand = defineCommand({
 				out(
 					`  pairing code ${code.code}  (works once, expires in ${describeDuration(code.ttlMs)})`,
 				);
-				out(`On the other device: pairlink pair ${addresses[0]}`);
+				out(
+					announcer?.links.length
+						? `On the other device: pairlink pair  (or: pairlink pair ${addresses[0]})`
+						: `On the other device: pairlink pair ${addresses[0]}`,
+				);
 			} else out("  pairing      off (--no-pair)");
 			out("Press Ctrl-C to stop.");
 		}
-		const watch = noPair ? undefined : watchCode(code?.code, log);
+		// A new code opens pairing: the announcement says so at once, not at its next renewal.
+		const watch = noPair
+			? undefined
+			: watchCode(code?.code, (e) => {
+					void announcer?.refresh();
+					log(e);
+				});
 		await stopped;
 		clearInterval(watch);
 	},
@@ -203,7 +243,7 @@ const CODE_POLL_MS = 1000;
  * still logging `stopped`.
  */
 async function stopOnSignals(
-	server: ReturnType<typeof startServer>,
+	stop: () => Promise<void>,
 	log: (e: LogEvent) => void,
 	json: boolean,
 ): Promise<void> {
@@ -223,7 +263,7 @@ async function stopOnSignals(
 			logger.info(
 				`Stopping (${signal}): letting running transfers finish for up to ${DEFAULT_STOP_GRACE_MS / 1000} seconds${signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : ""}.`,
 			);
-		void server.stop().then(finished);
+		void stop().then(finished);
 	};
 	const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 	for (const s of signals) process.on(s, onSignal);
