@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { display, errno, fsError, partName, type SandboxRoot } from "./root.ts";
+import { ON_THREAD_BELOW, readSmallSync } from "./small-io.ts";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
@@ -275,4 +276,12 @@ export async function* readChunks(
 		next.catch(() => undefined);
 		yield chunk;
 	}
+}
+
+/** All `size` bytes of an open file (at most one data frame), in one buffer the caller may keep. */
+export async function readWhole(fh: FileHandle, size: number): Promise<Uint8Array> {
+	if (size < ON_THREAD_BELOW) return readSmallSync(fh, size);
+	let whole: Uint8Array = new Uint8Array(0);
+	for await (const chunk of readChunks(fh, 0, size)) whole = chunk;
+	return whole;
 }

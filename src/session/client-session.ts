@@ -9,7 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { PartFile, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
-import { readPath } from "../fs/small-read.ts";
+import { readPath } from "../fs/small-io.ts";
 import type { Channel } from "../protocol/channel.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";

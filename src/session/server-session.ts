@@ -6,10 +6,9 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import { PartFile as Part, type PartFile, readChunks } from "../fs/part-file.ts";
+import { PartFile as Part, type PartFile, readChunks, readWhole } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
-import { readWhole } from "../fs/small-read.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";

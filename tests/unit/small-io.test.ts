@@ -1,12 +1,13 @@
 /**
- * fs/small-read.ts: a small file read on the calling thread and a larger one
+ * fs/small-io.ts: a small file read on the calling thread and a larger one
  * read through the pool give the same bytes, and a file that shrank under
  * the reader is an interruption, not a short file.
  */
 import { afterAll, expect, test } from "bun:test";
 import { open, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { READ_ON_THREAD_BELOW, readPath, readWhole } from "../../src/fs/small-read.ts";
+import { readWhole } from "../../src/fs/part-file.ts";
+import { ON_THREAD_BELOW, readPath } from "../../src/fs/small-io.ts";
 import { removeTempDirs, tempDir } from "../helpers/devices.ts";
 import { randomBytes, sha256Hex } from "../helpers/files.ts";
 import { makePrng } from "../helpers/prng.ts";
@@ -14,10 +15,10 @@ import { makePrng } from "../helpers/prng.ts";
 afterAll(removeTempDirs);
 const prng = makePrng(0x5a11);
 
-for (const size of [0, 4096, READ_ON_THREAD_BELOW - 1, READ_ON_THREAD_BELOW, 300_000]) {
+for (const size of [0, 4096, ON_THREAD_BELOW - 1, ON_THREAD_BELOW, 300_000]) {
 	test(`a ${size}-byte file reads whole, by descriptor and by path`, async () => {
 		const content = randomBytes(prng, size);
-		const path = join(await tempDir("pairlink-small-read-"), "f.bin");
+		const path = join(await tempDir("pairlink-small-io-"), "f.bin");
 		await writeFile(path, content);
 		const fh = await open(path, "r");
 		try {
@@ -30,7 +31,7 @@ for (const size of [0, 4096, READ_ON_THREAD_BELOW - 1, READ_ON_THREAD_BELOW, 300
 }
 
 test("a small file that shrank after its size was taken is an interruption", async () => {
-	const path = join(await tempDir("pairlink-small-read-"), "f.bin");
+	const path = join(await tempDir("pairlink-small-io-"), "f.bin");
 	await writeFile(path, randomBytes(prng, 4096));
 	const fh = await open(path, "r");
 	try {
