@@ -3,6 +3,7 @@
  * server's certificate before sending anything, exchange HELLO, and pair
  * first when the server is new and a code is at hand.
  */
+import { dirname } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import { type Frame, FrameType } from "../protocol/frame.ts";
@@ -18,6 +19,7 @@ import {
 	type PairingAction,
 } from "../session/pairing.ts";
 import { decidePin } from "../session/pin.ts";
+import { FilePartRecords } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustedDevice, type TrustStore } from "../store/trust-store.ts";
 import { dialTls } from "../transport/dial.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
@@ -230,6 +232,11 @@ class ClientConnection {
 	private startSession(): void {
 		this.socket.markEstablished();
 		const session = new ClientSession(this.socket);
+		// Downloads record their part files next to the trust store, under this server's name.
+		session.partOwner = {
+			records: new FilePartRecords(dirname(this.opts.trust.file)),
+			peer: this.peer.fingerprint,
+		};
 		this.session = session;
 		const recorded = this.opts.trust
 			.touch(this.peer.fingerprint, this.peer.address)

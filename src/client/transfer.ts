@@ -61,6 +61,13 @@ export async function getFiles(
 		opts.recursive,
 	);
 	const plan = new Plan(hooks);
+	// Destinations are held open by descriptor until every file is in.
+	const roots: SandboxRoot[] = [];
+	const localRoot = async (dir: string) => {
+		const root = await openLocal(dir);
+		roots.push(root);
+		return root;
+	};
 	const addFile: AddFile = (from, target, size, place) => {
 		if (!plan.claim(from, target, "here")) return;
 		plan.jobs.push({
@@ -101,15 +108,22 @@ export async function getFiles(
 						"is-directory",
 						`${JSON.stringify(from || "/")} is a directory on the server`,
 					);
-				await planTree(session, plan, from, intoDir ? join(destAbs, name ?? "") : destAbs, {
+				// Into DEST/<name> (or DEST itself): DEST may be a symlink (the user typed it),
+				// nothing below it is ever followed.
+				await planTree(session, plan, from, destAbs, intoDir && name ? [name] : [], {
 					platform,
 					hooks,
 					addFile,
+					localRoot,
 				});
 			} else hooks.onSkip?.(from, "a symbolic link; pairlink does not copy links");
 		});
 	}
-	return runJobs(plan, hooks, started);
+	try {
+		return await runJobs(plan, hooks, started);
+	} finally {
+		await Promise.all(roots.map((r) => r.close()));
+	}
 }
 
 /** A local path as a person would type it here: relative to the working directory when inside it. */
@@ -118,10 +132,14 @@ function forPeople(abs: string): string {
 	return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? abs : rel;
 }
 
-/** `mkdir -p` on this device (nothing is created before every source is planned), then open it. */
-async function localRoot(dir: string): Promise<SandboxRoot> {
+/**
+ * `mkdir -p` of a directory the user named (nothing is created before every
+ * source is planned), then open it as a root below which no symlink is
+ * followed, at any depth.
+ */
+async function openLocal(dir: string): Promise<SandboxRoot> {
 	await mkdir(dir, { recursive: true }).catch((e) => Promise.reject(onThisDevice(e, dir)));
-	return SandboxRoot.open(dir);
+	return SandboxRoot.open(dir, { followLinks: false });
 }
 
 /** Queue one download: `place` creates and opens its local directory when its turn comes. */
@@ -137,9 +155,18 @@ async function planTree(
 	session: ClientSession,
 	plan: Plan,
 	from: string,
-	top: string,
-	ctx: { platform: string; hooks: TransferHooks; addFile: AddFile },
+	dest: string,
+	below: string[],
+	ctx: {
+		platform: string;
+		hooks: TransferHooks;
+		addFile: AddFile;
+		localRoot(dir: string): Promise<SandboxRoot>;
+	},
 ): Promise<void> {
+	const top = join(dest, ...below);
+	/** A path of the tree as the destination root sees it. */
+	const inRoot = (rel: string) => joinWirePath([...below, ...rel.split("/")]);
 	const walk = await session.walk(from);
 	const under = (rel: string) => (from ? `${from}/${rel}` : rel);
 	for (const r of walk.refused) {
@@ -154,13 +181,14 @@ async function planTree(
 	// The tree's directories are created once, when its first file's turn comes.
 	const makeTree = () => {
 		made ??= (async () => {
-			const root = await localRoot(top);
+			const root = await ctx.localRoot(dest);
+			if (below.length > 0) await root.mkdir(joinWirePath(below), true);
 			for (const d of dirs) {
 				if (dirFailures.has(dirname(d.path))) {
 					dirFailures.set(d.path, dirFailures.get(dirname(d.path)) as PairlinkError);
 					continue;
 				}
-				await root.mkdir(d.path, true).catch((e) => {
+				await root.mkdir(inRoot(d.path), true).catch((e) => {
 					const local = join(top, ...d.path.split("/"));
 					const why = `${JSON.stringify(local)} cannot be created on this device: a file stands where a directory must be`;
 					const error =
@@ -191,7 +219,7 @@ async function planTree(
 			const root = await makeTree();
 			const failed = dirFailures.get(dirname(e.path));
 			if (failed) throw failed;
-			return { root, rel: e.path };
+			return { root, rel: inRoot(e.path) };
 		});
 	}
 }

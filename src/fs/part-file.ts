@@ -1,19 +1,38 @@
 /**
- * Receiving a file: bytes go to `.<name>.pairlink-part` beside the target,
+ * Receiving a file: bytes go to a part file beside the target (part-name.ts),
  * are hashed as they arrive, and reach the final name only after size and
- * SHA-256 match the sender's — by an atomic rename (overwrite) or a hard
- * link that fails if the name exists (no overwrite). A part file that
- * survives an interruption is the resume point for the next attempt.
+ * SHA-256 match the sender's — by an atomic rename (overwrite) or a move
+ * that never replaces (fs/place.ts). Everything happens through the
+ * descriptor of the target's directory, opened beneath the root.
+ *
+ * A part file is created exclusively (O_EXCL, 0600) and is only ever
+ * written, adopted for a resume or committed when it is still ours: a
+ * regular file with one link, owned by this user, whose device/inode
+ * matches the record written when it was created, for the same peer device
+ * (store/part-records.ts). Anything else standing at the part name is
+ * removed as a name (never written through) and a fresh one is created.
  */
-import { constants } from "node:fs";
-import { type FileHandle, link, lstat, open, rename, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { constants, type Stats } from "node:fs";
+import { type FileHandle, lstat, open, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
-import { display, errno, fsError, partName, type SandboxRoot } from "./root.ts";
+import { MemoryPartRecords, type PartRecordStore } from "../store/part-records.ts";
+import { type Dir, type Identity, STEP_FLAGS, sameFile } from "./beneath.ts";
+import { partName } from "./part-name.ts";
+import { placeNoReplace, placeReplacing } from "./place.ts";
+import { display, errno, fsError, type SandboxRoot } from "./root.ts";
 import { ON_THREAD_BELOW, readSmallSync } from "./small-io.ts";
 
-const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+/** Who a part file belongs to: the record store, and the peer device whose transfer it holds. */
+export interface PartOwner {
+	records: PartRecordStore;
+	/** The peer's certificate fingerprint. */
+	peer: string;
+}
+
+/** Without a state directory: records last as long as the process. */
+const processRecords = new MemoryPartRecords();
 
 /**
  * Part files being written by this process. Two receivers of one name would
@@ -25,12 +44,22 @@ const claimed = new Set<string>();
 export class PartFile {
 	private offset: number;
 	private closed = false;
+	private recorded: boolean;
 
 	private constructor(
 		private readonly fh: FileHandle,
-		readonly partPath: string,
-		readonly finalPath: string,
+		private readonly root: SandboxRoot,
+		private readonly wirePath: string,
+		/** The target's directory: looked up again at the end, it must still be this one. */
+		private readonly dirId: Identity,
+		private readonly partName: string,
+		private readonly finalName: string,
+		private readonly claim: string,
 		private readonly label: string,
+		private readonly id: Stats,
+		private readonly owner: PartOwner,
+		/** The absolute path of the part file, for its record. */
+		private readonly path: string,
 		/** Bytes already in the part file from an earlier attempt. */
 		readonly resumable: number,
 		/** SHA-256 (hex) of those bytes; undefined when there are none. */
@@ -38,65 +67,102 @@ export class PartFile {
 		private hasher: Bun.CryptoHasher,
 	) {
 		this.offset = resumable;
+		this.recorded = resumable > 0;
 	}
 
 	/**
-	 * Prepare to receive `wirePath` inside `root`. Refuses when the final name
-	 * exists and `overwrite` is false, is a directory, or is a symlink.
+	 * Prepare to receive `wirePath` inside `root` for the peer `owner.peer`.
+	 * Refuses when the final name exists and `overwrite` is false, is a
+	 * directory, or is a symlink.
 	 */
-	static async open(root: SandboxRoot, wirePath: string, overwrite: boolean): Promise<PartFile> {
-		const { abs, parts } = await root.locate(wirePath);
+	static async open(
+		root: SandboxRoot,
+		wirePath: string,
+		overwrite: boolean,
+		who: Partial<PartOwner> = {},
+	): Promise<PartFile> {
+		const owner = { records: who.records ?? processRecords, peer: who.peer ?? "" };
+		const { dir, name, parts } = await root.parentOf(wirePath);
 		const label = display(parts);
-		if (parts.length === 0)
-			throw new PairlinkError("refused", "cannot write over the shared directory itself");
-		await checkTarget(abs, label, overwrite);
-		const partPath = join(dirname(abs), partName(parts.at(-1) as string));
-		if (claimed.has(partPath)) {
-			throw new PairlinkError("busy", `${label} is being received by another transfer right now`);
-		}
-		claimed.add(partPath);
+		const part = partName(name);
+		const claim = `${dir.id.dev}:${dir.id.ino}/${part}`;
 		try {
-			return await PartFile.openClaimed(abs, partPath, label, overwrite);
+			await checkTarget(root, dir, name, label, overwrite);
+			if (claimed.has(claim))
+				throw new PairlinkError("busy", `${label} is being received by another transfer right now`);
+			claimed.add(claim);
 		} catch (e) {
-			claimed.delete(partPath);
+			await dir.close();
 			throw e;
 		}
-	}
-
-	private static async openClaimed(
-		abs: string,
-		partPath: string,
-		label: string,
-		overwrite: boolean,
-	): Promise<PartFile> {
-		await checkTarget(abs, label, overwrite);
-		let fh: FileHandle;
 		try {
-			// O_NONBLOCK: a FIFO planted under the part file's name must not hang us; it is refused below.
-			fh = await open(
-				partPath,
-				constants.O_RDWR | constants.O_CREAT | constants.O_NONBLOCK | O_NOFOLLOW,
-				0o644,
-			);
+			const path = join(root.dir, ...dir.stack, part);
+			const { fh, id, size } = await openPart(dir, part, label, owner);
+			try {
+				// Hash what an earlier attempt left, so the sender can check it against its own prefix.
+				const hasher = new Bun.CryptoHasher("sha256");
+				if (size > 0) await hashRange(fh, 0, size, (chunk) => hasher.update(chunk));
+				const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
+				return new PartFile(
+					fh,
+					root,
+					wirePath,
+					{ dev: dir.id.dev, ino: dir.id.ino },
+					part,
+					name,
+					claim,
+					label,
+					id,
+					owner,
+					path,
+					size,
+					prefix,
+					hasher,
+				);
+			} catch (e) {
+				await fh.close();
+				throw e;
+			}
 		} catch (e) {
-			if (errno(e) === "EISDIR") throw notRegular(label);
+			claimed.delete(claim);
 			throw fsError(e, label);
+		} finally {
+			// A descriptor per transfer is its part file's; the directory is looked up again at the end.
+			await dir.close();
 		}
-		const info = await fh.stat();
-		if (!info.isFile()) {
-			await fh.close();
-			throw notRegular(label);
-		}
-		const size = info.size;
-		// Hash what an earlier attempt left, so the sender can check it against its own prefix.
-		const hasher = new Bun.CryptoHasher("sha256");
-		if (size > 0) await hashRange(fh, 0, size, (chunk) => hasher.update(chunk));
-		const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
-		return new PartFile(fh, partPath, abs, label, size, prefix, hasher);
 	}
 
-	/** Continue after the kept prefix (`resumable`), or start over from 0. */
-	async startAt(offset: number): Promise<void> {
+	/** Run `use` on the target's directory, looked up again beneath the root: it must be the same one. */
+	private async inDir<T>(use: (dir: Dir) => Promise<T>): Promise<T> {
+		const { dir } = await this.root.parentOf(this.wirePath);
+		try {
+			if (!sameFile(dir.id, this.dirId))
+				throw new PairlinkError(
+					"refused",
+					`${this.label}: its directory was replaced during the transfer; nothing was written`,
+				);
+			return await use(dir);
+		} finally {
+			await dir.close();
+		}
+	}
+
+	/**
+	 * Continue after the kept prefix (`resumable`), or start over from 0.
+	 * `size` is the whole file's: one that takes more than one chunk is
+	 * recorded first, so a crash mid-way leaves a part file we may resume.
+	 */
+	async startAt(offset: number, size: number): Promise<void> {
+		if (!this.recorded && size > MAX_DATA_PAYLOAD) {
+			this.recorded = true;
+			await this.owner.records.put({
+				peer: this.owner.peer,
+				path: this.path,
+				dev: this.id.dev,
+				ino: this.id.ino,
+				createdAt: Date.now(),
+			});
+		}
 		if (offset === this.resumable) return;
 		if (offset !== 0) throw new PairlinkError("protocol", `cannot resume at ${offset}`);
 		await this.fh.truncate(0);
@@ -147,22 +213,26 @@ export class PartFile {
 			);
 		}
 		try {
+			// Private while unverified; now the mode any new file of this user gets.
+			if (uid !== undefined) await this.fh.chmod(FINAL_MODE);
 			await this.fh.sync();
 			await this.close();
-			if (overwrite) {
-				await checkTarget(this.finalPath, this.label, true);
-				await rename(this.partPath, this.finalPath);
-			} else {
-				// link() fails if the name exists: no window in which a file that
-				// appeared meanwhile could be replaced.
-				await link(this.partPath, this.finalPath);
-				await unlink(this.partPath);
-			}
+			await this.inDir(async (dir) => {
+				await this.stillOurs(dir);
+				const from = dir.at(this.partName);
+				const to = dir.at(this.finalName);
+				if (overwrite) {
+					await checkTarget(this.root, dir, this.finalName, this.label, true);
+					await placeReplacing(from, to);
+				} else if (!(await placeNoReplace(from, to))) {
+					throw new PairlinkError("exists", `${this.label} already exists`);
+				}
+			});
+			await this.forget();
 		} catch (e) {
 			throw fsError(e, this.label);
 		} finally {
-			// Only now: until the part file is renamed away, nobody else may open it.
-			claimed.delete(this.partPath);
+			await this.release();
 		}
 		return actual;
 	}
@@ -170,13 +240,41 @@ export class PartFile {
 	/** Close and keep the part file: the next attempt resumes from it. */
 	async keep(): Promise<void> {
 		await this.close();
-		claimed.delete(this.partPath);
+		await this.release();
 	}
 
 	async discard(): Promise<void> {
 		await this.close();
-		await unlink(this.partPath).catch(() => undefined);
-		claimed.delete(this.partPath);
+		// Only our own file goes: the name may have been replaced meanwhile.
+		await this.inDir(async (dir) => {
+			const now = await lstat(dir.at(this.partName));
+			if (sameFile(now, this.id)) await unlink(dir.at(this.partName));
+		}).catch(() => undefined);
+		await this.forget();
+		await this.release();
+	}
+
+	/**
+	 * Right before the commit: still one link (nobody holds another name for
+	 * our bytes), and the part name still leads to our file.
+	 */
+	private async stillOurs(dir: Dir): Promise<void> {
+		// One lstat answers both: the inode at the name, and how many names it has.
+		const named = await lstat(dir.at(this.partName)).catch(() => undefined);
+		if (!named || !sameFile(named, this.id) || named.nlink !== 1)
+			throw new PairlinkError(
+				"refused",
+				`${this.label}: the unfinished transfer was tampered with; nothing was written`,
+			);
+	}
+
+	private async forget(): Promise<void> {
+		if (this.recorded) await this.owner.records.remove(this.id.dev, this.id.ino);
+	}
+
+	/** Until now nobody else in this process may open the part file. */
+	private async release(): Promise<void> {
+		claimed.delete(this.claim);
 	}
 
 	private async close(): Promise<void> {
@@ -207,11 +305,19 @@ const notRegular = (label: string) =>
 		`${label} has an unfinished transfer that is not a regular file`,
 	);
 
-async function checkTarget(abs: string, label: string, overwrite: boolean): Promise<void> {
-	const s = await lstat(abs).catch((e) =>
+async function checkTarget(
+	root: SandboxRoot,
+	dir: Dir,
+	name: string,
+	label: string,
+	overwrite: boolean,
+) {
+	const s = await lstat(dir.at(name)).catch((e) =>
 		errno(e) === "ENOENT" ? undefined : Promise.reject(fsError(e, label)),
 	);
 	if (!s) return;
+	// Not even "it is a directory": what the root hides does not exist for a peer.
+	if (root.isHidden(s)) throw new PairlinkError("not-found", `${label} does not exist`);
 	if (s.isSymbolicLink())
 		throw new PairlinkError(
 			"invalid-path",
@@ -219,6 +325,68 @@ async function checkTarget(abs: string, label: string, overwrite: boolean): Prom
 		);
 	if (s.isDirectory()) throw new PairlinkError("is-directory", `${label} is a directory`);
 	if (!overwrite) throw new PairlinkError("exists", `${label} already exists`);
+}
+
+const CREATE = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | STEP_FLAGS;
+
+/**
+ * Our part file for this transfer: the recorded one if it is still ours and
+ * was started by the same peer, else a fresh one created exclusively.
+ */
+async function openPart(
+	dir: Dir,
+	name: string,
+	label: string,
+	owner: PartOwner,
+): Promise<{ fh: FileHandle; id: Stats; size: number }> {
+	const at = dir.at(name);
+	for (let attempt = 0; attempt < 2; attempt++) {
+		try {
+			const fh = await open(at, CREATE, 0o600);
+			const id = await fh.stat();
+			if (ours(id)) return { fh, id, size: 0 };
+			await fh.close();
+			throw notRegular(label);
+		} catch (e) {
+			if (errno(e) !== "EEXIST" || attempt > 0) throw e;
+			const kept = await adoptable(at, owner);
+			if (kept) return kept;
+			// Not ours to adopt (planted, another device's, or unrecorded): remove the name only.
+			const there = await lstat(at);
+			if (there.isDirectory()) throw notRegular(label);
+			await owner.records.remove(there.dev, there.ino);
+			await unlink(at);
+		}
+	}
+	throw new PairlinkError("busy", `${label} is being received by another transfer right now`);
+}
+
+/** The existing part file at `at`, if its record says this peer started it and it is still ours. */
+async function adoptable(
+	at: string,
+	owner: PartOwner,
+): Promise<{ fh: FileHandle; id: Stats; size: number } | undefined> {
+	const there = await lstat(at).catch(() => undefined);
+	if (!there || !ours(there)) return undefined;
+	const record = await owner.records.get(there.dev, there.ino);
+	if (record?.peer !== owner.peer) return undefined;
+	const fh = await open(at, constants.O_RDWR | STEP_FLAGS).catch(() => undefined);
+	if (!fh) return undefined;
+	const id = await fh.stat();
+	if (ours(id) && sameFile(id, there)) return { fh, id, size: id.size };
+	await fh.close();
+	return undefined;
+}
+
+const uid = process.getuid?.();
+/** 0666 less the umask, as for any file this user creates (read once: umask() is process-wide). */
+const FINAL_MODE = 0o666 & ~process.umask();
+
+/** A regular file with one link, created by this user, readable by nobody else. */
+function ours(s: Stats): boolean {
+	return (
+		s.isFile() && s.nlink === 1 && (uid === undefined || (s.uid === uid && (s.mode & 0o077) === 0))
+	);
 }
 
 /** Feed bytes [start, end) of a file to `use`, one chunk of at most 1 MiB at a time. */

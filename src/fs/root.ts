@@ -1,15 +1,31 @@
 /**
  * A directory that remote names are confined to. Every path is parsed by
- * safe-path first; then the real path of its parent must still lie inside
- * the root (a symlinked directory cannot lead out), and a final component
- * that is a symlink is followed only when its target stays inside too.
- * Writes never go through a symlink.
+ * safe-path first; then every operation looks it up beneath the root's
+ * descriptor one component at a time (fs/beneath.ts), so containment holds
+ * for the object actually opened, not for a name checked earlier. Symlinks
+ * met on the way are followed only when the root allows it (a server's
+ * share: only while they stay inside); a client's destination follows none.
+ * Writes never go through a final symlink, and the hidden objects (the
+ * state directory) cannot be reached at all.
  */
-import { constants, type Stats } from "node:fs";
-import { lstat, mkdir, open, readdir, realpath, rm, stat } from "node:fs/promises";
-import { isAbsolute, join, relative } from "node:path";
+import { constants, realpathSync, type Stats, statSync } from "node:fs";
+import { lstat, mkdir, readdir, rmdir, stat, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 import { PairlinkError } from "../errors.ts";
-import { PART_SUFFIX, parseWirePath, wireNameProblem } from "./safe-path.ts";
+import {
+	Dir,
+	type Identity,
+	type LookupOptions,
+	type Opened,
+	Outside,
+	openBeneath,
+	openDir,
+	openRootSync,
+	sameFile,
+	sysError,
+} from "./beneath.ts";
+import { isPartName } from "./part-name.ts";
+import { joinWirePath, parseWirePath, wireNameProblem } from "./safe-path.ts";
 
 export type EntryType = "file" | "dir" | "symlink";
 
@@ -27,8 +43,6 @@ export interface WalkEntry extends Entry {
 	/** Set when the name breaks the wire rules: why it cannot be sent (`path` is then for people only). */
 	refused?: string;
 }
-
-const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 export function errno(e: unknown): string | undefined {
 	return typeof e === "object" && e !== null && "code" in e
@@ -78,107 +92,161 @@ export function entryFromStats(name: string, s: Stats): Entry {
 	};
 }
 
-export function partName(name: string): string {
-	return `.${name}${PART_SUFFIX}`;
+export interface RootOptions {
+	/**
+	 * Follow symlinks inside the root (a server's share, SPEC "Files").
+	 * false: never follow one at any depth (a client's destination).
+	 */
+	followLinks?: boolean;
+	/** Directories no peer may reach through this root, whatever their name (the state directory). */
+	hide?: readonly string[];
 }
 
-/** How long a directory's real path is reused: long enough for a burst of small files. */
-const REALPATH_TTL_MS = 1000;
-
 export class SandboxRoot {
-	/**
-	 * Real paths of directories looked up recently. A tree of 10,000 files in
-	 * 100 directories would otherwise resolve the same parent 100 times, and
-	 * realpath is a syscall per path component. Anything that removes or
-	 * renames directories here clears it.
-	 */
-	private readonly realDirs = new Map<string, { real: string; at: number }>();
+	private readonly lookup: LookupOptions;
 
-	private constructor(readonly dir: string) {}
-
-	private async realDir(path: string): Promise<string> {
-		const now = performance.now();
-		const hit = this.realDirs.get(path);
-		if (hit && now - hit.at < REALPATH_TTL_MS) return hit.real;
-		const real = await realpath(path);
-		if (this.realDirs.size > 4096) this.realDirs.clear();
-		this.realDirs.set(path, { real, at: now });
-		return real;
+	private constructor(
+		/** The real path of the root, for messages and absolute symlink targets. */
+		readonly dir: string,
+		private readonly fd: Dir,
+		private readonly hidden: readonly Identity[],
+		follow: boolean,
+	) {
+		this.lookup = {
+			follow,
+			hidden: hidden.length > 0 ? (id) => hidden.some((h) => sameFile(h, id)) : undefined,
+		};
 	}
 
-	/** `dir` must exist; its real path becomes the boundary. */
-	static async open(dir: string): Promise<SandboxRoot> {
+	/** `dir` must exist; the directory it names now is the boundary, held open by descriptor. */
+	static async open(dir: string, options: RootOptions = {}): Promise<SandboxRoot> {
 		let real: string;
+		let root: Dir;
 		try {
-			real = await realpath(dir);
+			real = realpathSync(dir);
+			root = openRootSync(real);
 		} catch (e) {
+			if (errno(e) === "ENOTDIR") throw new PairlinkError("usage", `${dir} is not a directory`);
 			throw fsError(e, dir);
 		}
-		const s = await stat(real);
-		if (!s.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
-		return new SandboxRoot(real);
-	}
-
-	/** For a directory whose real path is already known (tests, callers that resolved it). */
-	static fromRealPath(realDir: string): SandboxRoot {
-		return new SandboxRoot(realDir);
-	}
-
-	contains(abs: string): boolean {
-		const rel = relative(this.dir, abs);
-		return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+		const hidden: Identity[] = [];
+		for (const h of options.hide ?? []) {
+			const s = statSync(h, { throwIfNoEntry: false });
+			if (s) hidden.push({ dev: s.dev, ino: s.ino });
+		}
+		return new SandboxRoot(real, root, hidden, options.followLinks ?? true);
 	}
 
 	/**
-	 * The absolute path for a wire path, with its parent's real path checked
-	 * to lie inside the root. The final component itself is not resolved.
+	 * The share of `serve`: `dir` must not lie inside `stateDir` (it holds the
+	 * private key), and `stateDir` is hidden from every lookup through it —
+	 * by device and inode, so no name, symlink or bind mount leads there.
 	 */
-	async locate(wirePath: string): Promise<{ abs: string; parts: string[] }> {
-		const parts = parseWirePath(wirePath);
-		if (parts.length === 0) return { abs: this.dir, parts };
-		const parentParts = parts.slice(0, -1);
-		let parentReal: string;
-		try {
-			parentReal = await this.realDir(join(this.dir, ...parentParts));
-		} catch (e) {
-			throw fsError(e, display(parentParts));
+	static async openShare(dir: string, stateDir: string): Promise<SandboxRoot> {
+		const secret = statSync(stateDir, { throwIfNoEntry: false });
+		if (secret) {
+			let real: string;
+			try {
+				real = realpathSync(dir);
+			} catch (e) {
+				throw fsError(e, dir);
+			}
+			for (let p = real; ; p = dirname(p)) {
+				const s = statSync(p, { throwIfNoEntry: false });
+				if (s && sameFile(s, secret))
+					throw new PairlinkError(
+						"usage",
+						`${dir} is inside pairlink's state directory ${stateDir}, which holds this device's private key; share another directory`,
+					);
+				if (dirname(p) === p) break;
+			}
 		}
-		if (!this.contains(parentReal)) {
-			throw new PairlinkError(
-				"invalid-path",
-				`${display(parentParts)} leads outside the shared directory`,
-			);
-		}
-		return { abs: join(parentReal, parts.at(-1) as string), parts };
+		return SandboxRoot.open(dir, { hide: [stateDir] });
 	}
 
-	/** Like locate, but a final symlink is followed if (and only if) its target stays inside. */
-	async resolveExisting(wirePath: string): Promise<{ abs: string; stats: Stats; parts: string[] }> {
-		const { abs, parts } = await this.locate(wirePath);
-		let real: string;
-		try {
-			// The parent's real path is known: only a final symlink needs resolving.
-			const own = await lstat(abs);
-			if (!own.isSymbolicLink()) return { abs, stats: own, parts };
-			real = await realpath(abs);
-		} catch (e) {
-			throw fsError(e, display(parts));
-		}
-		if (!this.contains(real))
-			throw new PairlinkError(
+	/** For a directory whose real path is already known (tests). */
+	static fromRealPath(realDir: string): SandboxRoot {
+		return new SandboxRoot(realDir, openRootSync(realDir), [], true);
+	}
+
+	/** Release the root's descriptor (a root lives as long as its server or transfer). */
+	async close(): Promise<void> {
+		await this.fd.dispose();
+	}
+
+	/** Whether `id` is one of the objects this root hides. */
+	isHidden(id: Identity): boolean {
+		return this.lookup.hidden?.(id) ?? false;
+	}
+
+	private parse(wirePath: string): string[] {
+		const parts = parseWirePath(wirePath);
+		// Unfinished transfers are never addressed, in any letter case (case-insensitive file systems).
+		if (parts.some(isPartName))
+			throw new PairlinkError("invalid-path", `${display(parts)} names an unfinished transfer`);
+		return parts;
+	}
+
+	/** Map a lookup failure to what the peer is told. */
+	private fail(e: unknown, parts: readonly string[]): PairlinkError {
+		if (e instanceof Outside)
+			return new PairlinkError(
 				"invalid-path",
 				`${display(parts)} leads outside the shared directory`,
 			);
-		return { abs: real, stats: await stat(real), parts };
+		return fsError(e, display(parts));
 	}
 
-	async stat(wirePath: string): Promise<Entry> {
-		const { abs, parts } = await this.locate(wirePath);
+	/**
+	 * The directory that holds the last component of `wirePath`, opened
+	 * beneath the root; the last component itself is not looked up. The
+	 * caller closes `dir`.
+	 */
+	async parentOf(wirePath: string): Promise<{ dir: Dir; name: string; parts: string[] }> {
+		const parts = this.parse(wirePath);
+		const name = parts.at(-1);
+		if (name === undefined)
+			throw new PairlinkError("refused", "the shared directory itself cannot be used here");
 		try {
-			return entryFromStats(parts.at(-1) ?? "", await lstat(abs));
+			return { dir: await openDir(this.fd, parts.slice(0, -1), this.lookup), name, parts };
 		} catch (e) {
-			throw fsError(e, display(parts));
+			throw this.fail(e, parts);
 		}
+	}
+
+	/**
+	 * Open what `wirePath` names, following a final symlink if this root
+	 * follows links (and only while it stays inside). Never blocks: a FIFO
+	 * or device is opened O_NONBLOCK and comes back for the caller to refuse.
+	 */
+	async openExisting(wirePath: string): Promise<Opened & { parts: string[] }> {
+		const parts = this.parse(wirePath);
+		try {
+			return { ...(await openBeneath(this.fd, parts, constants.O_RDONLY, this.lookup)), parts };
+		} catch (e) {
+			throw this.fail(e, parts);
+		}
+	}
+
+	/** The entry itself (a symlink is reported as one, not followed). */
+	async stat(wirePath: string): Promise<Entry> {
+		const parts = this.parse(wirePath);
+		if (parts.length === 0) return entryFromStats("", await stat(this.fd.self()));
+		const { dir, name } = await this.parentOf(wirePath);
+		try {
+			return entryFromStats(name, await this.lstatIn(dir, name));
+		} catch (e) {
+			throw this.fail(e, parts);
+		} finally {
+			await dir.close();
+		}
+	}
+
+	/** lstat of `name` in `dir`; a hidden object does not exist. */
+	private async lstatIn(dir: Dir, name: string): Promise<Stats> {
+		const s = await lstat(dir.at(name));
+		if (this.isHidden(s)) throw sysError("ENOENT", `${name} does not exist`);
+		return s;
 	}
 
 	/**
@@ -188,125 +256,183 @@ export class SandboxRoot {
 	 * fetched.
 	 */
 	async list(wirePath: string): Promise<Entry[]> {
-		const { abs, stats, parts } = await this.resolveExisting(wirePath);
-		if (!stats.isDirectory())
-			return [entryFromStats(parts.at(-1) ?? "", await lstat((await this.locate(wirePath)).abs))];
+		const parts = this.parse(wirePath);
+		const dir = await this.dirOrEntry(parts);
+		if (!(dir instanceof Dir)) return [dir];
+		try {
+			return (await this.read(dir, parts)).entries.filter((e) => e.name.isWellFormed());
+		} finally {
+			await dir.close();
+		}
+	}
+
+	/** The directory `parts` names, opened; or, when it is not one, its own entry. */
+	private async dirOrEntry(parts: string[]): Promise<Dir | Entry> {
+		try {
+			return await openDir(this.fd, parts, this.lookup);
+		} catch (e) {
+			if (errno(e) !== "ENOTDIR" || parts.length === 0) throw this.fail(e, parts);
+		}
+		// A file (or a link to one, followed like a get would): the entry of what was opened.
+		const { fh, stats } = await this.openExisting(joinWirePath(parts));
+		await fh.close();
+		return entryFromStats(parts.at(-1) as string, stats);
+	}
+
+	/**
+	 * The entries of `dir`, sorted, without part files or hidden objects;
+	 * names that cannot be looked up again (not UTF-8, or vanished) apart.
+	 */
+	private async read(
+		dir: Dir,
+		parts: readonly string[],
+	): Promise<{ entries: Entry[]; unreadable: string[] }> {
 		let names: string[];
 		try {
-			names = await readdir(abs);
+			names = await readdir(dir.self());
 		} catch (e) {
-			throw fsError(e, display(parts));
+			throw this.fail(e, parts);
 		}
 		const entries: Entry[] = [];
+		const unreadable: string[] = [];
 		for (const name of names.sort()) {
-			if (name.endsWith(PART_SUFFIX) || !name.isWellFormed()) continue;
-			try {
-				entries.push(entryFromStats(name, await lstat(join(abs, name))));
-			} catch {
-				// Vanished between readdir and lstat: not an error for a listing.
-			}
+			if (isPartName(name)) continue;
+			const s = await lstat(dir.at(name)).catch(() => undefined);
+			if (!s) unreadable.push(name);
+			else if (!this.isHidden(s)) entries.push(entryFromStats(name, s));
 		}
-		return entries;
+		return { entries, unreadable };
 	}
 
 	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
 	async *walk(wirePath: string): AsyncGenerator<WalkEntry> {
-		const { abs, stats, parts } = await this.resolveExisting(wirePath);
-		if (!stats.isDirectory()) {
-			yield { ...entryFromStats(parts.at(-1) ?? "", stats), path: parts.at(-1) ?? "" };
+		const parts = this.parse(wirePath);
+		const top = await this.dirOrEntry(parts);
+		if (!(top instanceof Dir)) {
+			yield { ...top, path: top.name };
 			return;
 		}
-		const stack: { abs: string; rel: string }[] = [{ abs, rel: "" }];
-		while (stack.length > 0) {
-			const dir = stack.pop() as { abs: string; rel: string };
-			let names: string[];
-			try {
-				names = (await readdir(dir.abs)).sort();
-			} catch (e) {
-				throw fsError(e, dir.rel || display(parts));
-			}
-			const subdirs: { abs: string; rel: string }[] = [];
-			for (const name of names) {
-				if (name.endsWith(PART_SUFFIX)) continue; // unfinished transfers are not files to send
-				const childAbs = join(dir.abs, name);
-				const rel = dir.rel ? `${dir.rel}/${name}` : name;
-				let s: Stats;
+		try {
+			const stack: string[][] = [[]];
+			while (stack.length > 0) {
+				const rel = stack.pop() as string[];
+				// Subdirectories are opened beneath the walked directory, never followed through a symlink.
+				const dir: Dir = await openDir(top, rel, { ...this.lookup, follow: false }).catch((e) =>
+					Promise.reject(this.fail(e, [...parts, ...rel])),
+				);
+				const subdirs: string[][] = [];
 				try {
-					s = await lstat(childAbs);
-				} catch {
+					const { entries, unreadable } = await this.read(dir, [...parts, ...rel]);
+					const at = (name: string) => [...rel, name].join("/");
 					// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
-					if (name.includes("\uFFFD"))
-						yield { name, type: "file", size: 0, mtime: 0, path: rel, refused: "not valid UTF-8" };
-					continue; // otherwise it vanished since readdir
+					for (const name of unreadable.filter((n) => n.includes("\uFFFD")))
+						yield {
+							name,
+							type: "file",
+							size: 0,
+							mtime: 0,
+							path: at(name),
+							refused: "not valid UTF-8",
+						};
+					for (const e of entries) {
+						// Reported, not skipped: the peer accounts for every file (its subtree included).
+						const refused = wireNameProblem(e.name);
+						yield refused ? { ...e, path: at(e.name), refused } : { ...e, path: at(e.name) };
+						if (!refused && e.type === "dir") subdirs.push([...rel, e.name]);
+					}
+				} finally {
+					if (dir !== top) await dir.close();
 				}
-				// Reported, not skipped: the peer accounts for every file (its subtree included).
-				const refused = wireNameProblem(name);
-				if (refused) {
-					yield { ...entryFromStats(name, s), path: rel, refused };
-					continue;
-				}
-				yield { ...entryFromStats(name, s), path: rel };
-				if (s.isDirectory()) subdirs.push({ abs: childAbs, rel });
+				stack.push(...subdirs.reverse());
 			}
-			stack.push(...subdirs.reverse());
+		} finally {
+			await top.close();
 		}
 	}
 
-	/** Open a regular file for reading without following a symlink that leads out. */
+	/** Open a regular file for reading; reading goes on through this descriptor only. */
 	async openRead(wirePath: string) {
-		const { abs, stats, parts } = await this.resolveExisting(wirePath);
+		const { fh, stats, parts } = await this.openExisting(wirePath);
 		if (!stats.isFile()) {
+			await fh.close();
 			if (stats.isDirectory())
 				throw new PairlinkError("is-directory", `${display(parts)} is a directory`);
 			throw new PairlinkError("refused", `${display(parts)} is not a regular file`);
 		}
-		try {
-			const fh = await open(abs, constants.O_RDONLY | O_NOFOLLOW);
-			const s = await fh.stat();
-			return { fh, size: s.size, mtime: Math.round(s.mtimeMs), abs };
-		} catch (e) {
-			throw fsError(e, display(parts));
-		}
+		return { fh, size: stats.size, mtime: Math.round(stats.mtimeMs) };
 	}
 
 	async mkdir(wirePath: string, parents: boolean): Promise<void> {
-		const { abs, parts } = await this.locate(wirePath);
-		if (parts.length === 0)
+		if (this.parse(wirePath).length === 0)
 			throw new PairlinkError("exists", "the shared directory already exists");
+		const { dir, name, parts } = await this.parentOf(wirePath);
 		try {
-			await mkdir(abs, { recursive: false });
+			await mkdir(dir.at(name));
 		} catch (e) {
-			if (parents && errno(e) === "EEXIST") {
-				const s = await lstat(abs);
-				if (s.isDirectory()) return;
+			if (errno(e) === "EEXIST") {
+				// lstatIn: what the root hides does not exist, not even as "already exists".
+				const s = await this.lstatIn(dir, name).catch((why) =>
+					Promise.reject(this.fail(why, parts)),
+				);
+				if (parents && s.isDirectory()) return;
+				if (parents && s.isSymbolicLink()) throw symlinkRefusal(parts);
 			}
-			throw fsError(e, display(parts));
+			throw this.fail(e, parts);
+		} finally {
+			await dir.close();
 		}
 	}
 
 	async remove(wirePath: string, recursive: boolean): Promise<void> {
-		const { abs, parts } = await this.locate(wirePath);
-		if (parts.length === 0)
+		if (this.parse(wirePath).length === 0)
 			throw new PairlinkError("permission", "the shared directory itself cannot be removed");
-		let s: Stats;
+		const { dir, name, parts } = await this.parentOf(wirePath);
 		try {
-			s = await lstat(abs);
+			// lstat: a symlink is removed as a link, never followed.
+			const s = await this.lstatIn(dir, name);
+			if (!s.isDirectory()) return await unlink(dir.at(name));
+			const sub = await openDir(dir, [name], { ...this.lookup, follow: false });
+			try {
+				if (!recursive && (await readdir(sub.self())).length > 0)
+					throw new PairlinkError(
+						"not-empty",
+						`${display(parts)} is a directory that is not empty`,
+					);
+				if (recursive) await this.emptyDir(sub);
+			} finally {
+				await sub.close();
+			}
+			await rmdir(dir.at(name));
 		} catch (e) {
-			throw fsError(e, display(parts));
-		}
-		if (s.isDirectory() && !recursive) {
-			const names = await readdir(abs);
-			if (names.length > 0)
-				throw new PairlinkError("not-empty", `${display(parts)} is a directory that is not empty`);
-		}
-		this.realDirs.clear();
-		try {
-			// lstat above: a symlink is removed as a link, never followed.
-			await rm(abs, { recursive: s.isDirectory(), force: false });
-		} catch (e) {
-			throw fsError(e, display(parts));
+			throw this.fail(e, parts);
+		} finally {
+			await dir.close();
 		}
 	}
+
+	/** Remove everything inside `dir`, each entry through its parent's descriptor (no name is followed). */
+	private async emptyDir(dir: Dir): Promise<void> {
+		for (const name of await readdir(dir.self())) {
+			const s = await lstat(dir.at(name));
+			if (this.isHidden(s)) throw sysError("EPERM", `${name} cannot be removed`);
+			if (s.isDirectory()) {
+				const sub = await openDir(dir, [name], { ...this.lookup, follow: false });
+				try {
+					await this.emptyDir(sub);
+				} finally {
+					await sub.close();
+				}
+				await rmdir(dir.at(name));
+			} else await unlink(dir.at(name));
+		}
+	}
+}
+
+function symlinkRefusal(parts: readonly string[]): PairlinkError {
+	return new PairlinkError(
+		"invalid-path",
+		`${display(parts)} is a symbolic link; pairlink never writes through one`,
+	);
 }
 
 export function display(parts: readonly string[]): string {

@@ -21,6 +21,7 @@ import {
 import { HalfOpenLedger, keepReading, sourceKey } from "../session/peer-limits.ts";
 import type { ServePolicy } from "../session/policy.ts";
 import { type OperationEvent, ServerSession } from "../session/server-session.ts";
+import type { PartRecordStore } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
@@ -67,6 +68,8 @@ export interface ServerOptions {
 	trust: TrustStore;
 	/** The shared directory every remote path is confined to. */
 	root: SandboxRoot;
+	/** Where part files are recorded (the state directory); default: for this process only. */
+	partRecords?: PartRecordStore;
 	policy: ServePolicy;
 	/** Absent: pairing is off (`--no-pair`). */
 	pairing?: PairingGate;
@@ -476,6 +479,7 @@ class ServerConnection {
 		this.socket.markEstablished();
 		this.session = new ServerSession(this.socket, {
 			root: this.opts.root,
+			partRecords: this.opts.partRecords,
 			policy: this.opts.policy,
 			platform: this.opts.platform,
 			peer,

@@ -6,7 +6,7 @@
  */
 import { open } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import { PartFile, readChunks } from "../fs/part-file.ts";
+import { PartFile, type PartOwner, readChunks } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
 import { readPath } from "../fs/small-io.ts";
@@ -78,6 +78,8 @@ export class ClientSession {
 	private nextId = 1;
 	private buffered = 0;
 	private paused = false;
+	/** Whose part files downloads create: the server's fingerprint and where they are recorded. */
+	partOwner: Partial<PartOwner> = {};
 
 	constructor(
 		private readonly channel: Channel,
@@ -189,7 +191,7 @@ export class ClientSession {
 		opts: TransferOptions,
 	): Promise<TransferResult> {
 		parseWirePath(remotePath);
-		const part = await PartFile.open(local, dest, opts.overwrite);
+		const part = await PartFile.open(local, dest, opts.overwrite, this.partOwner);
 		let size = 0;
 		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
@@ -251,7 +253,7 @@ export class ClientSession {
 						incoming = start;
 						resumedFrom = start;
 						wholeSha = m.sha256;
-						chain = chain.then(() => part.startAt(start)).catch(fail);
+						chain = chain.then(() => part.startAt(start, m.size)).catch(fail);
 						opts.onProgress?.(start, size);
 						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
 						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);

@@ -13,6 +13,7 @@ import type { Channel, PeerInfo } from "../protocol/channel.ts";
 import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, PEER_LIMITS } from "../protocol/limits.ts";
 import { MAX_ENTRIES_PER_MESSAGE, type Message, type MessageOf } from "../protocol/messages.ts";
 import { type WireErrorCode, wireCodeFor } from "../protocol/wire-errors.ts";
+import type { PartRecordStore } from "../store/part-records.ts";
 import { type ConnectionLoad, checkUnacked, uploadAllowed } from "./peer-limits.ts";
 import { allowed, overwriteRefusal, type ServePolicy } from "./policy.ts";
 
@@ -35,6 +36,8 @@ export interface ServerSessionDeps {
 	root: SandboxRoot;
 	policy: ServePolicy;
 	peer: PeerInfo;
+	/** Where part files are recorded (the state directory); default: for this process only. */
+	partRecords?: PartRecordStore;
 	onTransfer?(event: TransferEvent): void;
 	/** mkdir and rm done, and every refused request (transfers done are onTransfer's). */
 	onOperation?(event: OperationEvent): void;
@@ -430,7 +433,10 @@ export class ServerSession {
 			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
 			checkReceivable(m.path, this.platform);
 			try {
-				upload.part = await Part.open(this.deps.root, m.path, overwrite);
+				upload.part = await Part.open(this.deps.root, m.path, overwrite, {
+					records: this.deps.partRecords,
+					peer: this.deps.peer.fingerprint,
+				});
 			} catch (e) {
 				if (e instanceof PairlinkError && e.code === "exists") {
 					throw new Refusal(overwriteRefusal(this.deps.policy, m.overwrite), e.message);
@@ -439,7 +445,7 @@ export class ServerSession {
 			}
 			if (whole) {
 				// Nothing to resume for a file that fits one frame: start clean, commit when it is in.
-				await upload.part.startAt(0);
+				await upload.part.startAt(0, m.size);
 				if (m.size === 0) await this.finishUpload(m.id, upload, m.sha256 as string);
 				return;
 			}
@@ -464,7 +470,9 @@ export class ServerSession {
 		upload.started = true;
 		upload.resumedFrom = m.offset;
 		upload.chain = upload.chain
-			.then(() => (upload.failed ? undefined : (upload.part as PartFile).startAt(m.offset)))
+			.then(() =>
+				upload.failed ? undefined : (upload.part as PartFile).startAt(m.offset, upload.size),
+			)
 			.catch((e) => this.failUpload(m.id, upload, e));
 	}
 

@@ -18,7 +18,6 @@ import { constants, statSync } from "node:fs";
 import {
 	chmod,
 	type FileHandle,
-	link,
 	mkdir,
 	open,
 	readdir,
@@ -29,6 +28,7 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import { type ErrorCode, PairlinkError } from "../errors";
+import { placeNoReplace } from "../fs/place.ts";
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
@@ -251,7 +251,8 @@ export async function writeFileAtomic(
  * complete temp file is hard-linked to the final name, which fails if another
  * process got there first. Returns false (and writes nothing) in that case,
  * so concurrent creators agree on the first writer's content instead of the
- * last one's. Filesystems without hard links fall back to check-then-rename.
+ * last one's. File systems without hard links fall back to an exclusive
+ * claim of the name (fs/place.ts, the primitive received files use too).
  */
 export async function createFileExclusive(
 	file: string,
@@ -263,15 +264,7 @@ export async function createFileExclusive(
 	});
 	try {
 		await hooks.beforeCommit?.(temp);
-		try {
-			await link(temp, file);
-		} catch (e) {
-			if (errnoCode(e) === "EEXIST") return false;
-			// FAT/exFAT, some network and FUSE filesystems: no hard links.
-			if (!unsupported(e)) throw e;
-			if (await exists(file)) return false;
-			await rename(temp, file);
-		}
+		if (!(await placeNoReplace(temp, file))) return false;
 	} finally {
 		await removeQuietly(temp);
 	}
@@ -414,16 +407,6 @@ async function syncDir(dir: string): Promise<void> {
 
 async function removeQuietly(file: string): Promise<void> {
 	await unlink(file).catch(() => {});
-}
-
-async function exists(file: string): Promise<boolean> {
-	try {
-		await stat(file);
-		return true;
-	} catch (e) {
-		if (errnoCode(e) === "ENOENT") return false;
-		throw e;
-	}
 }
 
 function describe(e: unknown): string {

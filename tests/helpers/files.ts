@@ -1,9 +1,13 @@
 /** File-tree helpers for the file-operation tests: generate, snapshot, compare, expect refusals. */
 import { expect } from "bun:test";
 import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type ErrorCode, PairlinkError } from "../../src/errors.ts";
+import { PartFile, type PartOwner } from "../../src/fs/part-file.ts";
+import { SandboxRoot } from "../../src/fs/root.ts";
 import { PART_SUFFIX } from "../../src/fs/safe-path.ts";
+import { FilePartRecords } from "../../src/store/part-records.ts";
+import type { TrustStore } from "../../src/store/trust-store.ts";
 import type { Prng } from "./prng.ts";
 
 export function sha256Hex(bytes: Uint8Array | string): string {
@@ -127,4 +131,35 @@ export function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
 			timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
 		}),
 	]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A part file an interrupted transfer kept, made the way a transfer makes
+ * it (created exclusively and recorded for `owner`), so it may be resumed
+ * by that peer only.
+ */
+export async function keepPart(
+	dir: string,
+	name: string,
+	data: Uint8Array,
+	owner: Partial<PartOwner> = {},
+): Promise<void> {
+	const root = await SandboxRoot.open(dir);
+	try {
+		const part = await PartFile.open(root, name, false, owner);
+		// Announced as larger than one chunk: such a part file is recorded before its first byte.
+		await part.startAt(0, Number.MAX_SAFE_INTEGER);
+		await part.write(data);
+		await part.keep();
+	} finally {
+		await root.close();
+	}
+}
+
+/** What a client's downloads from `server` record their part files under. */
+export function clientPartOwner(client: { trust: TrustStore }, server: { fingerprint: string }) {
+	return {
+		records: new FilePartRecords(dirname(client.trust.file)),
+		peer: server.fingerprint,
+	};
 }

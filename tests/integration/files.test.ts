@@ -36,6 +36,7 @@ import {
 } from "../helpers/devices.ts";
 import {
 	expectRefusal,
+	keepPart,
 	partFiles,
 	randomBytes,
 	sha256Hex,
@@ -481,7 +482,7 @@ describe("resume from verified partial data", () => {
 		const content = randomBytes(prng, SIZE);
 		await writeFile(join(dir, "big.bin"), content);
 		const local = await tempDir("pairlink-local-");
-		await writeFile(join(local, ".big.bin.pairlink-part"), content.subarray(0, N));
+		await keepPart(local, "big.bin", content.subarray(0, N), conn.session.partOwner);
 		const firstProgress: number[] = [];
 		const r = await within(
 			WAIT_MS,
@@ -580,7 +581,9 @@ describe("resume from verified partial data", () => {
 		const content = randomBytes(prng, SIZE);
 		const local = await tempDir("pairlink-local-");
 		await writeFile(join(local, "up.bin"), content);
-		await writeFile(join(dir, ".up.bin.pairlink-part"), content.subarray(0, N));
+		await keepPart(dir, "up.bin", content.subarray(0, N), {
+			peer: clientDev.identity.fingerprint,
+		});
 		const progress: number[] = [];
 		const r = await within(
 			WAIT_MS,

@@ -388,9 +388,10 @@ describe("bad peers on real sockets", () => {
 			expect(existsSync(join(root.dir, ".stall.bin.pairlink-part"))).toBe(true);
 			expect(existsSync(join(root.dir, "stall.bin"))).toBe(false);
 
-			// Another trusted client resumes from the verified part (retrying while the
-			// server is still closing the stalled upload: bounded, and counted).
-			const conn = await connectTo(laptop, srv.target(), { timeouts: CLIENT_TIMEOUTS });
+			// The same device, reconnecting, resumes from the verified part (retrying while
+			// the server is still closing the stalled upload: bounded, and counted). Only
+			// the device that started a part file may resume it (DESIGN §5).
+			const conn = await connectTo(insider, srv.target(), { timeouts: CLIENT_TIMEOUTS });
 			let busy = 0;
 			let result: Awaited<ReturnType<typeof conn.session.upload>> | undefined;
 			while (!result) {

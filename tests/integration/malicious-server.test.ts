@@ -14,7 +14,7 @@ import {
 	setDefaultTimeout,
 	test,
 } from "bun:test";
-import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { entryLine } from "../../src/cli/format.ts";
 import type { Connection } from "../../src/client/connect.ts";
@@ -36,7 +36,9 @@ import {
 	tempDir,
 } from "../helpers/devices.ts";
 import {
+	clientPartOwner,
 	expectRefusal,
+	keepPart,
 	partFiles,
 	randomBytes,
 	sha256Hex,
@@ -450,7 +452,7 @@ describe("downloads that do not match what the server announced", () => {
 	test("a resume offset the client never offered: protocol error, its own part file kept, nothing final", async () => {
 		const ws = await workspace();
 		const kept = content.subarray(0, 300);
-		await writeFile(join(ws.dest, ".f.bin.pairlink-part"), kept);
+		await keepPart(ws.dest, "f.bin", kept, clientPartOwner(client, evil.identity));
 		const fake = fakeServer(
 			evil.identity,
 			lyingFile(async (fs, get) => {

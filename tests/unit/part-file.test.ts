@@ -8,6 +8,7 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { lstat, mkdir, open, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PartFile } from "../../src/fs/part-file.ts";
+import { isPartName, partName } from "../../src/fs/part-name.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
 import { removeTempDirs, tempDir } from "../helpers/devices.ts";
 import { expectRefusal, randomBytes, sha256Hex } from "../helpers/files.ts";
@@ -34,13 +35,19 @@ async function writeAll(part: PartFile, data: Uint8Array, chunk = 300_000): Prom
 
 const names = async () => (await readdir(dir)).sort();
 
+/** A part file an earlier attempt kept (created and recorded the way a transfer does). */
+async function keptPart(name: string, data: Uint8Array, size: number): Promise<void> {
+	const part = await PartFile.open(root, name, false);
+	await part.startAt(0, size);
+	await part.write(data);
+	await part.keep();
+}
+
 describe("PartFile", () => {
 	test("a fresh write goes to .<name>.pairlink-part and is committed by name", async () => {
 		const part = await PartFile.open(root, "f.bin", false);
 		expect(part.resumable).toBe(0);
 		expect(part.prefixSha256).toBeUndefined();
-		expect(part.partPath).toBe(join(dir, ".f.bin.pairlink-part"));
-		expect(part.finalPath).toBe(join(dir, "f.bin"));
 		await writeAll(part, CONTENT);
 		expect(part.received).toBe(CONTENT.length);
 		// Nothing at the final name before the commit.
@@ -125,6 +132,7 @@ describe("PartFile", () => {
 	test("a kept part is offered for resume with the SHA-256 of its prefix", async () => {
 		const n = 1024 * 1024 + 777;
 		const first = await PartFile.open(root, "f.bin", false);
+		await first.startAt(0, CONTENT.length);
 		await writeAll(first, CONTENT.subarray(0, n));
 		await first.keep();
 		expect(await names()).toEqual([".f.bin.pairlink-part"]);
@@ -132,7 +140,7 @@ describe("PartFile", () => {
 		const again = await PartFile.open(root, "f.bin", false);
 		expect(again.resumable).toBe(n);
 		expect(again.prefixSha256).toBe(sha256Hex(CONTENT.subarray(0, n)));
-		await again.startAt(n);
+		await again.startAt(n, CONTENT.length);
 		expect(again.received).toBe(n);
 		await writeAll(again, CONTENT.subarray(n));
 		// The whole-file hash covers the kept prefix too.
@@ -142,10 +150,10 @@ describe("PartFile", () => {
 	});
 
 	test("a resumed part whose prefix was wrong fails the whole-file check", async () => {
-		await writeFile(join(dir, ".f.bin.pairlink-part"), randomBytes(prng, 1000));
+		await keptPart("f.bin", randomBytes(prng, 1000), CONTENT.length);
 		const part = await PartFile.open(root, "f.bin", false);
 		expect(part.resumable).toBe(1000);
-		await part.startAt(1000);
+		await part.startAt(1000, CONTENT.length);
 		await writeAll(part, CONTENT.subarray(1000));
 		await expectRefusal(part.commit({ size: CONTENT.length, sha256: SHA }, false), "integrity");
 		expect(await names()).toEqual([]);
@@ -153,13 +161,13 @@ describe("PartFile", () => {
 
 	test("startAt(0) truncates the kept part and starts the hash over", async () => {
 		const stale = randomBytes(prng, 5000);
-		await writeFile(join(dir, ".f.bin.pairlink-part"), stale);
+		await keptPart("f.bin", stale, CONTENT.length);
 		const part = await PartFile.open(root, "f.bin", false);
 		expect(part.resumable).toBe(5000);
 		expect(part.prefixSha256).toBe(sha256Hex(stale));
-		await part.startAt(0);
+		await part.startAt(0, 100);
 		expect(part.received).toBe(0);
-		expect((await stat(part.partPath)).size).toBe(0);
+		expect((await stat(join(dir, ".f.bin.pairlink-part"))).size).toBe(0);
 		const small = CONTENT.subarray(0, 100); // shorter than the stale part
 		await part.write(small);
 		await part.commit({ size: 100, sha256: sha256Hex(small) }, false);
@@ -168,10 +176,10 @@ describe("PartFile", () => {
 	});
 
 	test("startAt refuses an offset it did not offer", async () => {
-		await writeFile(join(dir, ".f.bin.pairlink-part"), new Uint8Array(10));
+		await keptPart("f.bin", new Uint8Array(10), CONTENT.length);
 		const part = await PartFile.open(root, "f.bin", false);
-		await expectRefusal(part.startAt(5), "protocol");
-		await expectRefusal(part.startAt(11), "protocol");
+		await expectRefusal(part.startAt(5, CONTENT.length), "protocol");
+		await expectRefusal(part.startAt(11, CONTENT.length), "protocol");
 		await part.discard();
 		expect(await names()).toEqual([]);
 	});
@@ -216,7 +224,7 @@ describe("PartFile", () => {
 		}
 		expect(await a.commit({ size: x.length, sha256: sha256Hex(x) }, false)).toBe(sha256Hex(x));
 		if (b) {
-			await b.startAt(0).catch(() => undefined);
+			await b.startAt(0, y.length).catch(() => undefined);
 			await b.write(y).catch(() => undefined);
 			await b.commit({ size: y.length, sha256: sha256Hex(y) }, false).catch(() => undefined);
 		}
@@ -236,10 +244,48 @@ describe("PartFile", () => {
 });
 
 describe("a part-file name planted by someone else", () => {
-	test("a FIFO is refused without hanging the receiver", async () => {
+	test("a FIFO is never opened for writing: it is replaced by a part file of our own", async () => {
 		const r = Bun.spawnSync(["mkfifo", join(dir, ".pipe.bin.pairlink-part")]);
 		expect(r.exitCode).toBe(0);
-		await expectRefusal(PartFile.open(root, "pipe.bin", false), "invalid-path");
-		expect(await names()).toEqual([".pipe.bin.pairlink-part"]);
+		const part = await PartFile.open(root, "pipe.bin", false);
+		expect(part.resumable).toBe(0);
+		await part.write(new Uint8Array([7]));
+		await part.keep();
+		const s = await lstat(join(dir, ".pipe.bin.pairlink-part"));
+		expect(s.isFile()).toBe(true);
+		expect(s.size).toBe(1);
+	});
+});
+
+describe("part-file names", () => {
+	const bytes = (s: string) => new TextEncoder().encode(s).length;
+
+	test("never exceed 255 bytes, and two long names with one beginning stay apart", () => {
+		const a = `${"é".repeat(120)}a.bin`; // 245 bytes: `.NAME.pairlink-part` would be 260
+		const b = `${"é".repeat(120)}b.bin`;
+		for (const name of [a, b, "x".repeat(255), "short.txt"]) {
+			const part = partName(name);
+			expect(bytes(part)).toBeLessThanOrEqual(255);
+			expect(isPartName(part)).toBe(true);
+			expect(part.isWellFormed()).toBe(true);
+		}
+		expect(partName(a)).not.toBe(partName(b));
+		expect(partName("short.txt")).toBe(".short.txt.pairlink-part");
+	});
+
+	test("are recognised in any letter case", () => {
+		expect(isPartName(".x.PAIRLINK-PART")).toBe(true);
+		expect(isPartName(".x.Pairlink-Part")).toBe(true);
+		expect(isPartName("x.pairlink-partial")).toBe(false);
+	});
+
+	test("a 255-byte name is received through a short part file", async () => {
+		const name = "y".repeat(255);
+		const data = CONTENT.subarray(0, 1000);
+		const part = await PartFile.open(root, name, false);
+		await part.write(data);
+		expect((await names())[0]?.length).toBeLessThanOrEqual(255);
+		await part.commit({ size: data.length, sha256: sha256Hex(data) }, false);
+		expect(await names()).toEqual([name]);
 	});
 });

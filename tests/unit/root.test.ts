@@ -4,6 +4,7 @@
  * out of the root, never get written through, and are removed as links.
  */
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
+import { lstatSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PairlinkError } from "../../src/errors.ts";
@@ -68,8 +69,8 @@ describe("SandboxRoot refuses the traversal corpus", () => {
 	test("every hostile path, every operation: invalid-path (exit 5), nothing touched", async () => {
 		const { root } = L;
 		const ops: [string, (p: string) => Promise<unknown>][] = [
-			["locate", (p) => root.locate(p)],
-			["resolveExisting", (p) => root.resolveExisting(p)],
+			["parentOf", (p) => root.parentOf(p)],
+			["openExisting", (p) => root.openExisting(p)],
 			["stat", (p) => root.stat(p)],
 			["list", (p) => root.list(p)],
 			["walk", (p) => drain(root.walk(p))],
@@ -106,7 +107,7 @@ describe("a symlinked directory that leads out of the root", () => {
 			const p = `${dir}/file`;
 			await expectRefusal(root.openRead(p), "invalid-path");
 			await expectRefusal(root.stat(p), "invalid-path");
-			await expectRefusal(root.resolveExisting(p), "invalid-path");
+			await expectRefusal(root.openExisting(p), "invalid-path");
 			await expectRefusal(PartFile.open(root, p, false), "invalid-path");
 			await expectRefusal(PartFile.open(root, p, true), "invalid-path");
 			await expectRefusal(PartFile.open(root, `${dir}/new.txt`, false), "invalid-path");
@@ -147,12 +148,16 @@ describe("a final-component symlink that leads out of the root", () => {
 		expect(await readdir(L.outside)).not.toContain("not-there-yet");
 	});
 
-	test("a part file that is a symlink is never written through", async () => {
+	test("a part file that is a symlink is never written through: it is replaced by our own", async () => {
 		await symlink(join(L.outside, "secret.txt"), join(L.dir, ".victim.pairlink-part"));
 		await symlink(join(L.outside, "planted"), join(L.dir, ".planted.pairlink-part"));
-		for (const overwrite of [false, true]) {
-			await expectRefusal(PartFile.open(L.root, "victim", overwrite), "invalid-path");
-			await expectRefusal(PartFile.open(L.root, "planted", overwrite), "invalid-path");
+		for (const name of ["victim", "planted"]) {
+			const part = await PartFile.open(L.root, name, false);
+			expect(part.resumable).toBe(0);
+			await part.startAt(0, 3);
+			await part.write(new TextEncoder().encode("new"));
+			await part.keep();
+			expect(lstatSync(join(L.dir, `.${name}.pairlink-part`)).isFile()).toBe(true);
 		}
 		expect(await readFile(join(L.outside, "secret.txt"), "utf8")).toBe(SECRET);
 		expect(await readdir(L.outside)).not.toContain("planted");
@@ -183,10 +188,9 @@ describe("a final-component symlink that leads out of the root", () => {
 
 describe("symlinks that stay inside", () => {
 	test("a file link is readable and resolves to its target", async () => {
-		const { fh, size, abs } = await L.root.openRead("link-in");
+		const { fh, size } = await L.root.openRead("link-in");
 		try {
 			expect(size).toBe(7);
-			expect(abs).toBe(join(L.dir, "inside.txt"));
 			const buf = new Uint8Array(size);
 			await fh.read(buf, 0, size, 0);
 			expect(new TextDecoder().decode(buf)).toBe("inside\n");
@@ -336,8 +340,8 @@ describe("mkdir and remove", () => {
 		await expectRefusal(L.root.mkdir("inside.txt", true), "exists");
 		await expectRefusal(L.root.mkdir("missing/child", false), "not-found");
 		await expectRefusal(L.root.mkdir("", true), "exists");
-		// A symlink to a directory is not a directory to create into by -p.
-		await expectRefusal(L.root.mkdir("dir-in", true), "exists");
+		// A symlink to a directory is not a directory to create into by -p: it is named as a symlink.
+		await expectRefusal(L.root.mkdir("dir-in", true), "invalid-path");
 		expect(await readdir(join(L.dir, "new"))).toEqual([]);
 	});
 
@@ -351,5 +355,25 @@ describe("mkdir and remove", () => {
 		await L.root.remove("inside.txt", false);
 		expect((await readdir(L.dir)).sort()).not.toContain("inside.txt");
 		expect(await readlink(join(L.dir, "link-in"))).toBe(join(L.dir, "inside.txt"));
+	});
+});
+
+describe("symlinks resolved one component at a time", () => {
+	test("a loop of links is detected and refused, nothing read", async () => {
+		await symlink("loop-b", join(L.dir, "loop-a"));
+		await symlink("loop-a", join(L.dir, "loop-b"));
+		await symlink("loop-a/x", join(L.dir, "through-loop"));
+		await expectRefusal(L.root.openRead("loop-a"), "invalid-path");
+		await expectRefusal(L.root.list("through-loop"), "invalid-path");
+	});
+
+	test("a relative link's .. is taken against the physical path and never rises above the root", async () => {
+		// dir-in -> a; a/up -> ../inside.txt: from a, .. is the root, not the root's parent.
+		await symlink("../inside.txt", join(L.dir, "a", "up"));
+		const { fh, size } = await L.root.openRead("dir-in/up");
+		await fh.close();
+		expect(size).toBe(7);
+		await symlink("../../outside/secret.txt", join(L.dir, "a", "up2"));
+		await expectRefusal(L.root.openRead("a/up2"), "invalid-path");
 	});
 });

@@ -6,6 +6,7 @@ import { formatAddress, plainAddress } from "../../client/target.ts";
 import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { type Announcer, startAnnouncer } from "../../discovery/announce.ts";
 import { EXIT, PairlinkError } from "../../errors.ts";
+import { sweepAbandonedParts } from "../../fs/part-sweep.ts";
 import { SandboxRoot } from "../../fs/root.ts";
 import { stateDirPairingGate } from "../../server/pairing-gate.ts";
 import {
@@ -15,6 +16,7 @@ import {
 	startServer,
 } from "../../server/server.ts";
 import type { ServePolicy } from "../../session/policy.ts";
+import { FilePartRecords } from "../../store/part-records.ts";
 import { loadPendingCode, pendingCodeStatus } from "../../store/pending-code.ts";
 import { validateDeviceName } from "../../store/trust-store.ts";
 import { ANY_ADDRESS } from "../../transport/listen.ts";
@@ -85,12 +87,18 @@ export const serveCommand = defineCommand({
 		const dir = resolve(args.dir ?? ".");
 		const info = await stat(dir).catch(() => undefined);
 		if (!info?.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
-		const sandbox = await SandboxRoot.open(dir);
-		const root = sandbox.dir;
 		const port = wholeNumber(args.port, "--port", 0, 65535);
 		const maxClients = wholeNumber(args["max-clients"], "--max-clients", 1, 10_000);
 		const noPair = args.pair === false;
 		const identity = await deviceIdentity();
+		// After the identity: the state directory exists now, so it can be hidden by its inode.
+		const sandbox = await SandboxRoot.openShare(dir, stateDir());
+		const root = sandbox.dir;
+		const partRecords = new FilePartRecords(stateDir());
+		// Abandoned part files go by their records' age: now, then hourly.
+		const sweep = () => void sweepAbandonedParts(partRecords).catch(() => undefined);
+		sweep();
+		setInterval(sweep, 3600_000).unref();
 		const name = args.name === undefined ? identity.name : validateDeviceName(args.name);
 		const trust = await trustStore();
 
@@ -121,6 +129,7 @@ export const serveCommand = defineCommand({
 			identity: { ...identity, name },
 			trust,
 			root: sandbox,
+			partRecords,
 			policy,
 			...(noPair ? {} : { pairing: stateDirPairingGate(stateDir()) }),
 			maxClients,
