@@ -4,7 +4,8 @@
  * loopback. Every result is verified against its source. Prints a table of
  * medians, ratios and peak RSS and writes bench/results/<time>.json.
  *
- *   bun run bench                       1 GiB file, 10,000 x 4 KiB tree, 5 runs
+ *   bun run bench                       1 GiB file, 10,000 x 4 KiB tree, 5 runs,
+ *                                       and a no-change re-run of the tree (vs rsync -a over ssh)
  *   bun run bench -- --quick            64 MiB, 1,000 files, 2 runs (CI smoke: correctness only)
  *   bun run bench -- --file-mib 256 --files 2000 --runs 3 --big-rss
  *   PIN=1 bun run bench                 pin clients to CPU 0, serve to CPU 1 (bench/cpu.ts)
@@ -35,6 +36,7 @@ import {
 import { cpuReport } from "./cpu-report.ts";
 import { type HostileRow, hostileRows } from "./hostile.ts";
 import { manyClients } from "./many-clients.ts";
+import { pairlinkRerunRows, type RerunRow, rsyncRerunRows } from "./rerun.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "pairlink");
@@ -424,6 +426,25 @@ const many = await (async () => {
 	}
 })();
 
+// ---------------------------------------------------------------- re-run of an unchanged tree, against rsync -a over ssh
+
+const rerunCtx = {
+	runs: RUNS,
+	files: TREE_FILES,
+	base,
+	served,
+	treeSrc,
+	serve: pairlinkServe,
+	timed,
+	pl,
+	asClient,
+	median,
+};
+const rerun: RerunRow[] = await pairlinkRerunRows(rerunCtx);
+const rsync = await rsyncRerunRows(rerunCtx);
+if (typeof rsync === "string") console.error(`rsync rows skipped: ${rsync}`);
+else rerun.push(...rsync);
+
 // ---------------------------------------------------------------- latency: a warm `ls` against a trusted server
 
 const latency: number[] = [];
@@ -511,6 +532,18 @@ for (const scenario of ["get file", "put file", "get tree", "put tree"]) {
 		`| ${scenario} | ${raw.median.toFixed(3)} | ${p.median.toFixed(3)} | ${(p.median / raw.median).toFixed(2)}x | ${mb(p.clientPeakRssKb)} | ${mb(p.serverPeakRssKb)} |`,
 	);
 }
+lines.push(
+	"",
+	`| no-change re-run of the tree | pairlink (s) | rsync -a over ssh (s) | pairlink / rsync |`,
+	`| --- | --- | --- | --- |`,
+);
+for (const scenario of ["get tree again", "put tree again"]) {
+	const p = rerun.find((r) => r.scenario === scenario && r.tool === "pairlink") as RerunRow;
+	const r = rerun.find((x) => x.scenario === scenario && x.tool !== "pairlink");
+	lines.push(
+		`| ${scenario} | ${p.median.toFixed(3)} | ${r ? r.median.toFixed(3) : "skipped"} | ${r ? `${(p.median / r.median).toFixed(2)}x` : "-"} |`,
+	);
+}
 const latMs = median(latency) * 1000;
 console.log(
 	`\npairlink bench${PIN ? " (PIN=1)" : ""}: ${FILE_MIB} MiB file, ${TREE_FILES} x 4 KiB files in 100 dirs, medians of ${RUNS} runs, loopback, ${base.startsWith("/dev/shm") ? "RAM-backed" : "disk"} files\n`,
@@ -549,6 +582,7 @@ const results = {
 	rows,
 	floor,
 	manyClients: many,
+	rerun,
 	latencyMs: latency.map((s) => s * 1000),
 	flatMemory: flat,
 	hostile,

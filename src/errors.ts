@@ -41,7 +41,9 @@ export type ErrorCode =
 	| "state-permission"
 	| "path-too-long"
 	| "io-error"
-	| "out-of-descriptors";
+	| "out-of-descriptors"
+	| "changed"
+	| "stream-broken";
 
 export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
@@ -159,6 +161,14 @@ export const ERROR_TABLE = {
 	"local-exists": {
 		exit: EXIT.refused,
 		hint: "Pass --overwrite to replace the local file, or choose another destination with -o.",
+	},
+	changed: {
+		exit: EXIT.transfer,
+		hint: "Run the command again once the file is no longer being written.",
+	},
+	"stream-broken": {
+		exit: EXIT.transfer,
+		hint: "Run the command again; a pipe must stay open until the whole file is through.",
 	},
 	interrupted: {
 		exit: EXIT.transfer,

@@ -36,7 +36,15 @@ export function endsTransfer(e: PairlinkError): boolean {
  */
 export function accountFor(e: unknown, label: string): PairlinkError {
 	if (e instanceof WireError) return e;
-	if (e instanceof PairlinkError && (endsTransfer(e) || e.code === "integrity")) return e;
+	// Bad data, or a source that changed while it was read: already said about the transfer.
+	if (
+		e instanceof PairlinkError &&
+		(endsTransfer(e) ||
+			e.code === "integrity" ||
+			e.code === "changed" ||
+			e.code === "stream-broken")
+	)
+		return e;
 	// Already told as this device's failure (a directory above it that could not be made).
 	if (e instanceof PairlinkError && e.code.startsWith("local-")) return e;
 	return onThisDevice(e, label);

@@ -3,15 +3,21 @@
  * may cross the wire), create the remote directories level by level, then
  * move the files several at a time over the one connection.
  */
-import { lstat, readdir, stat } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { type Stats, statSync } from "node:fs";
+import { lstat, readdir, realpath, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
+import { type Excluded, excluder } from "../fs/exclude.ts";
+import { sha256Of, upToDate } from "../fs/metadata.ts";
+import { errno } from "../fs/root.ts";
 import { joinWirePath, normalizeRemote, parseWirePath, wireNameProblem } from "../fs/safe-path.ts";
 import type { ClientSession } from "../session/client-session.ts";
 import { endsTransfer, onThisDevice } from "./file-failures.ts";
 import {
+	type Action,
 	destIsDirectory,
 	forSource,
+	type Job,
 	Plan,
 	runJobs,
 	type Summary,
@@ -23,7 +29,17 @@ export interface PutOptions {
 	overwrite: boolean;
 	/** --to REMOTE; default: the top of the shared directory. */
 	to: string | undefined;
+	/** --exclude: applied here, where the tree is walked. */
+	exclude?: string[];
+	/** --checksum: up to date means the same SHA-256 (the server hashes only same-size files). */
+	checksum?: boolean;
+	dryRun?: boolean;
+	/** Standard input, for the LOCAL `-`. */
+	stdin?: () => AsyncIterable<Uint8Array>;
 }
+
+/** A remote file as a walk or stat of the destination found it; undefined when there is none. */
+type Remote = { type: string; size: number; mtime: number } | undefined;
 
 /** Upload local files (and, with -r, directories) to the server. */
 export async function putFiles(
@@ -33,6 +49,7 @@ export async function putFiles(
 	hooks: TransferHooks = {},
 ): Promise<Summary> {
 	const started = performance.now();
+	if (locals.length === 1 && locals[0] === "-") return putStdin(session, opts, hooks, started);
 	const toParts = parseWirePath(normalizeRemote(opts.to ?? ""));
 	const intoDir =
 		toParts.length === 0 ||
@@ -50,18 +67,48 @@ export async function putFiles(
 	/** Remote directories to create, shallowest first: the destination's chain, then each tree's. */
 	const chain = intoDir ? toParts : toParts.slice(0, -1);
 	const dirs = chain.map((_, i) => toParts.slice(0, i + 1));
-	const upload = (label: string, abs: string, remoteParts: string[], size: number) => {
+	/**
+	 * `known`: the destination's files from one walk per tree, so unchanged
+	 * files are not even read. A single file is left to the server's own
+	 * check in the put (no round trip), unless planning or hashing needs it.
+	 */
+	const upload = (
+		label: string,
+		abs: string,
+		remoteParts: string[],
+		size: number,
+		known?: () => Promise<Remote>,
+	) => {
 		const remote = joinWirePath(remoteParts);
 		if (!plan.claim(label, remote, "server")) return;
-		plan.jobs.push({
+		const there =
+			known ?? (opts.dryRun || opts.checksum ? () => remoteFile(session, remote) : undefined);
+		const job: Job = {
 			label,
 			remote,
 			size,
 			run: (p) =>
-				session.upload(abs, remote, { overwrite: opts.overwrite, onProgress: (d, t) => p(d, t) }),
-		});
+				session.upload(abs, remote, {
+					overwrite: opts.overwrite,
+					checksum: opts.checksum === true,
+					onProgress: (d, t) => p(d, t),
+				}),
+		};
+		if (there)
+			job.assess = async () => {
+				let here: Stats;
+				try {
+					// Synchronous: no thread-pool round trip per file of a re-run (its whole cost).
+					here = statSync(abs);
+				} catch (e) {
+					throw onThisDevice(e, label);
+				}
+				job.size = here.size;
+				return assessRemote(session, remote, abs, here, await there(), opts);
+			};
+		plan.jobs.push(job);
 	};
-	const trees: { label: string; abs: string; base: string[] }[] = [];
+	const trees: { label: string; abs: string; base: string[]; name: string }[] = [];
 	for (const local of locals) {
 		await forSource(plan, local, async () => {
 			const abs = resolve(local);
@@ -88,7 +135,7 @@ export async function putFiles(
 						`${JSON.stringify(local)} is a directory on this device`,
 					);
 				dirs.push(remote);
-				trees.push({ label: local, abs, base: remote });
+				trees.push({ label: local, abs, base: remote, name });
 			} else if (info.isFile()) upload(local, abs, remote, info.size);
 			else
 				throw new PairlinkError(
@@ -98,14 +145,89 @@ export async function putFiles(
 		});
 	}
 	for (const tree of trees) {
-		for await (const item of walkLocal(tree.abs, tree.label, plan, hooks)) {
+		const excluded = excluder(opts.exclude ?? [], tree.name);
+		// One walk of the destination tells which files are already there (none when it is new);
+		// asked for at once, so the server walks while this side does.
+		const there: Promise<Map<string, Remote>> = session.walk(joinWirePath(tree.base)).then(
+			(w) => new Map(w.entries.map((e) => [e.path, e])),
+			(e) => (e instanceof PairlinkError && e.code === "not-found" ? new Map() : Promise.reject(e)),
+		);
+		there.catch(() => undefined); // a lost connection is met again by whoever awaits it
+		const existing = () => there;
+		for await (const item of walkLocal(tree.abs, tree.label, plan, hooks, excluded)) {
 			const remote = [...tree.base, ...item.rel];
+			const rel = item.rel.join("/");
 			if (item.dir) dirs.push(remote);
-			else upload(item.label, item.abs, remote, 0); // sizes become known as files are opened
+			// Sizes become known as files are opened (or assessed).
+			else upload(item.label, item.abs, remote, 0, async () => (await existing()).get(rel));
 		}
 	}
-	await makeRemoteDirs(session, plan, dirs);
-	return runJobs(plan, hooks, started);
+	if (!opts.dryRun) await makeRemoteDirs(session, plan, dirs);
+	return runJobs(plan, hooks, started, { dryRun: opts.dryRun === true });
+}
+
+/** The remote file at `remote`, or undefined when nothing is there. */
+function remoteFile(session: ClientSession, remote: string): Promise<Remote> {
+	return session
+		.stat(remote)
+		.catch((e) =>
+			e instanceof PairlinkError && e.code === "not-found" ? undefined : Promise.reject(e),
+		);
+}
+
+/** What an upload would do to the server's file (the server checks again when it writes). */
+async function assessRemote(
+	session: ClientSession,
+	remote: string,
+	abs: string,
+	here: { size: number; mtimeMs: number },
+	there: Remote,
+	opts: PutOptions,
+): Promise<Action> {
+	if (!there) return "move";
+	if (there.type !== "file") return "refuse";
+	const same = opts.checksum
+		? here.size === there.size && (await sha256Of(abs)) === (await session.hash(remote)).sha256
+		: upToDate({ size: here.size, mtime: Math.round(here.mtimeMs) }, there);
+	if (same) return "up-to-date";
+	return opts.overwrite ? "overwrite" : "refuse";
+}
+
+/** `put DEVICE - --to REMOTE`: standard input into one remote file, verified, never resumed. */
+async function putStdin(
+	session: ClientSession,
+	opts: PutOptions,
+	hooks: TransferHooks,
+	started: number,
+): Promise<Summary> {
+	const to = normalizeRemote(opts.to ?? "");
+	if (!opts.to || !opts.stdin || /[/\\]$/.test(opts.to) || to === "")
+		throw new PairlinkError(
+			"usage",
+			"put - reads standard input: give the file to write with --to REMOTE",
+		);
+	const parts = parseWirePath(to);
+	const remote = joinWirePath(parts);
+	const plan = new Plan(hooks);
+	const source = opts.stdin;
+	// The file's missing parent directories are created, as for any other destination.
+	if (!opts.dryRun)
+		await makeRemoteDirs(
+			session,
+			plan,
+			parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1)),
+		);
+	plan.jobs.push({
+		label: "-",
+		remote,
+		size: 0,
+		run: (p) =>
+			session.uploadStream(source(), remote, {
+				overwrite: opts.overwrite,
+				onProgress: (d, t) => p(d, t),
+			}),
+	});
+	return runJobs(plan, hooks, started, { dryRun: opts.dryRun === true });
 }
 
 /**
@@ -158,7 +280,9 @@ async function* walkLocal(
 	label: string,
 	plan: Plan,
 	hooks: TransferHooks,
+	excluded: Excluded,
 ): AsyncGenerator<{ abs: string; label: string; rel: string[]; dir: boolean }> {
+	const links = await linkFollower(top);
 	const stack: { abs: string; label: string; rel: string[] }[] = [{ abs: top, label, rel: [] }];
 	while (stack.length > 0) {
 		const d = stack.pop() as { abs: string; label: string; rel: string[] };
@@ -179,14 +303,61 @@ async function* walkLocal(
 				continue;
 			}
 			const rel = [...d.rel, entry.name];
-			if (entry.isDirectory()) {
-				yield { abs, label: shown, rel, dir: true };
-				subdirs.push({ abs, label: shown, rel });
-			} else if (entry.isFile()) yield { abs, label: shown, rel, dir: false };
-			else hooks.onSkip?.(shown, "not a regular file or directory (symbolic links are not copied)");
+			if (excluded(rel.join("/"))) continue;
+			let kind: "dir" | "file" | string = entry.isDirectory()
+				? "dir"
+				: entry.isFile()
+					? "file"
+					: "not a regular file or directory";
+			let from = abs;
+			if (entry.isSymbolicLink()) {
+				const followed = await links(abs);
+				if (typeof followed === "string") kind = followed;
+				else ({ kind, abs: from } = followed);
+			}
+			if (kind === "dir") {
+				yield { abs: from, label: shown, rel, dir: true };
+				subdirs.push({ abs: from, label: shown, rel });
+			} else if (kind === "file") yield { abs: from, label: shown, rel, dir: false };
+			else hooks.onSkip?.(shown, kind);
 		}
 		stack.push(...subdirs.reverse());
 	}
+}
+
+/**
+ * Symlinks met in a tree being sent: followed only when the target stays
+ * inside the tree, and a directory at most once (loops and repeats).
+ * Returns the target to send, or why the link is skipped.
+ */
+async function linkFollower(
+	top: string,
+): Promise<(link: string) => Promise<{ kind: "dir" | "file"; abs: string } | string>> {
+	const root = await realpath(top);
+	const seen = new Set<string>();
+	const topStat = await stat(root);
+	seen.add(`${topStat.dev}:${topStat.ino}`);
+	return async (link) => {
+		let real: string;
+		try {
+			real = await realpath(link);
+		} catch (e) {
+			return errno(e) === "ELOOP" ? "a symlink loop" : "a symlink whose target does not exist";
+		}
+		const rel = relative(root, real);
+		if (rel.startsWith("..") || isAbsolute(rel))
+			return "a symlink whose target is outside the directory being sent";
+		const s = await stat(real);
+		if (s.isFile()) return { kind: "file", abs: real };
+		if (!s.isDirectory()) return "a symlink to something that is not a regular file";
+		const id = `${s.dev}:${s.ino}`;
+		// A directory holding the link itself would be walked again, without end.
+		const within = relative(real, await realpath(dirname(link)));
+		if (seen.has(id) || !(within.startsWith("..") || isAbsolute(within)))
+			return "a symlink to a directory sent already (a loop or a repeat)";
+		seen.add(id);
+		return { kind: "dir", abs: real };
+	};
 }
 
 /** A name that is not UTF-8 reads back with U+FFFD, and cannot be found again by that string. */

@@ -26,12 +26,24 @@ export interface TransferHooks {
 	onFileProgress?(path: string, done: number, size: number): void;
 	/** Something deliberately not copied (a symbolic link), with why: not a failure. */
 	onSkip?(path: string, why: string): void;
+	/** --dry-run: what would happen to one file. */
+	onPlan?(path: string, action: Action, bytes: number): void;
+}
+
+/** What happens to one file (SPEC "--dry-run"): moved, already there, replaced, or refused. */
+export type Action = "move" | "up-to-date" | "overwrite" | "refuse";
+
+export interface RunOptions {
+	/** Say per file what would happen; change nothing. */
+	dryRun?: boolean;
+	/** The bytes free where downloads land, to refuse at once what cannot fit. */
+	freeSpace?: () => Promise<number>;
 }
 
 export interface Summary {
 	/** Files moved. */
 	files: number;
-	/** Files skipped as already up to date (none yet: every file is sent). */
+	/** Files skipped as already up to date. */
 	upToDate: number;
 	failed: FileFailed[];
 	bytes: number;
@@ -48,6 +60,12 @@ export interface Job {
 	/** The remote file, for an upload: it fails with a directory above it the server refused. */
 	remote?: string;
 	size: number;
+	/**
+	 * What will happen to it, decided from metadata already at hand (a walk,
+	 * a local lstat) before anything moves; without it the receiver decides
+	 * while moving.
+	 */
+	assess?(): Promise<Action>;
 	/** `size` is reported once known (a tree's files are not stat-ed until they are opened). */
 	run(onProgress: (done: number, size: number) => void): Promise<TransferResult>;
 }
@@ -86,13 +104,43 @@ export class Plan {
  * Run jobs with bounded concurrency. A file that fails is reported and the
  * others go on; only a failure of the connection itself ends the transfer.
  */
-export async function runJobs(plan: Plan, hooks: TransferHooks, started: number): Promise<Summary> {
-	const { jobs } = plan;
+export async function runJobs(
+	plan: Plan,
+	hooks: TransferHooks,
+	started: number,
+	opts: RunOptions = {},
+): Promise<Summary> {
+	const actions = await assessAll(plan);
+	const upToDate = plan.jobs.filter((j) => actions.get(j) === "up-to-date");
+	const jobs = plan.jobs.filter((j) => actions.get(j) !== "up-to-date");
+	const seconds = () => (performance.now() - started) / 1000;
+	if (opts.dryRun) {
+		for (const job of plan.jobs) hooks.onPlan?.(job.label, actions.get(job) ?? "move", job.size);
+		const moving = jobs.filter((j) => actions.get(j) !== "refuse");
+		const bytes = moving.reduce((n, j) => n + j.size, 0);
+		return {
+			files: moving.length,
+			upToDate: upToDate.length,
+			failed: plan.failed,
+			bytes,
+			seconds: seconds(),
+		};
+	}
+	for (const job of upToDate)
+		hooks.onFile?.({
+			path: job.label,
+			bytes: job.size,
+			sha256: "",
+			resumedFrom: 0,
+			skipped: "up-to-date",
+		});
+	if (opts.freeSpace) await checkSpace(jobs, actions, opts.freeSpace);
 	for (const make of plan.emptyTrees) await make();
 	let total = jobs.reduce((n, j) => n + j.size, 0);
 	const progress = new Map<Job, number>();
 	let doneBytes = 0;
 	let files = 0;
+	let upToDateCount = upToDate.length;
 	let fatal: PairlinkError | undefined;
 	let next = 0;
 	const report = () =>
@@ -113,9 +161,14 @@ export async function runJobs(plan: Plan, hooks: TransferHooks, started: number)
 				});
 				progress.delete(job);
 				hooks.onFileProgress?.(job.label, r.bytes, r.bytes);
-				doneBytes += r.bytes;
 				total += r.bytes - job.size;
-				files++;
+				if (r.skipped) {
+					total -= r.bytes;
+					upToDateCount++;
+				} else {
+					doneBytes += r.bytes;
+					files++;
+				}
 				hooks.onFile?.({ path: job.label, ...r });
 				report();
 			} catch (e) {
@@ -129,8 +182,53 @@ export async function runJobs(plan: Plan, hooks: TransferHooks, started: number)
 	}
 	await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, jobs.length) }, worker));
 	if (fatal) throw fatal;
-	const seconds = (performance.now() - started) / 1000;
-	return { files, upToDate: 0, failed: plan.failed, bytes: doneBytes, seconds };
+	return {
+		files,
+		upToDate: upToDateCount,
+		failed: plan.failed,
+		bytes: doneBytes,
+		seconds: seconds(),
+	};
+}
+
+/** Every job's action, decided several at a time; one that cannot be assessed fails alone. */
+async function assessAll(plan: Plan): Promise<Map<Job, Action>> {
+	const actions = new Map<Job, Action>();
+	const failed = new Set<Job>();
+	let next = 0;
+	async function worker() {
+		for (let job = plan.jobs[next++]; job; job = plan.jobs[next++]) {
+			if (!job.assess) continue;
+			try {
+				actions.set(job, await job.assess());
+			} catch (e) {
+				const error = accountFor(e, job.local ?? job.label);
+				if (endsTransfer(error)) throw error;
+				plan.fail(job.label, error);
+				failed.add(job);
+			}
+		}
+	}
+	await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, plan.jobs.length) }, worker));
+	if (failed.size > 0)
+		plan.jobs.splice(0, plan.jobs.length, ...plan.jobs.filter((j) => !failed.has(j)));
+	return actions;
+}
+
+/** SPEC: the receiver refuses at once, with the numbers, what will not fit. */
+async function checkSpace(
+	jobs: readonly Job[],
+	actions: ReadonlyMap<Job, Action>,
+	freeSpace: () => Promise<number>,
+): Promise<void> {
+	const needed = jobs.reduce((n, j) => (actions.get(j) === "refuse" ? n : n + j.size), 0);
+	if (needed === 0) return;
+	const free = await freeSpace();
+	if (needed > free)
+		throw new PairlinkError(
+			"disk-full",
+			`This device has ${free} bytes free where the files go, and they need ${needed}; nothing was written`,
+		);
 }
 
 /** Run `step`; a failure that is about this one source is recorded, a lost connection is thrown. */

@@ -5,10 +5,12 @@
  * a time over the one connection (requests are pipelined, so small files do
  * not wait a round trip each). Uploads are in put-files.ts.
  */
-import { mkdir, stat } from "node:fs/promises";
+import { lstatSync, type Stats } from "node:fs";
+import { mkdir, stat, statfs } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { PairlinkError } from "../errors.ts";
-import { SandboxRoot } from "../fs/root.ts";
+import { sha256Of, upToDate } from "../fs/metadata.ts";
+import { errno, SandboxRoot } from "../fs/root.ts";
 import {
 	joinWirePath,
 	normalizeRemote,
@@ -18,6 +20,7 @@ import {
 import type { ClientSession } from "../session/client-session.ts";
 import { accountFor, onThisDevice } from "./file-failures.ts";
 import {
+	type Action,
 	destIsDirectory,
 	forSource,
 	Plan,
@@ -27,13 +30,18 @@ import {
 } from "./transfer-plan.ts";
 
 export { type PutOptions, putFiles } from "./put-files.ts";
-export type { FileDone, FileFailed, Summary, TransferHooks } from "./transfer-plan.ts";
+export type { Action, FileDone, FileFailed, Summary, TransferHooks } from "./transfer-plan.ts";
 
 export interface GetOptions {
 	recursive: boolean;
 	overwrite: boolean;
 	/** -o DEST; default: the current directory. */
 	dest: string | undefined;
+	/** --exclude: applied by the server, which walks. */
+	exclude?: string[];
+	/** --checksum: up to date means the same SHA-256, not the same size and mtime. */
+	checksum?: boolean;
+	dryRun?: boolean;
 	/** The OS whose name rules apply to what lands here (default: this one's); for tests. */
 	platform?: string;
 }
@@ -68,12 +76,15 @@ export async function getFiles(
 		roots.push(root);
 		return root;
 	};
-	const addFile: AddFile = (from, target, size, place) => {
+	const addFile: AddFile = (from, target, remote, place) => {
 		if (!plan.claim(from, target, "here")) return;
+		const { size } = remote;
 		plan.jobs.push({
 			label: from,
 			local: forPeople(target),
 			size,
+			assess: () =>
+				assessLocal(target, remote, opts, async () => (await session.hash(from)).sha256),
 			run: async (p) => {
 				const { root, rel } = await place();
 				return session.download(from, root, rel, {
@@ -94,11 +105,24 @@ export async function getFiles(
 					"invalid-name",
 					`${JSON.stringify(remote)} cannot be written on this device: ${problem.why}`,
 				);
-			const entry = await session.stat(from);
+			let entry = await session.stat(from);
+			if (entry.type === "symlink") {
+				// A link the user named is followed when its target stays inside the share.
+				const target = await session
+					.stat(from, true)
+					.catch((e) =>
+						e instanceof PairlinkError && e.code === "invalid-path" ? undefined : Promise.reject(e),
+					);
+				if (!target) {
+					hooks.onSkip?.(from, "a symbolic link whose target is outside the shared directory");
+					return;
+				}
+				entry = target;
+			}
 			if (entry.type === "file" && name) {
 				const target = intoDir ? join(destAbs, name) : destAbs;
 				// The parent is created (and opened) only when this file's turn comes.
-				addFile(from, target, entry.size, async () => ({
+				addFile(from, target, entry, async () => ({
 					root: await localRoot(dirname(target)),
 					rel: basename(target),
 				}));
@@ -114,15 +138,57 @@ export async function getFiles(
 					platform,
 					hooks,
 					addFile,
+					exclude: opts.exclude ?? [],
 					localRoot,
 				});
-			} else hooks.onSkip?.(from, "a symbolic link; pairlink does not copy links");
+			} else hooks.onSkip?.(from, "a symbolic link whose target is outside the shared directory");
 		});
 	}
 	try {
-		return await runJobs(plan, hooks, started);
+		return await runJobs(plan, hooks, started, {
+			dryRun: opts.dryRun === true,
+			freeSpace: () => freeBytesAt(destAbs),
+		});
 	} finally {
 		await Promise.all(roots.map((r) => r.close()));
+	}
+}
+
+/**
+ * What a download would do to its local target: nothing there (move), the
+ * same file (up to date: same size and mtime, or with --checksum the same
+ * SHA-256 — the server hashes only files of the same size), or another file
+ * (overwrite with --overwrite, else refuse).
+ */
+async function assessLocal(
+	target: string,
+	remote: { size: number; mtime: number },
+	opts: GetOptions,
+	remoteSha256: () => Promise<string>,
+): Promise<Action> {
+	let here: Stats | undefined;
+	try {
+		// Synchronous: no thread-pool round trip per file of a re-run (its whole cost).
+		here = lstatSync(target, { throwIfNoEntry: false });
+	} catch (e) {
+		// A file where a parent directory must be: the download says so when it tries.
+		if (errno(e) !== "ENOTDIR") throw e;
+	}
+	if (!here) return "move";
+	if (!here.isFile()) return "refuse";
+	const same = opts.checksum
+		? here.size === remote.size && (await sha256Of(target)) === (await remoteSha256())
+		: upToDate(remote, { size: here.size, mtime: Math.round(here.mtimeMs) });
+	if (same) return "up-to-date";
+	return opts.overwrite ? "overwrite" : "refuse";
+}
+
+/** Bytes free on the file system where `dir` is (or would be created). */
+async function freeBytesAt(dir: string): Promise<number> {
+	for (let at = dir; ; at = dirname(at)) {
+		const s = await statfs(at).catch(() => undefined);
+		if (s) return Number(s.bavail) * Number(s.bsize);
+		if (dirname(at) === at) return Number.POSITIVE_INFINITY;
 	}
 }
 
@@ -146,7 +212,7 @@ async function openLocal(dir: string): Promise<SandboxRoot> {
 type AddFile = (
 	from: string,
 	target: string,
-	size: number,
+	remote: { size: number; mtime: number },
 	place: () => Promise<{ root: SandboxRoot; rel: string }>,
 ) => void;
 
@@ -161,13 +227,14 @@ async function planTree(
 		platform: string;
 		hooks: TransferHooks;
 		addFile: AddFile;
+		exclude: string[];
 		localRoot(dir: string): Promise<SandboxRoot>;
 	},
 ): Promise<void> {
 	const top = join(dest, ...below);
 	/** A path of the tree as the destination root sees it. */
 	const inRoot = (rel: string) => joinWirePath([...below, ...rel.split("/")]);
-	const walk = await session.walk(from);
+	const walk = await session.walk(from, ctx.exclude);
 	const under = (rel: string) => (from ? `${from}/${rel}` : rel);
 	for (const r of walk.refused) {
 		const why = `The server cannot send ${JSON.stringify(under(r.path))}: ${r.why}`;
@@ -206,8 +273,7 @@ async function planTree(
 		plan.emptyTrees.push(() => makeTree().catch((e) => plan.fail(from, accountFor(e, top))));
 	for (const e of walk.entries) {
 		const path = under(e.path);
-		if (e.type === "symlink")
-			ctx.hooks.onSkip?.(path, "a symbolic link; pairlink does not copy links");
+		if (e.type === "symlink") ctx.hooks.onSkip?.(path, e.why ?? "a symbolic link");
 		if (e.type !== "file") continue;
 		const problem = unholdable(e.path);
 		if (problem) {
@@ -215,7 +281,7 @@ async function planTree(
 			plan.fail(path, new PairlinkError("invalid-name", why));
 			continue;
 		}
-		ctx.addFile(path, join(top, ...e.path.split("/")), e.size, async () => {
+		ctx.addFile(path, join(top, ...e.path.split("/")), e, async () => {
 			const root = await makeTree();
 			const failed = dirFailures.get(dirname(e.path));
 			if (failed) throw failed;

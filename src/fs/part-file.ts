@@ -13,12 +13,13 @@
  * removed as a name (never written through) and a fresh one is created.
  */
 import { constants, type Stats } from "node:fs";
-import { type FileHandle, lstat, open, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { type FileHandle, lstat, open, statfs, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { PairlinkError } from "../errors.ts";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { MemoryPartRecords, type PartRecordStore } from "../store/part-records.ts";
 import { type Dir, type Identity, STEP_FLAGS, sameFile } from "./beneath.ts";
+import { applyMeta, type FileMeta } from "./metadata.ts";
 import { partName } from "./part-name.ts";
 import { placeNoReplace, placeReplacing } from "./place.ts";
 import { display, errno, fsError, type SandboxRoot } from "./root.ts";
@@ -170,6 +171,12 @@ export class PartFile {
 		this.offset = 0;
 	}
 
+	/** Bytes free for unprivileged use where the file will stand (SPEC: refuse early, not at 90%). */
+	async freeBytes(): Promise<number> {
+		const s = await statfs(dirname(this.path));
+		return Number(s.bavail) * Number(s.bsize);
+	}
+
 	get received(): number {
 		return this.offset;
 	}
@@ -201,7 +208,11 @@ export class PartFile {
 	 * Verify and move into place. On a mismatch the part file is deleted (its
 	 * content is known bad) and nothing appears at the final name.
 	 */
-	async commit(expected: { size: number; sha256: string }, overwrite: boolean): Promise<string> {
+	async commit(
+		expected: { size: number; sha256: string },
+		overwrite: boolean,
+		meta?: FileMeta,
+	): Promise<string> {
 		const actual = this.hasher.digest("hex");
 		if (this.offset !== expected.size || actual !== expected.sha256) {
 			await this.discard();
@@ -213,8 +224,10 @@ export class PartFile {
 			);
 		}
 		try {
-			// Private while unverified; now the mode any new file of this user gets.
-			if (uid !== undefined) await this.fh.chmod(FINAL_MODE);
+			// Private while unverified; now the mode any new file of this user gets, plus the
+			// sender's executable bits and its mtime, set before the name appears.
+			if (meta) await applyMeta(this.fh, meta, process.platform);
+			else if (uid !== undefined) await this.fh.chmod(FINAL_MODE);
 			await this.fh.sync();
 			await this.close();
 			await this.inDir(async (dir) => {

@@ -8,7 +8,7 @@
  * Writes never go through a final symlink, and the hidden objects (the
  * state directory) cannot be reached at all.
  */
-import { constants, realpathSync, type Stats, statSync } from "node:fs";
+import { constants, lstatSync, realpathSync, type Stats, statSync } from "node:fs";
 import { lstat, mkdir, readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { PairlinkError } from "../errors.ts";
@@ -24,6 +24,7 @@ import {
 	sameFile,
 	sysError,
 } from "./beneath.ts";
+import { type Excluded, NOTHING_EXCLUDED } from "./exclude.ts";
 import { isPartName } from "./part-name.ts";
 import { joinWirePath, parseWirePath, wireNameProblem } from "./safe-path.ts";
 
@@ -42,6 +43,8 @@ export interface WalkEntry extends Entry {
 	path: string;
 	/** Set when the name breaks the wire rules: why it cannot be sent (`path` is then for people only). */
 	refused?: string;
+	/** A symlink that is not followed: why. */
+	why?: string;
 }
 
 export function errno(e: unknown): string | undefined {
@@ -228,9 +231,13 @@ export class SandboxRoot {
 		}
 	}
 
-	/** The entry itself (a symlink is reported as one, not followed). */
-	async stat(wirePath: string): Promise<Entry> {
+	/**
+	 * The entry itself (a symlink is reported as one, not followed); with
+	 * `follow`, what a final symlink leads to while it stays inside.
+	 */
+	async stat(wirePath: string, follow = false): Promise<Entry> {
 		const parts = this.parse(wirePath);
+		if (follow) return entryFromStats(parts.at(-1) ?? "", await this.statTarget(wirePath));
 		if (parts.length === 0) return entryFromStats("", await stat(this.fd.self()));
 		const { dir, name } = await this.parentOf(wirePath);
 		try {
@@ -240,6 +247,13 @@ export class SandboxRoot {
 		} finally {
 			await dir.close();
 		}
+	}
+
+	/** What `wirePath` leads to (a final symlink followed while it stays inside), opened to be sure. */
+	async statTarget(wirePath: string): Promise<Stats> {
+		const { fh, stats } = await this.openExisting(wirePath);
+		await fh.close();
+		return stats;
 	}
 
 	/** lstat of `name` in `dir`; a hidden object does not exist. */
@@ -297,57 +311,116 @@ export class SandboxRoot {
 		const unreadable: string[] = [];
 		for (const name of names.sort()) {
 			if (isPartName(name)) continue;
-			const s = await lstat(dir.at(name)).catch(() => undefined);
+			// Synchronous: a thread-pool round trip per file made a 10,000-file walk
+			// (a re-run's whole cost) take ten times as long; one directory at a time.
+			let s: Stats | undefined;
+			try {
+				s = lstatSync(dir.at(name));
+			} catch {
+				s = undefined;
+			}
 			if (!s) unreadable.push(name);
 			else if (!this.isHidden(s)) entries.push(entryFromStats(name, s));
 		}
 		return { entries, unreadable };
 	}
 
-	/** Depth-first walk of a directory: directories before their contents; symlinks reported, never followed. */
-	async *walk(wirePath: string): AsyncGenerator<WalkEntry> {
+	/**
+	 * Depth-first walk of a directory: directories before their contents.
+	 * `excluded` leaves paths out (an excluded directory is never read). A
+	 * symlink is followed when its target stays inside the root and is not a
+	 * directory already walked (a loop or a repeat); otherwise it is reported
+	 * with `why`, never followed. Every directory is opened beneath the root
+	 * by its real components, never through a symlink.
+	 */
+	async *walk(wirePath: string, excluded: Excluded = NOTHING_EXCLUDED): AsyncGenerator<WalkEntry> {
 		const parts = this.parse(wirePath);
 		const top = await this.dirOrEntry(parts);
 		if (!(top instanceof Dir)) {
 			yield { ...top, path: top.name };
 			return;
 		}
-		try {
-			const stack: string[][] = [[]];
-			while (stack.length > 0) {
-				const rel = stack.pop() as string[];
-				// Subdirectories are opened beneath the walked directory, never followed through a symlink.
-				const dir: Dir = await openDir(top, rel, { ...this.lookup, follow: false }).catch((e) =>
-					Promise.reject(this.fail(e, [...parts, ...rel])),
-				);
-				const subdirs: string[][] = [];
-				try {
-					const { entries, unreadable } = await this.read(dir, [...parts, ...rel]);
-					const at = (name: string) => [...rel, name].join("/");
-					// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
-					for (const name of unreadable.filter((n) => n.includes("\uFFFD")))
-						yield {
-							name,
-							type: "file",
-							size: 0,
-							mtime: 0,
-							path: at(name),
-							refused: "not valid UTF-8",
-						};
-					for (const e of entries) {
-						// Reported, not skipped: the peer accounts for every file (its subtree included).
-						const refused = wireNameProblem(e.name);
-						yield refused ? { ...e, path: at(e.name), refused } : { ...e, path: at(e.name) };
-						if (!refused && e.type === "dir") subdirs.push([...rel, e.name]);
-					}
-				} finally {
-					if (dir !== top) await dir.close();
+		const topStack = [...top.stack];
+		await top.close();
+		const walked = new Set<string>();
+		const stack: { rel: string[]; real: string[] }[] = [{ rel: [], real: topStack }];
+		while (stack.length > 0) {
+			const { rel, real } = stack.pop() as { rel: string[]; real: string[] };
+			const dir: Dir = await openDir(this.fd, real, { ...this.lookup, follow: false }).catch((e) =>
+				Promise.reject(this.fail(e, [...parts, ...rel])),
+			);
+			walked.add(idKey(dir.id));
+			const subdirs: { rel: string[]; real: string[] }[] = [];
+			try {
+				const { entries, unreadable } = await this.read(dir, [...parts, ...rel]);
+				const at = (name: string) => [...rel, name].join("/");
+				// Subdirectories first: a symlink to one of them is a repeat, whatever the names' order.
+				for (const e of entries) {
+					if (e.type !== "dir") continue;
+					const id = lstatSync(dir.at(e.name), { throwIfNoEntry: false });
+					if (id) walked.add(idKey(id));
 				}
-				stack.push(...subdirs.reverse());
+				// A name that is not UTF-8 reads back with U+FFFD and cannot be found by it again.
+				for (const name of unreadable.filter((n) => n.includes("\uFFFD") && !excluded(at(n))))
+					yield {
+						name,
+						type: "file",
+						size: 0,
+						mtime: 0,
+						path: at(name),
+						refused: "not valid UTF-8",
+					};
+				for (const e of entries) {
+					const path = at(e.name);
+					if (excluded(path)) continue;
+					// Reported, not skipped: the peer accounts for every file (its subtree included).
+					const refused = wireNameProblem(e.name);
+					if (refused) {
+						yield { ...e, path, refused };
+						continue;
+					}
+					if (e.type === "symlink") {
+						const target = await this.followLink([...real, e.name], walked);
+						if (typeof target === "string") {
+							yield { ...e, path, why: target };
+							continue;
+						}
+						yield { ...entryFromStats(e.name, target.stats), path };
+						if (target.stats.isDirectory()) {
+							walked.add(idKey(target.stats));
+							subdirs.push({ rel: [...rel, e.name], real: target.stack });
+						}
+						continue;
+					}
+					yield { ...e, path };
+					if (e.type === "dir") subdirs.push({ rel: [...rel, e.name], real: [...real, e.name] });
+				}
+			} finally {
+				await dir.close();
 			}
-		} finally {
-			await top.close();
+			stack.push(...subdirs.reverse());
 		}
+	}
+
+	/** A symlink met by a walk, followed beneath the root: its target, or why it is not followed. */
+	private async followLink(
+		link: string[],
+		walked: ReadonlySet<string>,
+	): Promise<{ stats: Stats; stack: string[] } | string> {
+		let opened: Opened;
+		try {
+			opened = await openBeneath(this.fd, link, constants.O_RDONLY, this.lookup);
+		} catch (e) {
+			if (e instanceof Outside) return "its target is outside the shared directory";
+			if (errno(e) === "ELOOP") return "a symlink loop";
+			return "its target does not exist";
+		}
+		await opened.fh.close();
+		const { stats, stack } = opened;
+		if (stats.isDirectory() && walked.has(idKey(stats)))
+			return "its target is a directory sent already (a loop or a repeat)";
+		if (!stats.isDirectory() && !stats.isFile()) return "its target is not a regular file";
+		return { stats, stack };
 	}
 
 	/** Open a regular file for reading; reading goes on through this descriptor only. */
@@ -434,6 +507,8 @@ function symlinkRefusal(parts: readonly string[]): PairlinkError {
 		`${display(parts)} is a symbolic link; pairlink never writes through one`,
 	);
 }
+
+const idKey = (id: Identity) => `${id.dev}:${id.ino}`;
 
 export function display(parts: readonly string[]): string {
 	return parts.length === 0 ? "the shared directory" : JSON.stringify(parts.join("/"));

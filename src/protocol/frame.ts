@@ -174,10 +174,7 @@ function parseHeader(h: Uint8Array): { type: FrameType; stream: number; length: 
 		throw new PairlinkError("protocol", "the peer is not speaking the pairlink protocol");
 	}
 	if (h[2] !== PROTOCOL_VERSION) {
-		throw new PairlinkError(
-			"protocol",
-			`the peer speaks pairlink protocol version ${h[2]}, this device speaks ${PROTOCOL_VERSION}`,
-		);
+		throw new PairlinkError("protocol", versionMismatch(h[2] as number));
 	}
 	const type = h[3] as number;
 	const cap = PAYLOAD_CAP[type];
@@ -191,4 +188,10 @@ function parseHeader(h: Uint8Array): { type: FrameType; stream: number; length: 
 		);
 	}
 	return { type: type as FrameType, stream: view.getUint32(4), length };
+}
+
+/** Said the same by the frame decoder and the HELLO check: which side to upgrade. */
+export function versionMismatch(theirs: number): string {
+	const upgrade = theirs < PROTOCOL_VERSION ? "on the other side" : "on this device";
+	return `the peer speaks pairlink protocol version ${theirs}, this device speaks ${PROTOCOL_VERSION}: upgrade pairlink ${upgrade}`;
 }

@@ -3,7 +3,15 @@
  * the transport and the tests agree on them.
  */
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * 2: file messages carry mtime and mode, uploads can be found up to date,
+ * streams, excludes, hashes on request. A peer on 1 is told to upgrade.
+ */
+export const PROTOCOL_VERSION = 2;
+
+/** Exclude patterns a peer may send with a walk, and the bytes of each. */
+export const MAX_EXCLUDES = 64;
+export const MAX_EXCLUDE_BYTES = 256;
 
 /** ALPN identifier; also the domain-separation prefix of CPace inputs. */
 export const ALPN = "pairlink/1";

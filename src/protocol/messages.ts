@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { PairlinkError } from "../errors.ts";
 import { type Frame, frameBytes } from "./frame.ts";
-import { MAX_NAME_LENGTH } from "./limits.ts";
+import { MAX_EXCLUDE_BYTES, MAX_EXCLUDES, MAX_NAME_LENGTH } from "./limits.ts";
 import { WIRE_ERROR_CODES } from "./wire-errors.ts";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
@@ -30,6 +30,19 @@ const Id = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff)
 const Size = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 /** Milliseconds since the epoch, within what a Date can hold (formatting must not throw). */
 const Mtime = v.pipe(v.number(), v.integer(), v.minValue(-8.64e15), v.maxValue(8.64e15));
+/** Permission bits; a receiver keeps only the executable ones (SPEC "Metadata"). */
+const Mode = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0o7777));
+/** Glob patterns a walk leaves out (SPEC "--exclude"): bounded in number and bytes. */
+const Excludes = v.pipe(
+	v.array(
+		v.pipe(
+			v.string(),
+			v.minLength(1),
+			v.check((s) => Buffer.byteLength(s) <= MAX_EXCLUDE_BYTES, "exclude pattern too long"),
+		),
+	),
+	v.maxLength(MAX_EXCLUDES),
+);
 /** Paths are checked by fs/safe-path.ts; the schema only bounds them. */
 const WirePath = v.pipe(v.string(), v.maxLength(4096));
 const Sha256 = Hex32;
@@ -40,7 +53,12 @@ export const EntrySchema = v.strictObject({
 	size: Size,
 	mtime: Mtime,
 });
-export const WalkEntrySchema = v.strictObject({ ...EntrySchema.entries, path: WirePath });
+export const WalkEntrySchema = v.strictObject({
+	...EntrySchema.entries,
+	path: WirePath,
+	/** A symlink the server does not follow: why (its target leaves the share, a loop…). */
+	why: v.optional(v.pipe(v.string(), v.maxLength(256))),
+});
 /** Entries per listing message; the sender also keeps each message under the control-frame cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 128;
 /**
@@ -78,8 +96,11 @@ export const MessageSchema = v.variant("t", [
 	v.strictObject({ t: v.literal("paired") }),
 	// Requests: client -> server. Every request carries an id; answers repeat it.
 	v.strictObject({ t: v.literal("list"), id: Id, path: WirePath }),
-	v.strictObject({ t: v.literal("stat"), id: Id, path: WirePath }),
-	v.strictObject({ t: v.literal("walk"), id: Id, path: WirePath }),
+	/** `follow`: a final symlink whose target stays inside the share is described by its target. */
+	v.strictObject({ t: v.literal("stat"), id: Id, path: WirePath, follow: v.optional(v.boolean()) }),
+	v.strictObject({ t: v.literal("walk"), id: Id, path: WirePath, exclude: v.optional(Excludes) }),
+	/** SHA-256 of a remote file (--checksum): answered by hash-ok. */
+	v.strictObject({ t: v.literal("hash"), id: Id, path: WirePath }),
 	v.strictObject({ t: v.literal("mkdir"), id: Id, path: WirePath, parents: v.boolean() }),
 	v.strictObject({ t: v.literal("rm"), id: Id, path: WirePath, recursive: v.boolean() }),
 	/** Download; `offset`/`prefix` offer verified partial data the client already holds. */
@@ -105,9 +126,19 @@ export const MessageSchema = v.variant("t", [
 		size: Size,
 		overwrite: v.boolean(),
 		sha256: v.optional(Sha256),
+		/** The source's metadata: applied at commit, and the server's up-to-date check (no round trip). */
+		mtime: v.optional(Mtime),
+		mode: v.optional(Mode),
+		/** false: the client compared by SHA-256 (--checksum) and wants it sent even if size and mtime match. */
+		quick: v.optional(v.boolean()),
+		/** Standard input: length unknown until put-end (`size` is then 0), never resumed. */
+		stream: v.optional(v.literal(true)),
 	}),
 	v.strictObject({ t: v.literal("put-start"), id: Id, offset: Size }),
-	v.strictObject({ t: v.literal("put-end"), id: Id, sha256: Sha256 }),
+	/** `size` only for a stream: the length it turned out to have. */
+	v.strictObject({ t: v.literal("put-end"), id: Id, sha256: Sha256, size: v.optional(Size) }),
+	/** The source changed while it was sent: discard what arrived, commit nothing. */
+	v.strictObject({ t: v.literal("put-abort"), id: Id }),
 	// Answers: server -> client.
 	v.strictObject({ t: v.literal("ok"), id: Id }),
 	v.strictObject({
@@ -134,16 +165,23 @@ export const MessageSchema = v.variant("t", [
 		id: Id,
 		size: Size,
 		mtime: Mtime,
+		/** The source's permission bits (absent: none executable). */
+		mode: v.optional(Mode),
 		offset: Size,
 		sha256: v.optional(Sha256),
 	}),
 	v.strictObject({ t: v.literal("file-end"), id: Id, sha256: Sha256 }),
 	v.strictObject({ t: v.literal("put-ready"), id: Id, offset: Size, prefix: v.optional(Sha256) }),
 	v.strictObject({ t: v.literal("put-ok"), id: Id, sha256: Sha256 }),
+	/** The server's file already has this size and mtime: nothing is sent or written. */
+	v.strictObject({ t: v.literal("up-to-date"), id: Id }),
+	v.strictObject({ t: v.literal("hash-ok"), id: Id, size: Size, sha256: Sha256 }),
 	v.strictObject({
 		t: v.literal("error"),
 		code: v.picklist(WIRE_ERROR_CODES),
 		id: v.optional(Id),
+		/** With disk-full: the bytes free on the server, so the message can give the numbers. */
+		free: v.optional(Size),
 	}),
 ]);
 

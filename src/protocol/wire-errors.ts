@@ -30,6 +30,7 @@ export const WIRE_ERROR_CODES = [
 	"disk-full",
 	"io",
 	"in-use",
+	"changed",
 ] as const;
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
@@ -47,7 +48,8 @@ const FROM_WIRE: Record<
 	protocol: { code: "protocol", message: "The peer reported a protocol error." },
 	version: {
 		code: "protocol",
-		message: "The peer speaks another version of the pairlink protocol.",
+		message:
+			"The peer speaks another version of the pairlink protocol: upgrade pairlink on the side with the older version.",
 	},
 	"not-trusted": {
 		code: "not-trusted",
@@ -133,6 +135,11 @@ const FROM_WIRE: Record<
 		message: "The server has no space left.",
 		about: (w) => `The server has no space left for ${w}`,
 	},
+	changed: {
+		code: "changed",
+		message: "The file changed on the server while it was being sent; run the command again.",
+		about: (w) => `${w} changed on the server while it was being sent; run the command again`,
+	},
 	io: {
 		code: "refused",
 		message: "The server could not complete the operation.",
@@ -153,9 +160,12 @@ export class WireError extends PairlinkError {
 }
 
 /** The peer's refusal as an error; `what` (already quoted for people) names the path it was about. */
-export function errorFromWire(code: WireErrorCode, what?: string): WireError {
+export function errorFromWire(code: WireErrorCode, what?: string, free?: number): WireError {
 	const { code: local, message, about, advice } = FROM_WIRE[code];
-	return new WireError(code, local, what !== undefined && about ? about(what) : message, advice);
+	const said = what !== undefined && about ? about(what) : message;
+	// A full disk says how much room there is, so the user knows what to free.
+	const room = free !== undefined ? ` (${free} bytes are free there)` : "";
+	return new WireError(code, local, `${said}${room}`, advice);
 }
 
 export function wireCodeFor(e: unknown): WireErrorCode {
@@ -184,6 +194,7 @@ export function wireCodeFor(e: unknown): WireErrorCode {
 		case "disk-full":
 		case "is-directory":
 		case "not-empty":
+		case "changed":
 			return e.code;
 		case "busy":
 			return "in-use";

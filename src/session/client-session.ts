@@ -2,29 +2,34 @@
  * The client's side of an established session: requests out with ids,
  * answers and data frames routed back to the operation waiting for them.
  * Every name a server sends back is checked by the same rules the server
- * applies to ours, and every download lands through a verified part file.
+ * applies to ours, and every download lands through a verified part file
+ * (uploads are in client-uploads.ts).
  */
-import { open } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
-import { PartFile, type PartOwner, readChunks } from "../fs/part-file.ts";
+import type { FileMeta } from "../fs/metadata.ts";
+import { PartFile, type PartOwner } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { parseWirePath } from "../fs/safe-path.ts";
-import { readPath } from "../fs/small-io.ts";
 import type { Channel } from "../protocol/channel.ts";
-import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
+import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
 import { type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
+	/** Empty when the file was not moved and not hashed (up to date by size and time). */
 	sha256: string;
 	/** Bytes of verified partial data that were not sent again. */
 	resumedFrom: number;
+	/** Set when the file was not moved because the destination already had it. */
+	skipped?: "up-to-date";
 }
 
 export interface TransferOptions {
 	overwrite: boolean;
+	/** The caller compared by SHA-256 already: the server must not skip by size and mtime. */
+	checksum?: boolean;
 	/** Called with the bytes of this file done so far (including resumed ones). */
 	onProgress?(done: number, total: number): void;
 }
@@ -62,6 +67,17 @@ interface Exchange {
 	onMessage(message: Message): void;
 	onData?(parts: Uint8Array[], length: number): void;
 	fail(error: PairlinkError): void;
+}
+
+/** Where one download's bytes go (a part file, or standard output), for `receive`. */
+interface Receiver {
+	/** The server's `file` message: a refusal, or a step to take before the first write. */
+	start(m: MessageOf<"file">): PairlinkError | (() => Promise<void>) | undefined;
+	write(parts: Uint8Array[]): Promise<void>;
+	/** Every byte is in: verify against `expected` and keep it. */
+	finish(expected: string): Promise<TransferResult>;
+	/** A failure of the sink, told as the user needs it. */
+	error(e: unknown): PairlinkError;
 }
 
 /** Download bytes buffered ahead of the disk before the socket is paused. */
@@ -119,11 +135,12 @@ export class ClientSession {
 		);
 	}
 
-	stat(path: string): Promise<Entry> {
+	/** `follow`: describe a final symlink by its target, when that stays inside the share. */
+	stat(path: string, follow = false): Promise<Entry> {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		return this.request<Entry>(
-			(id) => ({ t: "stat", id, path }),
+			(id) => ({ t: "stat", id, path, ...(follow ? { follow } : {}) }),
 			(m, resolve) => {
 				if (m.t !== "stat-ok") return false;
 				resolve(m.entry);
@@ -137,13 +154,13 @@ export class ClientSession {
 	 * it cannot send. Every path is checked before anyone uses it: one that
 	 * breaks the wire rules fails the whole walk (the server misbehaves).
 	 */
-	walk(path: string): Promise<Walk> {
+	walk(path: string, exclude: readonly string[] = []): Promise<Walk> {
 		const refused = checkPath(path);
 		if (refused) return refused;
 		const walk: Walk = { entries: [], refused: [] };
 		let budget: ListingBudget = { entries: 0, bytes: 0 };
 		return this.request<Walk>(
-			(id) => ({ t: "walk", id, path }),
+			(id) => ({ t: "walk", id, path, ...(exclude.length > 0 ? { exclude: [...exclude] } : {}) }),
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
 				const refusals = m.refused ?? [];
@@ -167,6 +184,20 @@ export class ClientSession {
 		);
 	}
 
+	/** SHA-256 of a remote file, hashed by the server on request (--checksum). */
+	hash(path: string): Promise<{ size: number; sha256: string }> {
+		const refused = checkPath(path);
+		if (refused) return refused;
+		return this.request(
+			(id) => ({ t: "hash", id, path }),
+			(m, resolve) => {
+				if (m.t !== "hash-ok") return false;
+				resolve({ size: m.size, sha256: m.sha256 });
+				return true;
+			},
+		);
+	}
+
 	mkdir(path: string, parents = false): Promise<void> {
 		const refused = checkPath(path);
 		if (refused) return refused;
@@ -182,7 +213,8 @@ export class ClientSession {
 	/**
 	 * Download `remotePath` into `dest` (a path inside the `local` root). A part
 	 * file left by an interrupted attempt is offered for resume; nothing
-	 * appears at the final name unless size and SHA-256 match.
+	 * appears at the final name unless size and SHA-256 match. The file gets
+	 * the server's mtime and executable bits.
 	 */
 	async download(
 		remotePath: string,
@@ -193,35 +225,11 @@ export class ClientSession {
 		parseWirePath(remotePath);
 		const part = await PartFile.open(local, dest, opts.overwrite, this.partOwner);
 		let size = 0;
-		let announced = false;
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
-		/** Bytes announced so far by the offset plus data frames, before they reach the disk. */
-		let incoming = 0;
-		let chain = Promise.resolve();
-		let failure: PairlinkError | undefined;
-		const fail = (e: unknown) => {
-			failure ??= e instanceof PairlinkError ? e : fsError(e, dest);
-		};
-		/** The file's hash when the server sent it whole (no file-end follows). */
-		let wholeSha: string | undefined;
-		let resolveResult: (r: TransferResult) => void = () => undefined;
-		let rejectResult: (e: PairlinkError) => void = () => undefined;
-		/** After every byte is written: verify, move into place, acknowledge. */
-		const finish = (expected: string, id: number) => {
-			chain = chain.then(async () => {
-				if (failure) return rejectResult(failure);
-				try {
-					const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite);
-					void this.channel.send({ t: "ack", id }).catch(() => undefined);
-					resolveResult({ bytes: size, sha256, resumedFrom });
-				} catch (e) {
-					rejectResult(e instanceof PairlinkError ? e : fsError(e, dest));
-				}
-			});
-		};
+		let meta: FileMeta | undefined;
 		try {
-			const result = await this.request<TransferResult>(
+			return await this.receive(
 				(id) => ({
 					t: "get",
 					id,
@@ -229,9 +237,138 @@ export class ClientSession {
 					offset: part.resumable,
 					...(part.prefixSha256 ? { prefix: part.prefixSha256 } : {}),
 				}),
+				{
+					start: (m) => {
+						if (m.offset !== 0 && m.offset !== part.resumable)
+							return new PairlinkError(
+								"protocol",
+								"the server resumed at an offset this device did not offer",
+							);
+						size = m.size;
+						resumedFrom = m.offset;
+						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
+						opts.onProgress?.(m.offset, size);
+						return () => part.startAt(m.offset, m.size);
+					},
+					write: async (parts) => {
+						await part.write(parts);
+						opts.onProgress?.(part.received, size);
+					},
+					finish: async (expected) => {
+						const sha256 = await part.commit({ size, sha256: expected }, opts.overwrite, meta);
+						return { bytes: size, sha256, resumedFrom };
+					},
+					error: (e) => (e instanceof PairlinkError ? e : fsError(e, dest)),
+				},
+			);
+		} catch (e) {
+			const error = e instanceof PairlinkError ? e : fsError(e, dest);
+			// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
+			if (error.code === "integrity" || error.code === "changed" || part.received === 0)
+				await part.discard();
+			else await part.keep();
+			throw error;
+		}
+	}
+
+	/** Upload a local file (client-uploads.ts): up to date, resumed, or sent whole. */
+	upload(localPath: string, remotePath: string, opts: TransferOptions): Promise<TransferResult> {
+		return uploadFile(this.link, localPath, remotePath, opts);
+	}
+
+	/** Standard input into `remotePath` (client-uploads.ts). */
+	uploadStream(
+		source: AsyncIterable<Uint8Array>,
+		remotePath: string,
+		opts: TransferOptions,
+	): Promise<TransferResult> {
+		return uploadStream(this.link, source, remotePath, opts);
+	}
+
+	/**
+	 * Download `remotePath` into `sink` (standard output) as it arrives,
+	 * hashed on the way: bytes already written cannot be taken back, so a
+	 * mismatch at the end fails with the output said to be incomplete.
+	 * A failure carries `written`, the bytes that reached the sink.
+	 */
+	async downloadTo(
+		remotePath: string,
+		sink: (chunk: Uint8Array) => Promise<void>,
+		opts: Pick<TransferOptions, "onProgress">,
+	): Promise<TransferResult> {
+		parseWirePath(remotePath);
+		const hasher = new Bun.CryptoHasher("sha256");
+		let size = 0;
+		let written = 0;
+		try {
+			return await this.receive((id) => ({ t: "get", id, path: remotePath, offset: 0 }), {
+				start: (m) => {
+					size = m.size;
+					return m.offset === 0
+						? undefined
+						: new PairlinkError("protocol", "the server resumed a download nobody offered");
+				},
+				write: async (parts) => {
+					const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+					hasher.update(chunk);
+					await sink(chunk);
+					written += chunk.length;
+					opts.onProgress?.(written, size);
+				},
+				finish: async (expected) => {
+					const sha256 = hasher.digest("hex");
+					if (sha256 !== expected)
+						throw new PairlinkError("integrity", "the data did not match the server's SHA-256");
+					return { bytes: size, sha256, resumedFrom: 0 };
+				},
+				error: (e) =>
+					e instanceof PairlinkError
+						? e
+						: new PairlinkError(
+								"stream-broken",
+								`the output could not be written (${(e as Error)?.message ?? String(e)})`,
+							),
+			});
+		} catch (e) {
+			const error = e instanceof PairlinkError ? e : new PairlinkError("internal", String(e));
+			throw Object.assign(error, { written });
+		}
+	}
+
+	/**
+	 * One download's answers, whatever receives the bytes: the `file`
+	 * announcement, data frames in order (never more than announced: a server
+	 * that sends more is lying and is stopped at once), then the hash —
+	 * after file-end, or once the bytes of a file sent whole are in. Every
+	 * write goes through one chain; the result is acknowledged once kept.
+	 */
+	private async receive(build: (id: number) => Message, r: Receiver): Promise<TransferResult> {
+		let size = 0;
+		/** Bytes announced so far by the offset plus data frames, before they reach the sink. */
+		let incoming = 0;
+		/** The file's hash when the server sent it whole (no file-end follows). */
+		let wholeSha: string | undefined;
+		let announced = false;
+		let chain = Promise.resolve();
+		let failure: PairlinkError | undefined;
+		let settle: { resolve(v: TransferResult): void; reject(e: PairlinkError): void } | undefined;
+		const finish = (expected: string, id: number) => {
+			chain = chain.then(async () => {
+				if (failure) return settle?.reject(failure);
+				try {
+					const result = await r.finish(expected);
+					void this.channel.send({ t: "ack", id }).catch(() => undefined);
+					settle?.resolve(result);
+				} catch (e) {
+					settle?.reject(r.error(e));
+				}
+			});
+		};
+		try {
+			return await this.request<TransferResult>(
+				build,
 				(m, resolve, reject, id) => {
-					resolveResult = resolve;
-					rejectResult = reject;
+					settle = { resolve, reject };
 					if (m.t === "file") {
 						// One header per download: a second one would reset the size every data frame is held to.
 						if (announced) {
@@ -239,22 +376,18 @@ export class ClientSession {
 							return true;
 						}
 						announced = true;
-						size = m.size;
-						const start = m.offset;
-						if (start !== 0 && start !== part.resumable) {
-							reject(
-								new PairlinkError(
-									"protocol",
-									"the server resumed at an offset this device did not offer",
-								),
-							);
+						const started = r.start(m);
+						if (started instanceof PairlinkError) {
+							reject(started);
 							return true;
 						}
-						incoming = start;
-						resumedFrom = start;
+						size = m.size;
+						incoming = m.offset;
 						wholeSha = m.sha256;
-						chain = chain.then(() => part.startAt(start, m.size)).catch(fail);
-						opts.onProgress?.(start, size);
+						if (started)
+							chain = chain.then(started).catch((e) => {
+								failure ??= r.error(e);
+							});
 						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
 						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);
 						return true;
@@ -266,150 +399,33 @@ export class ClientSession {
 					return false;
 				},
 				(parts, length, reject, id) => {
-					// A server that sends more than it announced (or data before "file") is lying: stop at once.
 					incoming += length;
 					if (incoming > size) {
-						fail(new PairlinkError("integrity", "the server sent more data than it announced"));
-						reject(failure as PairlinkError);
+						failure ??= new PairlinkError(
+							"integrity",
+							"the server sent more data than it announced",
+						);
+						reject(failure);
 						return;
 					}
 					this.hold(length);
 					chain = chain
 						.then(async () => {
-							if (failure) return;
-							await part.write(parts);
-							opts.onProgress?.(part.received, size);
+							if (!failure) await r.write(parts);
 						})
 						.catch((e) => {
-							fail(e);
-							reject(failure as PairlinkError);
+							failure ??= r.error(e);
+							reject(failure);
 						})
 						.finally(() => this.release(length));
 					if (wholeSha !== undefined && incoming === size) finish(wholeSha, id);
 				},
 			);
-			return result;
 		} catch (e) {
+			// Nothing may still be writing when the caller discards or keeps what arrived.
 			await chain.catch(() => undefined);
-			const error = e instanceof PairlinkError ? e : fsError(e, dest);
-			// Known-bad data is not kept; anything else stays resumable.
-			if (error.code === "integrity" || part.received === 0) await part.discard();
-			else await part.keep();
-			throw error;
+			throw e;
 		}
-	}
-
-	/** Upload a local file; resumes from a verified part file the server kept. */
-	async upload(
-		localPath: string,
-		remotePath: string,
-		opts: TransferOptions,
-	): Promise<TransferResult> {
-		parseWirePath(remotePath);
-		// Small files (most of a tree) are read in one native call: open, read and close.
-		const small = await readIfSmall(localPath);
-		if (small) return this.uploadWhole(small, remotePath, opts);
-		let fh: Awaited<ReturnType<typeof open>>;
-		try {
-			fh = await open(localPath, "r");
-		} catch (e) {
-			throw fsError(e, JSON.stringify(localPath));
-		}
-		try {
-			const { size } = await fh.stat();
-			let aborted: PairlinkError | undefined;
-			let ready: (r: MessageOf<"put-ready">) => void = () => undefined;
-			const readyP = new Promise<MessageOf<"put-ready">>((r) => {
-				ready = r;
-			});
-			let id = 0;
-			const result = this.request<TransferResult>(
-				(n) => {
-					id = n;
-					return { t: "put", id: n, path: remotePath, size, overwrite: opts.overwrite };
-				},
-				(m, resolve) => {
-					if (m.t === "put-ready") {
-						ready(m);
-						return true;
-					}
-					if (m.t === "put-ok") {
-						resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
-						return true;
-					}
-					return false;
-				},
-			);
-			result.catch((e) => {
-				aborted = e;
-			});
-			let start = 0;
-			let hasher = new Bun.CryptoHasher("sha256");
-			const r = await Promise.race([readyP, result.then(() => undefined)]);
-			if (!r) return await result;
-			if (r.offset > 0 && r.offset <= size && r.prefix) {
-				const h = new Bun.CryptoHasher("sha256");
-				for await (const c of readChunks(fh, 0, r.offset, true)) h.update(c);
-				if (h.copy().digest("hex") === r.prefix) {
-					start = r.offset;
-					hasher = h;
-				}
-			}
-			await this.channel.send({ t: "put-start", id, offset: start });
-			opts.onProgress?.(start, size);
-			let done = start;
-			for await (const chunk of readChunks(fh, start, size, true)) {
-				if (aborted) break;
-				hasher.update(chunk);
-				await this.channel.sendData(id, chunk);
-				done += chunk.length;
-				opts.onProgress?.(done, size);
-			}
-			if (!aborted) {
-				const sha256 = hasher.digest("hex");
-				await this.channel.send({ t: "put-end", id, sha256 });
-				const r = await result;
-				if (r.sha256 !== sha256)
-					throw new PairlinkError("integrity", "the server stored data with another SHA-256");
-				return { ...r, resumedFrom: start };
-			}
-			return await result;
-		} finally {
-			await fh.close().catch(() => undefined);
-		}
-	}
-
-	/**
-	 * A file that fits one data frame goes out whole: its hash in the put, its
-	 * data right behind it, one answer back. No round trip before the data,
-	 * and nothing to resume (a part file, if any, is started over).
-	 */
-	private async uploadWhole(
-		data: Uint8Array,
-		remotePath: string,
-		opts: TransferOptions,
-	): Promise<TransferResult> {
-		const size = data.length;
-		const sha256 = new Bun.CryptoHasher("sha256").update(data).digest("hex");
-		opts.onProgress?.(0, size);
-		const result = this.request<TransferResult>(
-			(id) => {
-				// Queued right behind the put, in the same turn, so both go out in one write.
-				if (size > 0)
-					queueMicrotask(() => void this.channel.sendData(id, data).catch(() => undefined));
-				return { t: "put", id, path: remotePath, size, overwrite: opts.overwrite, sha256 };
-			},
-			(m, resolve) => {
-				if (m.t !== "put-ok") return false;
-				resolve({ bytes: size, sha256: m.sha256, resumedFrom: 0 });
-				return true;
-			},
-		);
-		const r = await result;
-		if (r.sha256 !== sha256)
-			throw new PairlinkError("integrity", "the server stored data with another SHA-256");
-		opts.onProgress?.(size, size);
-		return r;
 	}
 
 	onMessage(message: Message): void {
@@ -440,7 +456,7 @@ export class ClientSession {
 			return;
 		}
 		if (message.t === "error") {
-			exchange.fail(errorFromWire(message.code, exchange.about));
+			exchange.fail(errorFromWire(message.code, exchange.about, message.free));
 			return;
 		}
 		exchange.onMessage(message);
@@ -468,6 +484,14 @@ export class ClientSession {
 	}
 
 	// ---- plumbing
+
+	/** What uploads (client-uploads.ts) use of this session. */
+	private get link(): UploadLink {
+		return {
+			channel: this.channel,
+			request: (build, onAnswer) => this.request(build, onAnswer),
+		};
+	}
 
 	private request<T>(
 		build: (id: number) => Message,
@@ -570,18 +594,5 @@ function checkPath(path: string): Promise<never> | undefined {
 		return undefined;
 	} catch (e) {
 		return Promise.reject(e);
-	}
-}
-
-/** A file's bytes when it fits one data frame; undefined for a larger one. */
-async function readIfSmall(path: string): Promise<Uint8Array | undefined> {
-	const file = Bun.file(path);
-	try {
-		if (file.size > MAX_DATA_PAYLOAD) return undefined;
-		const data = await readPath(path, file.size);
-		// Grown past one frame since the size was read: take the streaming path.
-		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
-	} catch (e) {
-		throw fsError(e, JSON.stringify(path));
 	}
 }

@@ -11,6 +11,7 @@
  *                                <------  HELLO {version, mode, name} | ERROR {code}
  */
 import { PairlinkError } from "../errors.ts";
+import { versionMismatch } from "../protocol/frame.ts";
 import { PROTOCOL_VERSION } from "../protocol/limits.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire, type WireErrorCode } from "../protocol/wire-errors.ts";
@@ -83,10 +84,7 @@ export function serverStep(
 		}
 		const hello = event.message;
 		if (hello.version !== PROTOCOL_VERSION) {
-			return fail(
-				new PairlinkError("protocol", `the peer speaks protocol version ${hello.version}`),
-				"version",
-			);
+			return fail(new PairlinkError("protocol", versionMismatch(hello.version)), "version");
 		}
 		if (hello.mode === "session" && !state.access.trusted) {
 			return fail(
@@ -181,9 +179,7 @@ export function clientStep(
 		}
 		const hello: MessageOf<"hello"> = event.message;
 		if (hello.version !== PROTOCOL_VERSION) {
-			return fail(
-				new PairlinkError("protocol", `the server speaks protocol version ${hello.version}`),
-			);
+			return fail(new PairlinkError("protocol", versionMismatch(hello.version)));
 		}
 		if (hello.mode !== state.mode) {
 			return fail(new PairlinkError("protocol", "the server answered HELLO for another mode"));

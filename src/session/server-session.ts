@@ -6,6 +6,8 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { PairlinkError } from "../errors.ts";
+import { excluder } from "../fs/exclude.ts";
+import { changedWhileRead, type FileMeta, snapshot, upToDate } from "../fs/metadata.ts";
 import { PartFile as Part, type PartFile, readChunks, readWhole } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
@@ -27,7 +29,7 @@ export interface TransferEvent {
 
 /** A file operation for the server's log: done, or refused with the code the client got. */
 export interface OperationEvent {
-	op: "list" | "stat" | "walk" | "mkdir" | "rm" | "get" | "put";
+	op: "list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get" | "put";
 	path: string;
 	refused?: WireErrorCode;
 }
@@ -56,17 +58,23 @@ const PAUSE_ABOVE = 16 * 1024 * 1024;
 const RESUME_BELOW = 4 * 1024 * 1024;
 const MAX_REMEMBERED_REFUSALS = 4096;
 
-type Request = MessageOf<"list" | "stat" | "walk" | "mkdir" | "rm" | "get">;
+type Request = MessageOf<"list" | "stat" | "walk" | "hash" | "mkdir" | "rm" | "get">;
 
 /** A refusal that carries the exact wire code to send. */
 class Refusal extends PairlinkError {
 	constructor(
 		readonly wire: WireErrorCode,
 		message: string,
+		/** With disk-full: the bytes free here. */
+		readonly free?: number,
 	) {
 		super("refused", message);
 	}
 }
+
+/** The source changed while it was read: what arrived is not committed. */
+const changedSource = () =>
+	new Refusal("changed", "the file changed while it was being sent; nothing was committed");
 
 interface Upload {
 	path: string;
@@ -74,6 +82,10 @@ interface Upload {
 	/** Known up front for a file sent whole: it is committed as soon as its bytes are in. */
 	sha256: string | undefined;
 	overwrite: boolean;
+	/** The sender's mtime and mode, applied at commit (an older client sends none). */
+	meta: FileMeta | undefined;
+	/** Standard input of unknown length: no size check until put-end, never resumed. */
+	stream: boolean;
 	part: PartFile | undefined;
 	started: boolean;
 	resumedFrom: number;
@@ -184,6 +196,11 @@ export class ServerSession {
 			case "walk":
 				this.run(message, () => this.walk(message));
 				return;
+			case "hash":
+				// Reading a whole file, like a download: it waits its turn with them.
+				this.getQueue.push(() => this.guard(message, () => this.hash(message)));
+				this.pumpGets();
+				return;
 			case "mkdir":
 				this.run(message, () => this.mkdir(message));
 				return;
@@ -204,6 +221,9 @@ export class ServerSession {
 				return;
 			case "put-end":
 				this.putEnd(message);
+				return;
+			case "put-abort":
+				this.putAbort(message.id);
 				return;
 			default:
 				this.channel.fail(
@@ -232,7 +252,7 @@ export class ServerSession {
 		upload.chain = upload.chain.then(async () => {
 			try {
 				if (!upload.failed) {
-					if ((upload.part as PartFile).received + length > upload.size) {
+					if (!upload.stream && (upload.part as PartFile).received + length > upload.size) {
 						throw new Refusal("integrity", "more data than announced");
 					}
 					await (upload.part as PartFile).write(parts);
@@ -259,8 +279,8 @@ export class ServerSession {
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			// An empty part file resumes nothing: only uploads that moved bytes leave one behind.
-			if (upload.part?.received === 0) await upload.part.discard();
+			// An empty part file resumes nothing, nor does a stream (it is never resumed).
+			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
 			else await upload.part?.keep();
 		}
 		this.uploads.clear();
@@ -280,18 +300,38 @@ export class ServerSession {
 
 	private async stat(m: MessageOf<"stat">): Promise<void> {
 		this.check({ op: "stat", path: m.path });
-		await this.channel.send({ t: "stat-ok", id: m.id, entry: await this.deps.root.stat(m.path) });
+		await this.channel.send({
+			t: "stat-ok",
+			id: m.id,
+			entry: await this.deps.root.stat(m.path, m.follow === true),
+		});
 	}
 
 	private async walk(m: MessageOf<"walk">): Promise<void> {
 		this.check({ op: "walk", path: m.path });
 		const batches = new EntryBatches<WalkEntry>();
-		for await (const entry of this.deps.root.walk(m.path)) {
+		const top = m.path.split("/").filter(Boolean).at(-1) ?? "";
+		for await (const entry of this.deps.root.walk(m.path, excluder(m.exclude ?? [], top))) {
 			if (this.closed) return;
 			const full = batches.add(entry);
 			if (full) await this.channel.send(walkMessage(m.id, full, false));
 		}
 		await this.channel.send(walkMessage(m.id, batches.rest(), true));
+	}
+
+	/** --checksum: the server hashes a file only when asked, and only that file. */
+	private async hash(m: MessageOf<"hash">): Promise<void> {
+		this.check({ op: "get", path: m.path });
+		const file = await this.deps.root.openRead(m.path);
+		this.openFiles.add(file.fh);
+		try {
+			const h = new Bun.CryptoHasher("sha256");
+			for await (const chunk of readChunks(file.fh, 0, file.size, true)) h.update(chunk);
+			await this.channel.send({ t: "hash-ok", id: m.id, size: file.size, sha256: h.digest("hex") });
+		} finally {
+			this.openFiles.delete(file.fh);
+			await file.fh.close().catch(() => undefined);
+		}
 	}
 
 	private async mkdir(m: MessageOf<"mkdir">): Promise<void> {
@@ -337,14 +377,27 @@ export class ServerSession {
 			const room = Math.min(file.size, 2 * MAX_DATA_PAYLOAD);
 			await this.replyRoom(room);
 			try {
+				const before = snapshot(await file.fh.stat());
+				// What the path leads to once the file is read: the same file, or it changed.
+				const again = () => this.deps.root.statTarget(m.path);
+				const mode = before.mode & 0o7777;
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
 					const whole = await readWhole(file.fh, file.size);
+					if (await changedWhileRead(file.fh, before, again)) throw changedSource();
 					const sha256 = new Bun.CryptoHasher("sha256").update(whole).digest("hex");
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
 					checkUnacked(this.awaitingAck.size);
 					void this.channel
-						.send({ t: "file", id: m.id, size: file.size, mtime: file.mtime, offset: 0, sha256 })
+						.send({
+							t: "file",
+							id: m.id,
+							size: file.size,
+							mtime: file.mtime,
+							mode,
+							offset: 0,
+							sha256,
+						})
 						.catch(() => undefined);
 					if (file.size > 0) await this.channel.sendData(m.id, whole);
 					return;
@@ -365,6 +418,7 @@ export class ServerSession {
 					id: m.id,
 					size: file.size,
 					mtime: file.mtime,
+					mode,
 					offset,
 				});
 				for await (const chunk of readChunks(file.fh, offset, file.size, true)) {
@@ -372,6 +426,8 @@ export class ServerSession {
 					h.update(chunk);
 					await this.channel.sendData(m.id, chunk);
 				}
+				// Sent but not to be committed: the client discards its part file on this error.
+				if (await changedWhileRead(file.fh, before, again)) throw changedSource();
 				const sha256 = h.digest("hex");
 				this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: offset });
 				checkUnacked(this.awaitingAck.size);
@@ -417,11 +473,14 @@ export class ServerSession {
 		}
 		const overwrite = m.overwrite && this.deps.policy.allowOverwrite;
 		const whole = m.sha256 !== undefined;
+		const stream = m.stream === true;
 		const upload: Upload = {
 			path: m.path,
 			size: m.size,
 			sha256: m.sha256,
 			overwrite,
+			meta: m.mtime !== undefined ? { mtime: m.mtime, mode: m.mode ?? 0 } : undefined,
+			stream,
 			part: undefined,
 			started: whole,
 			resumedFrom: 0,
@@ -432,6 +491,17 @@ export class ServerSession {
 		upload.chain = (async () => {
 			this.check({ op: "put", path: m.path, overwrite: m.overwrite });
 			checkReceivable(m.path, this.platform);
+			// SPEC's quick check, answered in place of put-ready: no round trip of its own.
+			if (
+				upload.meta &&
+				!stream &&
+				m.quick !== false &&
+				(await this.isUpToDate(m.path, m.size, upload.meta.mtime))
+			) {
+				this.forgetUpload(m.id, upload);
+				this.send({ t: "up-to-date", id: m.id });
+				return;
+			}
 			try {
 				upload.part = await Part.open(this.deps.root, m.path, overwrite, {
 					records: this.deps.partRecords,
@@ -449,8 +519,15 @@ export class ServerSession {
 				if (m.size === 0) await this.finishUpload(m.id, upload, m.sha256 as string);
 				return;
 			}
-			// A part file longer than the announced size cannot be a prefix of it.
-			const offset = upload.part.resumable <= m.size ? upload.part.resumable : 0;
+			// A part file longer than the announced size cannot be a prefix of it; a stream never resumes.
+			const offset = !stream && upload.part.resumable <= m.size ? upload.part.resumable : 0;
+			const free = await upload.part.freeBytes();
+			if (!stream && m.size - offset > free)
+				throw new Refusal(
+					"disk-full",
+					`${m.size - offset} bytes are needed, ${free} are free`,
+					free,
+				);
 			this.send({
 				t: "put-ready",
 				id: m.id,
@@ -458,6 +535,23 @@ export class ServerSession {
 				...(offset > 0 && upload.part.prefixSha256 ? { prefix: upload.part.prefixSha256 } : {}),
 			});
 		})().catch((e) => this.failUpload(m.id, upload, e));
+	}
+
+	/** An existing regular file with the announced size and modification time. */
+	private async isUpToDate(path: string, size: number, mtime: number): Promise<boolean> {
+		const existing = await this.deps.root.stat(path).catch(() => undefined);
+		return existing?.type === "file" && upToDate({ size, mtime }, existing);
+	}
+
+	/** The sender found its file changed after sending it: nothing is committed. */
+	private putAbort(id: number): void {
+		const upload = this.uploads.get(id);
+		if (!upload) {
+			if (!this.refusedUploads.has(id))
+				this.channel.fail(new PairlinkError("protocol", "put-abort without an upload"));
+			return;
+		}
+		upload.chain = upload.chain.then(() => this.failUpload(id, upload, changedSource()));
 	}
 
 	private putStart(m: MessageOf<"put-start">): void {
@@ -484,6 +578,8 @@ export class ServerSession {
 			this.refusedUploads.delete(m.id);
 			return;
 		}
+		// A stream's length is known only now; anything else was announced in the put.
+		if (upload.stream) upload.size = m.size ?? upload.size;
 		upload.chain = upload.chain.then(() =>
 			upload.failed ? undefined : this.finishUpload(m.id, upload, m.sha256),
 		);
@@ -497,6 +593,7 @@ export class ServerSession {
 			const sha256 = await (upload.part as PartFile).commit(
 				{ size: upload.size, sha256: expected },
 				upload.overwrite,
+				upload.meta,
 			);
 			this.send({ t: "put-ok", id, sha256 });
 			this.deps.onTransfer?.({
@@ -513,14 +610,24 @@ export class ServerSession {
 
 	private async failUpload(id: number, upload: Upload, e: unknown): Promise<void> {
 		if (upload.failed) return;
+		this.forgetUpload(id, upload);
+		this.refuse(id, e, { op: "put", path: upload.path });
+		// Bad data is not worth resuming from, nor is a stream; a full disk or a broken pipe is.
+		if (
+			e instanceof PairlinkError &&
+			e.code !== "integrity" &&
+			!(e instanceof Refusal) &&
+			!upload.stream
+		)
+			await upload.part?.keep();
+		else await upload.part?.discard();
+	}
+
+	/** Answered without being written: the frames still on their way for it are dropped. */
+	private forgetUpload(id: number, upload: Upload): void {
 		upload.failed = true;
 		this.uploads.delete(id);
 		this.rememberRefused(id);
-		this.refuse(id, e, { op: "put", path: upload.path });
-		// Bad data is not worth resuming from; a full disk or a broken pipe is.
-		if (e instanceof PairlinkError && e.code !== "integrity" && !(e instanceof Refusal))
-			await upload.part?.keep();
-		else await upload.part?.discard();
 	}
 
 	// ---- plumbing
@@ -585,7 +692,8 @@ export class ServerSession {
 			return;
 		}
 		const code = error instanceof Refusal ? error.wire : wireCodeFor(error);
-		this.send({ t: "error", id, code });
+		const free = error instanceof Refusal && error.free !== undefined ? { free: error.free } : {};
+		this.send({ t: "error", id, code, ...free });
 		this.deps.onOperation?.({ ...what, refused: code });
 	}
 

@@ -9,6 +9,7 @@ import type { Socket } from "bun";
 import * as v from "valibot";
 import { fingerprintOf } from "../../src/crypto/fingerprint.ts";
 import { encodeFrame, FrameDecoder, FrameType, frameBytes } from "../../src/protocol/frame.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/limits.ts";
 import {
 	decodeMessage,
 	type Message,
@@ -174,7 +175,7 @@ type Generators = { [K in Message["t"]]: (rng: Prng) => MessageOf<K> };
 export const MESSAGE_GENERATORS: Generators = {
 	hello: (r) => ({
 		t: "hello",
-		version: r.int(8) === 0 ? r.pick([0, 2, -1, 2 ** 31]) : 1,
+		version: r.int(8) === 0 ? r.pick([0, 1, 3, -1, 2 ** 31]) : PROTOCOL_VERSION,
 		mode: r.pick(["session", "pair"] as const),
 		name: deviceName(r),
 	}),
@@ -186,7 +187,13 @@ export const MESSAGE_GENERATORS: Generators = {
 	paired: () => ({ t: "paired" }),
 	list: (r) => ({ t: "list", id: id(r), path: anyText(r, 4096) }),
 	stat: (r) => ({ t: "stat", id: id(r), path: anyText(r, 4096) }),
-	walk: (r) => ({ t: "walk", id: id(r), path: anyText(r, 4096) }),
+	walk: (r) => ({
+		t: "walk",
+		id: id(r),
+		path: anyText(r, 4096),
+		...maybe(r, { exclude: entries(r, () => anyText(r, 64) || "x").slice(0, 64) }),
+	}),
+	hash: (r) => ({ t: "hash", id: id(r), path: anyText(r, 4096) }),
 	mkdir: (r) => ({ t: "mkdir", id: id(r), path: anyText(r, 4096), parents: r.int(2) === 0 }),
 	rm: (r) => ({ t: "rm", id: id(r), path: anyText(r, 4096), recursive: r.int(2) === 0 }),
 	get: (r) => ({
@@ -203,7 +210,9 @@ export const MESSAGE_GENERATORS: Generators = {
 		path: anyText(r, 4096),
 		size: size(r),
 		overwrite: r.int(2) === 0,
+		...maybe(r, { mtime: mtime(r), mode: r.int(0o10000) }),
 	}),
+	"put-abort": (r) => ({ t: "put-abort", id: id(r) }),
 	"put-start": (r) => ({ t: "put-start", id: id(r), offset: size(r) }),
 	"put-end": (r) => ({ t: "put-end", id: id(r), sha256: hex(r, 32) }),
 	ok: (r) => ({ t: "ok", id: id(r) }),
@@ -229,6 +238,8 @@ export const MESSAGE_GENERATORS: Generators = {
 		...maybe(r, { prefix: hex(r, 32) }),
 	}),
 	"put-ok": (r) => ({ t: "put-ok", id: id(r), sha256: hex(r, 32) }),
+	"up-to-date": (r) => ({ t: "up-to-date", id: id(r) }),
+	"hash-ok": (r) => ({ t: "hash-ok", id: id(r), size: size(r), sha256: hex(r, 32) }),
 	error: (r) => ({ t: "error", code: r.pick(WIRE_ERROR_CODES), ...maybe(r, { id: id(r) }) }),
 };
 
@@ -539,7 +550,7 @@ export async function helloExchange(
 	mode: "session" | "pair",
 	name = "hand",
 ): Promise<MessageOf<"hello">> {
-	await peer.send({ t: "hello", version: 1, mode, name });
+	await peer.send({ t: "hello", version: PROTOCOL_VERSION, mode, name });
 	const answer = await peer.next();
 	if (answer.t !== "hello") throw new Error(`expected HELLO, got ${JSON.stringify(answer)}`);
 	return answer;

@@ -685,7 +685,8 @@ describe("transfer events", () => {
 			device: "laptop",
 			fingerprint: clientDev.identity.fingerprint,
 		});
-		// Refused operations are not transfers.
+		// Refused operations are not transfers (the same file again would be up to date: changed here).
+		await writeFile(join(local, "up.bin"), "different now");
 		await expectRefusal(
 			conn.session.upload(join(local, "up.bin"), "docs/up.bin", { overwrite: false }),
 			"exists",

@@ -193,8 +193,8 @@ describe("bad peers on real sockets", () => {
 		},
 		{ name: "a frame of an unknown type", bytes: () => header(9, 0, 0) },
 		{
-			name: "a frame of another protocol version",
-			bytes: () => header(FrameType.control, 0, 2, 2),
+			name: "a frame of the previous protocol version",
+			bytes: () => header(FrameType.control, 0, 2, PROTOCOL_VERSION - 1),
 		},
 		{
 			name: `an oversized control frame header (${MAX_CONTROL_PAYLOAD + 1} bytes announced)`,
@@ -220,7 +220,7 @@ describe("bad peers on real sockets", () => {
 		},
 		{
 			name: "a second HELLO",
-			bytes: () => control({ t: "hello", version: 1, mode: "session", name: "x" }),
+			bytes: () => control({ t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "x" }),
 		},
 		{ name: "an answer only a server sends", bytes: () => control({ t: "ok", id: 1 }) },
 		{
@@ -333,7 +333,12 @@ describe("bad peers on real sockets", () => {
 			);
 			const peer = handPeer(srv.server.port, insider.identity);
 			await peer.tls;
-			const frame = control({ t: "hello", version: 1, mode: "session", name: "insider" });
+			const frame = control({
+				t: "hello",
+				version: PROTOCOL_VERSION,
+				mode: "session",
+				name: "insider",
+			});
 			await peer.write(frame.subarray(0, 12 + Math.floor((frame.length - 12) / 2)));
 			const goodMs = await goodClient();
 			expect(peer.isClosed).toBe(false);

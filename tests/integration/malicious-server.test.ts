@@ -23,7 +23,7 @@ import { getFiles } from "../../src/client/transfer.ts";
 import { PairlinkError } from "../../src/errors.ts";
 import { SandboxRoot } from "../../src/fs/root.ts";
 import { encodeFrame, FrameType, frameBytes } from "../../src/protocol/frame.ts";
-import { PEER_LIMITS, type Timeouts } from "../../src/protocol/limits.ts";
+import { PEER_LIMITS, PROTOCOL_VERSION, type Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import type { FrameSocket } from "../../src/transport/frame-socket.ts";
 import { listenTls } from "../../src/transport/listen.ts";
@@ -120,7 +120,7 @@ function fakeServer(
 					const m = decodeMessage(frameBytes(frame));
 					if (m.t === "hello") {
 						void fs
-							.send({ t: "hello", version: 1, mode: "session", name: "desk" })
+							.send({ t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "desk" })
 							.catch(() => undefined);
 						fs.markEstablished();
 						return;

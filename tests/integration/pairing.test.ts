@@ -18,7 +18,7 @@ import { fingerprintBytes } from "../../src/crypto/fingerprint.ts";
 import { generateCode } from "../../src/crypto/pairing-code.ts";
 import { type ErrorCode, PairlinkError } from "../../src/errors.ts";
 import { frameBytes } from "../../src/protocol/frame.ts";
-import type { Timeouts } from "../../src/protocol/limits.ts";
+import { PROTOCOL_VERSION, type Timeouts } from "../../src/protocol/limits.ts";
 import { decodeMessage, type Message, type MessageOf } from "../../src/protocol/messages.ts";
 import { type PairingGate, stateDirPairingGate } from "../../src/server/pairing-gate.ts";
 import type { ServerEvent } from "../../src/server/server.ts";
@@ -199,7 +199,7 @@ async function startRun(
 	opts: { code?: string; pake1Name?: string; ya?: string } = {},
 ): Promise<HandClient> {
 	const hc = await handClient(dev, s);
-	await hc.socket.send({ t: "hello", version: 1, mode: "pair", name: "x" });
+	await hc.socket.send({ t: "hello", version: PROTOCOL_VERSION, mode: "pair", name: "x" });
 	expect(await hc.next()).toMatchObject({ t: "hello", mode: "pair", name: s.dev.identity.name });
 	const name = opts.pake1Name ?? "x";
 	const r = cpaceInitiatorStart({

@@ -8,7 +8,11 @@ import {
 	frameBytes,
 	HEADER_SIZE,
 } from "../../src/protocol/frame.ts";
-import { MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD } from "../../src/protocol/limits.ts";
+import {
+	MAX_CONTROL_PAYLOAD,
+	MAX_DATA_PAYLOAD,
+	PROTOCOL_VERSION,
+} from "../../src/protocol/limits.ts";
 
 interface Expected {
 	type: FrameType;
@@ -124,7 +128,8 @@ describe("frame codec", () => {
 		for (const [index, value] of [
 			[0, 0x47],
 			[1, 0x45],
-			[2, 2],
+			[2, 1],
+			[2, 3],
 			[3, 0],
 			[3, 9],
 		] as const) {
@@ -134,6 +139,15 @@ describe("frame codec", () => {
 			expect(() => d.push(bad)).toThrow(PairlinkError);
 			expect(() => d.push(good)).toThrow(PairlinkError);
 		}
+	});
+
+	test("a peer on protocol 1 is told which side to upgrade", () => {
+		const old = encodeFrame(FrameType.control, 0, new Uint8Array([1]));
+		old[2] = 1;
+		expect(() => new FrameDecoder().push(old)).toThrow(/upgrade pairlink on the other side/);
+		const newer = old.slice();
+		newer[2] = PROTOCOL_VERSION + 1;
+		expect(() => new FrameDecoder().push(newer)).toThrow(/upgrade pairlink on this device/);
 	});
 
 	test("an HTTP request or a TLS record is recognised as not pairlink", () => {

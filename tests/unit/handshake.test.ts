@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { PairlinkError } from "../../src/errors.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/limits.ts";
 import type { Message } from "../../src/protocol/messages.ts";
 import {
 	type ClientEvent,
@@ -29,7 +30,7 @@ const tls = (
 	...over,
 });
 const msg = (message: Message): ServerEvent & ClientEvent => ({ type: "message", message });
-const hello = (mode: "session" | "pair", version = 1): Message => ({
+const hello = (mode: "session" | "pair", version = PROTOCOL_VERSION): Message => ({
 	t: "hello",
 	version,
 	mode,
@@ -78,7 +79,7 @@ describe("server handshake", () => {
 		});
 		expect(r.actions[0]).toEqual({
 			type: "send",
-			message: { t: "hello", version: 1, mode: "session", name: "desk" },
+			message: { t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "desk" },
 		});
 	});
 
@@ -91,7 +92,8 @@ describe("server handshake", () => {
 			[[{ type: "data" }], ["fail:protocol:undefined"]],
 			[[tls("trusted"), { type: "data" }], ["fail:protocol:undefined"]],
 			[[tls("trusted"), msg({ t: "ping", nonce: "x" })], ["fail:protocol:undefined"]],
-			[[tls("trusted"), msg(hello("session", 2))], ["fail:protocol:version"]],
+			[[tls("trusted"), msg(hello("session", 1))], ["fail:protocol:version"]],
+			[[tls("trusted"), msg(hello("session", PROTOCOL_VERSION + 1))], ["fail:protocol:version"]],
 			[[tls("pairing"), msg(hello("session"))], ["fail:not-trusted:not-trusted"]],
 			[[tls("trusted"), msg(hello("pair"))], ["fail:no-code:no-code"]],
 			[[tls("untrusted"), msg(hello("session"))], ["fail:not-trusted:not-trusted"]],
@@ -144,7 +146,7 @@ describe("client handshake", () => {
 	test("trusted server: HELLO out, HELLO back, established", () => {
 		const r = runClient([
 			ctls(true),
-			msg({ t: "hello", version: 1, mode: "session", name: "desk" }),
+			msg({ t: "hello", version: PROTOCOL_VERSION, mode: "session", name: "desk" }),
 		]);
 		expect(r.kinds).toEqual(["send", "established"]);
 		expect(r.state).toMatchObject({ phase: "ready", peerName: "desk" });

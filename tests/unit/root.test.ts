@@ -285,7 +285,7 @@ describe("list", () => {
 });
 
 describe("walk", () => {
-	test("lists every directory before its contents and never follows symlinks", async () => {
+	test("lists every directory before its contents; follows a symlink only to a target inside, once", async () => {
 		await mkdir(join(L.dir, "a", "b", "c"));
 		await writeFile(join(L.dir, "a", "b", "c", "x"), "123");
 		await writeFile(join(L.dir, "a", "z.txt"), "");
@@ -314,8 +314,15 @@ describe("walk", () => {
 			if (parent) expect(paths.indexOf(parent)).toBeLessThan(i);
 		}
 		const byPath = new Map(entries.map((e) => [e.path, e]));
-		for (const link of ["escape", "dir-in", "link-in", "link-out", "a/nested-escape"])
+		// Leading out, dangling, or a directory walked already: reported with why, never followed.
+		for (const link of ["escape", "dir-in", "link-out", "a/nested-escape", "dangling-out"]) {
 			expect(byPath.get(link)?.type).toBe("symlink");
+			expect(byPath.get(link)?.why).toBeString();
+		}
+		expect(byPath.get("escape")?.why).toContain("outside");
+		expect(byPath.get("dir-in")?.why).toContain("repeat");
+		// A link to a file inside the root is followed: the file is sent under the link's name.
+		expect(byPath.get("link-in")).toMatchObject({ type: "file", size: 7 });
 		expect(byPath.get("a/b/c/x")).toMatchObject({ name: "x", type: "file", size: 3 });
 		expect(byPath.get("a/b")).toMatchObject({ name: "b", type: "dir" });
 	});

@@ -1,6 +1,7 @@
 /** The one-shot file commands: ls, get, put, mkdir, rm. */
 import { defineCommand } from "citty";
 import {
+	type Action,
 	type FileDone,
 	type FileFailed,
 	getFiles,
@@ -9,6 +10,7 @@ import {
 	type TransferHooks,
 } from "../../client/transfer.ts";
 import { type ErrorCode, EXIT, PairlinkError } from "../../errors.ts";
+import { checkExcludes } from "../../fs/exclude.ts";
 import { normalizeRemote } from "../../fs/safe-path.ts";
 import { jsonArg } from "../context.ts";
 import { adviseOn, sentence } from "../error-report.ts";
@@ -16,6 +18,7 @@ import { entryJson, entryLine, formatBytes, formatRate } from "../format.ts";
 import { withSession } from "../open-connection.ts";
 import { progressFor } from "../progress.ts";
 import { logger, out, outJson, safe } from "../terminal.ts";
+import { getToStdout } from "./stream.ts";
 
 const hostArg = {
 	host: {
@@ -29,7 +32,42 @@ const fileLine = (f: FileDone) =>
 	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
 export const summaryLine = (s: Summary) =>
-	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.upToDate > 0 ? `, ${s.upToDate} up to date` : ""}${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+
+/** --dry-run, for people: what would happen to each file. */
+const PLANNED: Record<Action, string> = {
+	move: "would move",
+	"up-to-date": "up to date",
+	overwrite: "would overwrite",
+	refuse: "would refuse (it exists and differs; --overwrite replaces it)",
+};
+
+/** The flags get and put share (SPEC "Moving files"). */
+const movingArgs = {
+	exclude: {
+		type: "string",
+		description: "Leave out files and directories matching GLOB (repeatable)",
+		valueHint: "GLOB",
+	},
+	checksum: {
+		type: "boolean",
+		description: "Up to date means the same SHA-256, not the same size and time",
+	},
+	"dry-run": { type: "boolean", description: "Say what would happen to each file; change nothing" },
+} as const;
+
+/** citty keeps only the last of a repeated option: every --exclude, in order. */
+export function excludesOf(rawArgs: readonly string[]): string[] {
+	const found: string[] = [];
+	for (let i = 0; i < rawArgs.length; i++) {
+		const a = rawArgs[i] as string;
+		if (a === "--") break;
+		if (a === "--exclude" && i + 1 < rawArgs.length) found.push(rawArgs[++i] as string);
+		else if (a.startsWith("--exclude=")) found.push(a.slice("--exclude=".length));
+	}
+	checkExcludes(found);
+	return found;
+}
 
 /** The short stable word of SPEC's `error` objects, by error code. */
 const REASONS: Partial<Record<ErrorCode, string>> = {
@@ -40,6 +78,7 @@ const REASONS: Partial<Record<ErrorCode, string>> = {
 	"invalid-path": "invalid-name",
 	"invalid-name": "invalid-name",
 	busy: "in-use",
+	"stream-broken": "interrupted",
 };
 
 export const reasonOf = (e: PairlinkError): string => REASONS[e.code] ?? e.code;
@@ -79,9 +118,24 @@ export async function reportTransfer(
 		const summary = await run({
 			...progress.hooks,
 			onFile: (f) => {
-				if (json)
+				if (json && f.skipped)
+					outJson({
+						path: f.path,
+						bytes: f.bytes,
+						...(f.sha256 ? { sha256: f.sha256 } : {}),
+						skipped: f.skipped,
+					});
+				else if (json)
 					outJson({ path: f.path, bytes: f.bytes, sha256: f.sha256, resumedFrom: f.resumedFrom });
-				else progress.print(fileLine(f));
+				// For people, files already up to date are counted in the summary, not listed (as rsync).
+				else if (!f.skipped) progress.print(fileLine(f));
+			},
+			onPlan: (path, action, bytes) => {
+				if (json) outJson({ path, bytes, action, dryRun: true });
+				else
+					out(
+						`${PLANNED[action]}  ${safe(path)}${action === "up-to-date" ? "" : `  ${formatBytes(bytes)}`}`,
+					);
 			},
 			onFailed: (f) => {
 				if (json) {
@@ -157,7 +211,7 @@ export const getCommand = Object.assign(
 			output: {
 				type: "string",
 				alias: "o",
-				description: "Destination file or directory (default: .)",
+				description: "Destination file or directory (default: .); - writes one file to stdout",
 				valueHint: "DEST",
 			},
 			recursive: {
@@ -165,20 +219,26 @@ export const getCommand = Object.assign(
 				alias: "r",
 				description: "Copy directories and everything in them",
 			},
-			overwrite: { type: "boolean", description: "Replace existing local files" },
+			overwrite: { type: "boolean", description: "Replace existing local files that differ" },
+			...movingArgs,
 			...jsonArg,
 		},
-		async run({ args }) {
+		async run({ args, rawArgs }) {
 			const options = {
 				recursive: args.recursive === true,
 				overwrite: args.overwrite === true,
 				dest: args.output,
+				exclude: excludesOf(rawArgs),
+				checksum: args.checksum === true,
+				dryRun: args["dry-run"] === true,
 			};
-			await withSession(args.host, {}, (c) =>
-				reportTransfer(args.json === true, (hooks) =>
-					getFiles(c.session, args._.slice(1), options, hooks),
-				),
-			);
+			const json = args.json === true;
+			const remotes = args._.slice(1);
+			await withSession(args.host, {}, async (c) => {
+				if (args.output === "-")
+					await getToStdout(c.session, remotes, { recursive: options.recursive, json });
+				else await reportTransfer(json, (hooks) => getFiles(c.session, remotes, options, hooks));
+			});
 		},
 	}),
 	{ variadic: true },
@@ -189,7 +249,11 @@ export const putCommand = Object.assign(
 		meta: { name: "put", description: "Upload files (and directories with -r) to a device" },
 		args: {
 			...hostArg,
-			local: { type: "positional", description: "Local paths (one or more)", required: true },
+			local: {
+				type: "positional",
+				description: "Local paths (one or more); - reads standard input into --to REMOTE",
+				required: true,
+			},
 			to: {
 				type: "string",
 				description: "Remote directory to put them in (default: the top)",
@@ -202,20 +266,26 @@ export const putCommand = Object.assign(
 			},
 			overwrite: {
 				type: "boolean",
-				description: "Replace existing remote files (the server must allow it)",
+				description: "Replace existing remote files that differ (the server must allow it)",
 			},
+			...movingArgs,
 			...jsonArg,
 		},
-		async run({ args }) {
+		async run({ args, rawArgs }) {
+			const locals = args._.slice(1);
+			if (locals.includes("-") && locals.length > 1)
+				throw new PairlinkError("usage", "put - reads standard input: it is the only LOCAL then");
 			const options = {
 				recursive: args.recursive === true,
 				overwrite: args.overwrite === true,
 				to: args.to,
+				exclude: excludesOf(rawArgs),
+				checksum: args.checksum === true,
+				dryRun: args["dry-run"] === true,
+				stdin: () => Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>,
 			};
 			await withSession(args.host, {}, (c) =>
-				reportTransfer(args.json === true, (hooks) =>
-					putFiles(c.session, args._.slice(1), options, hooks),
-				),
+				reportTransfer(args.json === true, (hooks) => putFiles(c.session, locals, options, hooks)),
 			);
 		},
 	}),
