@@ -416,10 +416,10 @@ const many = await (async () => {
 				const into = join(dest, `many-${i}`);
 				await rm(into, { recursive: true, force: true });
 				await mkdir(into, { recursive: true });
-				const r = await timed(pl(["get", `127.0.0.1:${port}`, name, "-o", into]), asClient);
-				await expectSame(join(served, name), join(into, name), `${name} (four clients)`);
-				return r.seconds;
+				return (await timed(pl(["get", `127.0.0.1:${port}`, name, "-o", into]), asClient)).seconds;
 			},
+			verify: (name, i) =>
+				expectSame(join(served, name), join(dest, `many-${i}`, name), `${name} (four clients)`),
 		});
 	} finally {
 		for (const name of names) await rm(join(served, name), { force: true });
