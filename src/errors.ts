@@ -99,7 +99,7 @@ export const ERROR_TABLE = {
 	},
 	"fingerprint-changed": {
 		exit: EXIT.auth,
-		hint: "If the device was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
+		hint: "If NAME was reinstalled, run `pairlink devices remove NAME` and pair again; otherwise someone may be impersonating it.",
 	},
 	"wrong-code": { exit: EXIT.auth, hint: "Check the code shown by the server and try again." },
 	"code-expired": {
@@ -200,8 +200,8 @@ export const ERROR_TABLE = {
  */
 export const ADVICE = {
 	"read-only": "Ask the server's owner to run `pairlink serve` without --read-only.",
-	"overwrite-forbidden":
-		"Ask the server's owner to run `pairlink serve` with --allow-overwrite; then pass --overwrite.",
+	// Only ever said to a client that passed --overwrite (policy.ts).
+	"overwrite-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-overwrite.",
 	"delete-forbidden": "Ask the server's owner to run `pairlink serve` with --allow-delete.",
 	"server-busy": "Try again when one of its clients has finished.",
 	"server-stopped": "Run the same command again once it serves again; transfers resume.",
@@ -209,15 +209,36 @@ export const ADVICE = {
 	"dir-exists": "Nothing was created; `pairlink ls` shows what is there.",
 	"pairing-closed":
 		"On the server, run `pairlink code` while `pairlink serve` runs without --no-pair, then pair again.",
-	"already-paired": "Nothing to do: use it by name, e.g. `pairlink ls NAME`.",
+	"already-paired": "Use it by name, e.g. `pairlink ls NAME`.",
+	"announce-mismatch":
+		"Nothing was sent to it; compare the fingerprint shown on the device itself before pairing by address.",
 	"code-burned": "Create a new code with `pairlink code` on the server, then pair again.",
 	"unknown-host": "Check the spelling; `pairlink devices list` shows the names of trusted devices.",
 	"stale-address":
 		"If its address or port changed, connect once with HOST:PORT; the saved address then follows.",
 	"local-path": "Check the local path with `lls`.",
+	"read-only-fs": "Choose a destination on a writable disk, or remount that one read-write.",
+	"local-io":
+		"Check that disk (dmesg, fsck) or choose another destination, then run the command again; it resumes.",
+	"local-kind": "Only regular files and directories can be sent.",
+	"no-such-address":
+		"Give one of this machine's own addresses (`ip addr` lists them), or leave out --host to listen on all of them.",
+	"read-only-contradiction": "Drop one of the two options.",
+	"mkdir-parents":
+		"Create the missing directories first, from the top down (mkdir makes one at a time).",
+	"rm-top": "Remove what is inside it by name; `pairlink ls` lists it.",
+	"file-in-the-way":
+		"A file cannot be replaced by a directory, even with --overwrite: move that file away, or choose another destination with -o.",
+	"shell-ls": "Check the path with `ls`.",
+	"part-name":
+		"Such a file holds the verified part of an unfinished transfer and is never moved itself; run that transfer again to finish it.",
+	"retype-code": "Type it again, as the server shows it.",
 	"shell-help": "Type `help` for the commands, or `help COMMAND` for one.",
 	"state-dir":
 		"Check that PAIRLINK_HOME (or ~/.config/pairlink) is a directory you can write, or point PAIRLINK_HOME elsewhere.",
+	// Each failed file was already named with its own reason and advice; one fits them all.
+	"several-failed":
+		"Fix what the lines above say, then run the same command again: it moves only what is missing.",
 	"fingerprint-prefix": "Give more digits of the fingerprint (`pairlink devices list` shows them).",
 } as const;
 
@@ -228,15 +249,18 @@ export class PairlinkError extends Error {
 	readonly code: ErrorCode;
 	/** Narrower advice than the code's hint, when the situation is known. */
 	readonly advice: AdviceKey | undefined;
+	/** The device the advice is about: it stands for NAME in the hint. */
+	readonly device: string | undefined;
 
 	constructor(
 		code: ErrorCode,
 		message: string,
-		options?: { cause?: unknown; advice?: AdviceKey | undefined },
+		options?: { cause?: unknown; advice?: AdviceKey | undefined; device?: string | undefined },
 	) {
 		super(message, options);
 		this.code = code;
 		this.advice = options?.advice;
+		this.device = options?.device;
 	}
 
 	get exitCode(): ExitCode {
@@ -244,7 +268,8 @@ export class PairlinkError extends Error {
 	}
 
 	get hint(): string {
-		return this.advice ? ADVICE[this.advice] : ERROR_TABLE[this.code].hint;
+		const hint = this.advice ? ADVICE[this.advice] : ERROR_TABLE[this.code].hint;
+		return this.device === undefined ? hint : hint.replaceAll("NAME", this.device);
 	}
 }
 

@@ -7,8 +7,13 @@
 
 import { createInterface } from "node:readline";
 import { parseCode } from "../crypto/pairing-code.ts";
-import { PairlinkError } from "../errors.ts";
+import { ADVICE, PairlinkError } from "../errors.ts";
+import { sentence } from "./error-report.ts";
 import { stdinLines } from "./line-reader.ts";
+
+/** How many malformed codes the terminal prompt takes before giving up. */
+const PROMPT_TRIES = 3;
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 export const codeStdinArg = {
 	"code-stdin": { type: "boolean", description: "Read the pairing code from standard input" },
@@ -37,9 +42,18 @@ export function codeSource(opts: {
 	}
 	if (process.stdin.isTTY && opts.prompt !== false) {
 		return async () => {
-			const answer = await ask("Pairing code shown by the server: ");
-			if (answer.trim() === "") throw new PairlinkError("usage", "No pairing code given");
-			return parseCode(answer);
+			// A typo at the prompt costs a retype, not the command (and not one of the
+			// server's attempts: nothing is sent until the code is well-formed).
+			for (let attempt = 1; ; attempt++) {
+				const answer = await ask("Pairing code shown by the server: ");
+				if (answer.trim() === "") throw new PairlinkError("usage", "No pairing code given");
+				try {
+					return parseCode(answer);
+				} catch (e) {
+					if (!(e instanceof PairlinkError) || attempt === PROMPT_TRIES) throw e;
+					process.stderr.write(`${sentence(capitalise(e.message))} ${ADVICE["retype-code"]}\n`);
+				}
+			}
 		};
 	}
 	return undefined;

@@ -34,7 +34,7 @@ export function reportError(
 	const usageHint = opts.usageHint ?? ERROR_TABLE.usage.hint;
 	if (isPairlinkError(e)) {
 		const hint = e.code === "usage" && !e.advice ? usageHint : e.hint;
-		logger.error(`${at}${sentence(safe(e.message))} ${hint}`);
+		logger.error(`${at}${sentence(safe(e.message))} ${safe(hint)}`);
 	} else if (isUsageError(e))
 		logger.error(`${at}${sentence(safe(stripAnsi((e as Error).message)))} ${usageHint}`);
 	else

@@ -2,10 +2,12 @@
 import type { Connection } from "../client/connect.ts";
 import { reach } from "../client/reach.ts";
 import { formatAddress, resolveTarget, type Target } from "../client/target.ts";
+import { formatFingerprint } from "../crypto/fingerprint.ts";
 import { PairlinkError } from "../errors.ts";
 import { type TrustedDevice, TrustStore, validateDeviceName } from "../store/trust-store.ts";
 import { codeSource } from "./code-input.ts";
 import { deviceIdentity, stateDir } from "./context.ts";
+import { safe } from "./terminal.ts";
 
 export interface OpenOptions {
 	codeStdin?: boolean;
@@ -45,7 +47,7 @@ export async function openConnection(
 	}
 	const target = given ?? (await pickedTarget(host as () => Promise<Picked>, byName));
 	const identity = await deviceIdentity();
-	return reach(target, {
+	const conn = await reach(target, {
 		identity,
 		trust,
 		...(code ? { code } : {}),
@@ -55,7 +57,13 @@ export async function openConnection(
 		const explained = opts.wantPair ? explainPairing(e, target, trust) : e;
 		return Promise.reject(explainUnreachable(explained, target));
 	});
+	// Whatever command paired, the person can now compare the fingerprint with the server's.
+	if (conn.paired && !opts.wantPair) process.stderr.write(`${pairedLine(conn)}\n`);
+	return conn;
 }
+
+export const pairedLine = (conn: Connection) =>
+	`Paired with ${safe(conn.peer.name)} (${formatFingerprint(conn.peer.fingerprint)}).`;
 
 async function pickedTarget(
 	pick: () => Promise<Picked>,
@@ -75,14 +83,7 @@ function explainPairing(e: unknown, target: Target, trust: TrustStore): unknown 
 	const known = target.named ?? trust.list().find((d) => d.address === where);
 	// The server let this device past TLS without a pending code: it trusts it already.
 	if (known && ["no-code", "code-expired", "code-used"].includes(e.code))
-		return new PairlinkError(
-			e.code,
-			`This device is already paired with ${known.name} (${where})`,
-			{
-				advice: "already-paired",
-				cause: e,
-			},
-		);
+		return new AlreadyPaired(known.name, where, e);
 	if (e.code === "not-trusted" || e.code === "no-code")
 		return new PairlinkError(
 			"no-code",
@@ -90,6 +91,17 @@ function explainPairing(e: unknown, target: Target, trust: TrustStore): unknown 
 			{ advice: "pairing-closed", cause: e },
 		);
 	return e;
+}
+
+/** `pair` with a device this one already trusts: nothing to do, which is success (exit 0). */
+export class AlreadyPaired extends PairlinkError {
+	constructor(name: string, where: string, cause: PairlinkError) {
+		super(cause.code, `Already paired with ${name} (${where}); nothing to do`, {
+			advice: "already-paired",
+			device: name,
+			cause,
+		});
+	}
 }
 
 /** Say which address was tried and why, in the words of what the user typed. */

@@ -90,6 +90,8 @@ async function resolve(root: AnyCommand, args: string[]): Promise<Resolved> {
 		parent = {
 			meta: {
 				...parentMeta,
+				// Only the root declares a version; a nested command's header shows it too.
+				version: parentMeta.version ?? VERSION,
 				name: [parent && (await value(parent.meta))?.name, parentMeta.name]
 					.filter(Boolean)
 					.join(" "),
@@ -168,8 +170,34 @@ async function value<T>(
 
 /** citty colours its usage text whatever the stream; plain text for pipes and NO_COLOR. */
 async function usageFor(r: Resolved, stream: NodeJS.WriteStream): Promise<string> {
-	const text = await renderUsage(r.cmd, r.parent);
+	const text = tidyUsage(await renderUsage(r.cmd, r.parent), r.cmd.variadic === true);
 	return stream.isTTY && !process.env.NO_COLOR ? text : stripAnsi(text);
+}
+
+/**
+ * citty pads every option line to the widest across all columns (trailing
+ * spaces), appends "(Default: X)" even where the description already says
+ * what the default is, and cannot show that the last operand repeats.
+ */
+// citty greys its hint: the colour codes around it go with it.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes
+const CITTY_DEFAULT = / (?:\u001b\[[0-9;]*m)?\(Default: [^)]*\)(?:\u001b\[[0-9;]*m)?/;
+
+export function tidyUsage(text: string, variadic: boolean): string {
+	return text
+		.split("\n")
+		.map((line) => {
+			const plain = stripAnsi(line);
+			const own = plain.search(/\(Default: /);
+			const said = own > 0 && /\bdefault\b/.test(plain.slice(0, own));
+			const tidy = said ? line.replace(CITTY_DEFAULT, "") : line;
+			const usage =
+				variadic && plain.startsWith("USAGE ")
+					? tidy.replace(/<([A-Z_]+)>(\S*)$/, "<$1...>$2")
+					: tidy;
+			return usage.trimEnd();
+		})
+		.join("\n");
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

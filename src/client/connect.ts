@@ -21,6 +21,7 @@ import {
 import { decidePin } from "../session/pin.ts";
 import { FilePartRecords } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustedDevice, type TrustStore } from "../store/trust-store.ts";
+import { watchTrustStore } from "../store/trust-watch.ts";
 import { dialTls } from "../transport/dial.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import type { Credentials } from "../transport/tls-options.ts";
@@ -82,6 +83,8 @@ class ClientConnection {
 	private helloSent = false;
 	private peer: PeerInfo;
 	private paired = false;
+	/** Stops watching the trust store once the connection is gone. */
+	private unwatch: (() => void) | undefined;
 	private resolveClosed!: (e: PairlinkError | undefined) => void;
 	private readonly closed = new Promise<PairlinkError | undefined>((r) => {
 		this.resolveClosed = r;
@@ -238,6 +241,18 @@ class ClientConnection {
 			peer: this.peer.fingerprint,
 		};
 		this.session = session;
+		// Removing this server on our side (`pairlink devices remove` in another
+		// shell) ends the session now, not at the next connection (attack 1, finding 6).
+		const watcher = watchTrustStore(this.opts.trust, () => {
+			if (this.opts.trust.findByFingerprint(this.peer.fingerprint)) return;
+			this.fail(
+				new PairlinkError(
+					"not-trusted",
+					`${this.peer.name || this.opts.target.display} was removed from this device's trusted devices`,
+				),
+			);
+		});
+		this.unwatch = () => watcher?.close();
 		const recorded = this.opts.trust
 			.touch(this.peer.fingerprint, this.peer.address)
 			.then(() => undefined)
@@ -275,6 +290,7 @@ class ClientConnection {
 						"connect-failed",
 						`${this.opts.target.display} closed the connection during the handshake`,
 					));
+		this.unwatch?.();
 		this.session?.onClose(reason);
 		this.resolveClosed(reason);
 		if (!this.settled) {

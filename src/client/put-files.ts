@@ -140,7 +140,8 @@ export async function putFiles(
 			else
 				throw new PairlinkError(
 					"refused",
-					`${JSON.stringify(local)} is not a regular file or directory`,
+					`${JSON.stringify(local)} on this device is not a regular file or directory`,
+					{ advice: "local-kind" },
 				);
 		});
 	}

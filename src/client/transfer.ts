@@ -89,6 +89,7 @@ export async function getFiles(
 				const { root, rel } = await place();
 				return session.download(from, root, rel, {
 					overwrite: opts.overwrite,
+					size,
 					onProgress: (d, t) => p(d, t),
 				});
 			},
@@ -260,7 +261,7 @@ async function planTree(
 					const why = `${JSON.stringify(local)} cannot be created on this device: a file stands where a directory must be`;
 					const error =
 						e instanceof PairlinkError && e.code === "exists"
-							? new PairlinkError("local-exists", why)
+							? new PairlinkError("local-exists", why, { advice: "file-in-the-way" })
 							: onThisDevice(e, local);
 					dirFailures.set(d.path, error);
 				});

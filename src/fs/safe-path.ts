@@ -31,8 +31,13 @@ function shown(path: string): string {
 	return JSON.stringify(path.length > 80 ? `${path.slice(0, 80)}…` : path);
 }
 
+const PART_NAME = "names of unfinished transfers are not allowed";
+
 function refuse(path: string, why: string): PairlinkError {
-	return new PairlinkError("invalid-path", `Refused path ${shown(path)}: ${why}`);
+	// "Use a relative path inside the share" would not help: the name itself is reserved.
+	return new PairlinkError("invalid-path", `Refused path ${shown(path)}: ${why}`, {
+		advice: why === PART_NAME ? "part-name" : undefined,
+	});
 }
 
 /** Why a single name breaks the wire rules, or undefined when it is fine. */
@@ -47,7 +52,7 @@ export function wireNameProblem(name: string): string | undefined {
 	if (!ascii && CONTROL_CHARS.test(name)) return "control characters are not allowed";
 	if ((ascii ? name.length : encoder.encode(name).length) > MAX_NAME_BYTES)
 		return `a name is longer than ${MAX_NAME_BYTES} bytes`;
-	if (name.endsWith(PART_SUFFIX)) return "names of unfinished transfers are not allowed";
+	if (name.endsWith(PART_SUFFIX)) return PART_NAME;
 	return undefined;
 }
 

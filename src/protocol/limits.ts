@@ -50,12 +50,32 @@ export const PEER_LIMITS = {
 	 * IPv4 address, or an IPv6 /64: one host can use a whole /64) may hold,
 	 * per client the server admits (--max-clients): a burst of parallel
 	 * commands from one host still fits. The server as a whole holds twice
-	 * as many per client, and when they are all taken a newcomer from a
-	 * smaller source sheds the oldest of the biggest: a flood from one source
-	 * only ever competes with itself.
+	 * as many per client, and when they are all taken a newcomer sheds the
+	 * oldest half-open connection, whatever its source: a real handshake
+	 * takes milliseconds, so only idle ones are ever that old.
 	 */
 	halfOpenPerSourcePerClient: 1,
 	halfOpenPerClient: 2,
+	/**
+	 * A source that had a half-open connection shed may not shed anyone
+	 * else's for this long (it waits for a free slot instead): a flood
+	 * re-opening each socket as it is shed cannot churn the oldest slot
+	 * faster than a real handshake completes.
+	 */
+	shedCooldownMs: 10_000,
+	/**
+	 * Established sessions one paired device may hold at once: one device
+	 * (or a stolen key) cannot take every --max-clients slot and lock the
+	 * other devices out. Parallel commands from one device still fit.
+	 */
+	sessionsPerDevice: 8,
+	/**
+	 * Listings (`ls`, the walk of `get -r`) one connection may have being
+	 * built at once; the others wait their turn. Each is produced in batches
+	 * that wait for the peer to take the previous one, so a peer that asks
+	 * for 128 listings of a huge directory and reads nothing pins one batch.
+	 */
+	listingsAtOnce: 2,
 	/** Requests one connection may have being worked on; past it the server stops reading. */
 	requestsInFlight: 128,
 	/**

@@ -8,7 +8,7 @@ import type { SandboxRoot } from "../fs/root.ts";
 import type { PeerInfo } from "../protocol/channel.ts";
 import type { Frame } from "../protocol/frame.ts";
 import { FrameType } from "../protocol/frame.ts";
-import { DEFAULT_TIMEOUTS, type Timeouts } from "../protocol/limits.ts";
+import { DEFAULT_TIMEOUTS, PEER_LIMITS, type Timeouts } from "../protocol/limits.ts";
 import { decodeControlFrame, type Message } from "../protocol/messages.ts";
 import { type HandshakeAction, type ServerState, serverStep } from "../session/handshake.ts";
 import { MachineRunner } from "../session/machine-runner.ts";
@@ -23,11 +23,11 @@ import type { ServePolicy } from "../session/policy.ts";
 import { type OperationEvent, ServerSession } from "../session/server-session.ts";
 import type { PartRecordStore } from "../store/part-records.ts";
 import { sanitizeDeviceName, type TrustStore } from "../store/trust-store.ts";
+import { watchTrustStore } from "../store/trust-watch.ts";
 import type { FrameSocket, TlsInfo } from "../transport/frame-socket.ts";
 import { listenTls } from "../transport/listen.ts";
 import type { Credentials } from "../transport/tls-options.ts";
 import type { PairingGate } from "./pairing-gate.ts";
-import { watchRevocations } from "./revocation.ts";
 
 export type ServerEvent =
 	| { event: "listening"; host: string; port: number; fingerprint: string }
@@ -53,6 +53,15 @@ export type ServerEvent =
 			fingerprint: string;
 			/** The code the client was refused with; absent when it was done. */
 			refused?: string;
+	  }
+	/** An upload cut short by the connection's end; its verified part waits for the resume. */
+	| {
+			event: "interrupted";
+			op: "put";
+			path: string;
+			kept: number;
+			device: string;
+			fingerprint: string;
 	  }
 	| { event: "stopped" };
 
@@ -106,6 +115,8 @@ export function startServer(opts: ServerOptions): RunningServer {
 	const halfOpen = HalfOpenLedger.forClients<ServerConnection>(maxClients);
 	const beforeHello = HalfOpenLedger.forClients<ServerConnection>(maxClients);
 	let established = 0;
+	/** Established sessions per device fingerprint (PEER_LIMITS.sessionsPerDevice). */
+	const perDevice = new Map<string, number>();
 	let stopping: Promise<void> | undefined;
 	let onEmpty: (() => void) | undefined;
 	const listener = listenTls({
@@ -119,28 +130,40 @@ export function startServer(opts: ServerOptions): RunningServer {
 				return;
 			}
 			const conn = new ServerConnection(socket, opts, emit, {
-				admit: () => established < maxClients,
+				admit: (fingerprint) =>
+					established < maxClients &&
+					(perDevice.get(fingerprint) ?? 0) < PEER_LIMITS.sessionsPerDevice,
 				stopping: () => stopping !== undefined,
 				onTrusted: (fingerprint) => {
 					halfOpen.leave(conn);
-					if (!beforeHello.admit(fingerprint, conn).admitted) conn.shed();
+					if (!beforeHello.admit(fingerprint, conn, performance.now()).admitted) conn.shed();
 				},
-				onEstablished: () => {
+				onEstablished: (fingerprint) => {
 					established++;
+					perDevice.set(fingerprint, (perDevice.get(fingerprint) ?? 0) + 1);
 					halfOpen.leave(conn);
 					beforeHello.leave(conn);
 				},
-				onClosed: (wasEstablished) => {
+				onClosed: (device) => {
 					open.delete(conn);
 					halfOpen.leave(conn);
 					beforeHello.leave(conn);
-					if (wasEstablished) established--;
+					if (device !== undefined) {
+						established--;
+						const left = (perDevice.get(device) ?? 1) - 1;
+						if (left > 0) perDevice.set(device, left);
+						else perDevice.delete(device);
+					}
 					if (open.size === 0) onEmpty?.();
 				},
 			});
 			// Every unauthenticated connection holds a slot of its source, so a
 			// flood of half-open handshakes from one source only starves itself.
-			const { admitted, shed } = halfOpen.admit(sourceKey(socket.remoteAddress), conn);
+			const { admitted, shed } = halfOpen.admit(
+				sourceKey(socket.remoteAddress),
+				conn,
+				performance.now(),
+			);
 			shed?.shed();
 			if (!admitted) {
 				conn.shed();
@@ -149,7 +172,7 @@ export function startServer(opts: ServerOptions): RunningServer {
 			open.add(conn);
 		},
 	});
-	const revoker = watchRevocations(opts.trust, () => {
+	const revoker = watchTrustStore(opts.trust, () => {
 		for (const conn of open) conn.checkStillTrusted();
 	});
 	return {
@@ -178,6 +201,9 @@ export function startServer(opts: ServerOptions): RunningServer {
 				let last: ReturnType<typeof setTimeout> | undefined;
 				await Promise.race([allClosed, new Promise((r) => (last = setTimeout(r, 1000)))]);
 				clearTimeout(last);
+				// Still closing (its files being flushed): its "disconnected" must not follow "stopped".
+				for (const conn of open)
+					conn.tellDisconnected(new PairlinkError("interrupted", "the server stopped"));
 				listener.stop(true);
 				emit({ event: "stopped" });
 			})();
@@ -187,13 +213,15 @@ export function startServer(opts: ServerOptions): RunningServer {
 }
 
 interface Slots {
-	admit(): boolean;
+	/** Room for one more session of this device: under --max-clients and its per-device cap. */
+	admit(fingerprint: string): boolean;
 	/** The server is stopping: an idle connection is closed. */
 	stopping(): boolean;
 	/** The peer showed a trusted certificate: it leaves its source's slots for its device's. */
 	onTrusted(fingerprint: string): void;
-	onEstablished(): void;
-	onClosed(wasEstablished: boolean): void;
+	onEstablished(fingerprint: string): void;
+	/** `device`: the fingerprint of the session that ended; absent when none was established. */
+	onClosed(device: string | undefined): void;
 }
 
 interface PairingRun {
@@ -204,9 +232,12 @@ interface PairingRun {
 class ServerConnection {
 	private state: ServerState = { phase: "tls" };
 	private session: ServerSession | undefined;
+	private toldDisconnected = false;
 	private pairing: PairingRun | undefined;
 	private peer: PeerInfo | undefined;
 	private tls: TlsInfo | undefined;
+	/** The certificate was found in the trust store at the end of TLS (not a pairing run). */
+	private trusted = false;
 	/** Frames that arrive while the trust store is being read. */
 	private held: Frame[] | undefined;
 	/** Settles once "paired" and "connected" are out: "disconnected" never comes first. */
@@ -258,11 +289,31 @@ class ServerConnection {
 		);
 	}
 
-	/** The trust store changed: a removed device's session ends now, not at its next connection. */
+	/**
+	 * The trust store changed: a removed device's connection ends now, not
+	 * at its next connection — whatever its state. A connection that
+	 * finished TLS as a trusted device but has not sent HELLO yet is checked
+	 * too (attack 1, finding 1: such a connection, held open, got a full
+	 * session after its device was removed). A pairing run is not trusted
+	 * yet and is left alone.
+	 */
 	checkStillTrusted(): void {
-		if (!this.session || !this.peer || this.socket.closed) return;
+		if (!(this.trusted || this.session) || !this.peer || this.socket.closed) return;
 		if (this.opts.trust.findByFingerprint(this.peer.fingerprint)) return;
-		this.socket.fail(new PairlinkError("not-trusted", "the device was removed"), "not-trusted");
+		this.fail(new PairlinkError("not-trusted", "the device was removed"), "not-trusted");
+	}
+
+	/** Emit "disconnected" now if it was not already (at most once per connection). */
+	tellDisconnected(error?: PairlinkError): void {
+		if (this.toldDisconnected || !this.session || !this.peer) return;
+		this.toldDisconnected = true;
+		this.emit({
+			event: "disconnected",
+			name: this.peer.name,
+			fingerprint: this.peer.fingerprint,
+			address: this.peer.address,
+			...(error ? { reason: error.message } : {}),
+		});
 	}
 
 	terminate(): void {
@@ -283,6 +334,7 @@ class ServerConnection {
 				const device = this.opts.trust.findByFingerprint(info.peerFingerprint);
 				if (device) {
 					trusted = true;
+					this.trusted = true;
 					this.peer.name = device.name;
 					this.slots.onTrusted(device.fingerprint);
 				}
@@ -358,6 +410,12 @@ class ServerConnection {
 					break;
 				case "established":
 					if (action.mode === "session") {
+						// Trust is decided again at HELLO: the device may have been removed
+						// since its TLS handshake ended (the watcher keeps the store current).
+						if (!this.opts.trust.findByFingerprint((this.peer as PeerInfo).fingerprint)) {
+							this.fail(new PairlinkError("not-trusted", "the device was removed"), "not-trusted");
+							return;
+						}
 						if (this.startSession()) this.emitConnected();
 					} else {
 						// Pairing stays under the handshake timeout: a run cannot hold the one pairing slot for long.
@@ -470,12 +528,12 @@ class ServerConnection {
 
 	/** false when the client limit refused it (the connection is closed then). */
 	private startSession(): boolean {
-		if (!this.slots.admit()) {
+		const peer = this.peer as PeerInfo;
+		if (!this.slots.admit(peer.fingerprint)) {
 			this.fail(new PairlinkError("connect-failed", "too many clients"), "busy");
 			return false;
 		}
-		const peer = this.peer as PeerInfo;
-		this.slots.onEstablished();
+		this.slots.onEstablished(peer.fingerprint);
 		this.socket.markEstablished();
 		this.session = new ServerSession(this.socket, {
 			root: this.opts.root,
@@ -530,20 +588,25 @@ class ServerConnection {
 	private onClose(error: PairlinkError | undefined): void {
 		// Partial uploads are flushed and their claims released before anyone
 		// hears of the disconnect: a client that reconnects at once finds them resumable.
-		void Promise.all([this.session?.onClose(), this.announced]).then(() => this.closed(error));
+		void Promise.all([this.session?.onClose(), this.announced]).then(([cut]) => {
+			const peer = this.peer;
+			if (peer)
+				for (const c of cut ?? [])
+					this.emit({
+						event: "interrupted",
+						op: "put",
+						path: c.path,
+						kept: c.kept,
+						device: peer.name,
+						fingerprint: peer.fingerprint,
+					});
+			this.closed(error);
+		});
 	}
 
 	private closed(error: PairlinkError | undefined): void {
 		const wasEstablished = this.session !== undefined;
-		if (wasEstablished && this.peer) {
-			this.emit({
-				event: "disconnected",
-				name: this.peer.name,
-				fingerprint: this.peer.fingerprint,
-				address: this.peer.address,
-				...(error ? { reason: error.message } : {}),
-			});
-		}
+		this.tellDisconnected(error);
 		if (
 			this.state.phase === "tls" ||
 			this.state.phase === "hello" ||
@@ -563,6 +626,6 @@ class ServerConnection {
 			});
 		}
 		this.endPairing();
-		this.slots.onClosed(wasEstablished);
+		this.slots.onClosed(wasEstablished ? this.peer?.fingerprint : undefined);
 	}
 }

@@ -14,7 +14,7 @@ import type { Channel } from "../protocol/channel.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
-import { type ListingBudget, takeListing } from "./peer-limits.ts";
+import { checkListingProgress, type ListingBudget, takeListing } from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -32,6 +32,13 @@ export interface TransferOptions {
 	checksum?: boolean;
 	/** Called with the bytes of this file done so far (including resumed ones). */
 	onProgress?(done: number, total: number): void;
+	/**
+	 * Downloads: the size the server gave for this file (stat or walk). A
+	 * `file` header with another size is a protocol error and nothing is
+	 * kept: a server cannot say "10 bytes" to pass the free-space check and
+	 * then send 400 MiB (attack 1, finding 5).
+	 */
+	size?: number;
 }
 
 /**
@@ -127,6 +134,7 @@ export class ClientSession {
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
+				checkListingProgress(m.entries.length, m.done);
 				budget = takeListing(budget, m.entries);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
@@ -164,6 +172,7 @@ export class ClientSession {
 			(m, resolve) => {
 				if (m.t !== "walk-entries") return false;
 				const refusals = m.refused ?? [];
+				checkListingProgress(m.entries.length + refusals.length, m.done);
 				// Refusals are entries too: an endless list of them must hit the same cap.
 				budget = takeListing(budget, m.entries);
 				budget = takeListing(
@@ -228,6 +237,8 @@ export class ClientSession {
 		/** Where the server chose to start: our offer, or 0 if it did not accept the prefix. */
 		let resumedFrom = 0;
 		let meta: FileMeta | undefined;
+		/** The server's header was accepted: whatever arrives from here on is this attempt's. */
+		let accepted = false;
 		try {
 			return await this.receive(
 				(id) => ({
@@ -244,11 +255,23 @@ export class ClientSession {
 								"protocol",
 								"the server resumed at an offset this device did not offer",
 							);
+						if (opts.size !== undefined && m.size !== opts.size)
+							return new PairlinkError(
+								"protocol",
+								`the server announced ${m.size} bytes for a file it listed with ${opts.size}`,
+							);
+						accepted = true;
 						size = m.size;
 						resumedFrom = m.offset;
 						meta = { mtime: m.mtime, mode: m.mode ?? 0 };
 						opts.onProgress?.(m.offset, size);
-						return () => part.startAt(m.offset, m.size);
+						return async () => {
+							// Checked against the size announced here, before a byte is written.
+							const free = await part.freeBytes();
+							if (m.size - m.offset > free)
+								throw new PairlinkError("disk-full", `This device has no space left for ${dest}`);
+							await part.startAt(m.offset, m.size);
+						};
 					},
 					write: async (parts) => {
 						await part.write(parts);
@@ -263,8 +286,15 @@ export class ClientSession {
 			);
 		} catch (e) {
 			const error = e instanceof PairlinkError ? e : fsError(e, dest);
-			// Known-bad data (or a source that changed under it) is not kept; anything else stays resumable.
-			if (error.code === "integrity" || error.code === "changed" || part.received === 0)
+			// Known-bad data (or a source that changed under it, or data that came with a
+			// protocol violation) is not kept; anything else stays resumable. A violation
+			// before the header was accepted leaves our own earlier prefix as it was.
+			if (
+				error.code === "integrity" ||
+				error.code === "changed" ||
+				(error.code === "protocol" && accepted) ||
+				part.received === 0
+			)
 				await part.discard();
 			else await part.keep();
 			throw error;
@@ -384,9 +414,12 @@ export class ClientSession {
 						size = m.size;
 						incoming = m.offset;
 						wholeSha = m.sha256;
+						// A failed start (no space for the announced size) ends the download at
+						// once: waiting for data or file-end would let the server hold it open.
 						if (started)
 							chain = chain.then(started).catch((e) => {
 								failure ??= r.error(e);
+								reject(failure);
 							});
 						// Sent whole with its hash up front: done once its bytes are in (at once if empty).
 						if (wholeSha !== undefined && size === 0) finish(wholeSha, id);

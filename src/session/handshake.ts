@@ -66,7 +66,10 @@ export function serverStep(
 		const tlsError = checkTls(event.tlsVersion, event.peerFingerprint);
 		if (tlsError) return fail(tlsError, "not-trusted");
 		if (!event.access.trusted && !event.access.pairingOpen) {
-			return fail(new PairlinkError("not-trusted", "refused an untrusted device"), "not-trusted");
+			return fail(
+				new PairlinkError("not-trusted", "an untrusted device, and pairing is closed"),
+				"not-trusted",
+			);
 		}
 		return {
 			state: {

@@ -36,13 +36,27 @@ function expandIpv6(address: string): string[] {
  * `admit` says whether a newcomer gets a slot and which held connection, if
  * any, must be shed to make room:
  * - a source at its own cap is refused: its flood competes only with itself;
- * - when every slot of the server is taken, a newcomer from a source below
- *   its cap takes the oldest slot of the source holding the most, so one
- *   source (or a few) can never lock the others out.
+ * - when every slot of the server is taken, the newcomer takes the slot of
+ *   the OLDEST half-open connection, whatever its source. A real client
+ *   shows its certificate milliseconds after it connects (and then leaves
+ *   this ledger), so it is never the oldest for long; a flood of idle
+ *   handshakes from many sources (attack 1, finding 3: 64 addresses, one
+ *   socket each) only ever evicts itself. Shedding only from the biggest
+ *   source did nothing when every source held one slot;
+ * - a source that had a connection shed within PEER_LIMITS.shedCooldownMs
+ *   may not shed anyone itself (it is refused while the server is full): a
+ *   flood that re-opens each socket the moment it is shed would otherwise
+ *   evict faster than a real client completes its handshake.
  */
+/** Sources whose last shedding is remembered: a bound on the ledger's memory, however many sources flood. */
+const MAX_SHED_SOURCES = 4096;
+
 export class HalfOpenLedger<T> {
 	private readonly bySource = new Map<string, T[]>();
+	/** In admission order (Map keeps insertion order): the first key is the oldest. */
 	private readonly sourceOf = new Map<T, string>();
+	/** When each source last had a connection shed, oldest first; bounded by MAX_SHED_SOURCES. */
+	private readonly shedAt = new Map<string, number>();
 
 	constructor(
 		private readonly totalCap: number,
@@ -61,21 +75,34 @@ export class HalfOpenLedger<T> {
 		return this.sourceOf.size;
 	}
 
-	admit(source: string, conn: T): { admitted: boolean; shed: T | undefined } {
-		const own = this.bySource.get(source) ?? [];
-		if (own.length >= this.perSourceCap) return { admitted: false, shed: undefined };
+	/** `now`: milliseconds on any monotonic clock (the cooldown is measured on it). */
+	admit(source: string, conn: T, now: number): { admitted: boolean; shed: T | undefined } {
+		if ((this.bySource.get(source)?.length ?? 0) >= this.perSourceCap)
+			return { admitted: false, shed: undefined };
 		let shed: T | undefined;
 		if (this.sourceOf.size >= this.totalCap) {
-			const biggest = [...this.bySource.values()].reduce((a, b) => (b.length > a.length ? b : a));
-			// Only a source holding more than the newcomer's would is worth shedding for it.
-			if (biggest.length <= own.length + 1) return { admitted: false, shed: undefined };
-			shed = biggest[0];
-			if (shed !== undefined) this.leave(shed);
+			const last = this.shedAt.get(source);
+			if (last !== undefined && now - last < PEER_LIMITS.shedCooldownMs)
+				return { admitted: false, shed: undefined };
+			shed = this.sourceOf.keys().next().value;
+			if (shed !== undefined) {
+				this.noteShed(this.sourceOf.get(shed) as string, now);
+				this.leave(shed);
+			}
 		}
+		// Read after the shedding: the oldest may have been this source's own.
+		const own = this.bySource.get(source) ?? [];
 		own.push(conn);
 		this.bySource.set(source, own);
 		this.sourceOf.set(conn, source);
 		return { admitted: true, shed };
+	}
+
+	private noteShed(source: string, now: number): void {
+		this.shedAt.delete(source); // re-inserted last: the map stays in time order
+		this.shedAt.set(source, now);
+		if (this.shedAt.size > MAX_SHED_SOURCES)
+			this.shedAt.delete(this.shedAt.keys().next().value as string);
 	}
 
 	/** The connection closed, or showed a trusted certificate: it no longer holds a slot. */
@@ -150,4 +177,16 @@ export function takeListing(
 		);
 	}
 	return next;
+}
+
+/**
+ * A listing batch that is not the last must carry something: a server that
+ * sends empty batches forever would otherwise keep a listing (and, since
+ * each is a whole frame, the idle timer) alive at no cost to it (attack 1,
+ * finding 8). With this rule every frame of a listing is progress against
+ * the listing caps, and silence runs into the idle timeout.
+ */
+export function checkListingProgress(items: number, done: boolean): void {
+	if (items === 0 && !done)
+		throw new PairlinkError("protocol", "the server sent an empty batch of a listing that goes on");
 }

@@ -36,6 +36,7 @@ export function decidePin(p: PinInput): ClientDecision {
 			error: new PairlinkError(
 				"fingerprint-changed",
 				`${p.host} announced certificate ${formatFingerprint(p.announced)} but presented ${formatFingerprint(p.peerFingerprint)}. Someone may be impersonating it; refusing to connect`,
+				{ advice: "announce-mismatch" },
 			),
 		};
 	}
@@ -72,6 +73,7 @@ export function decidePin(p: PinInput): ClientDecision {
 function changed(device: KnownDevice, host: string, seen: string): PairlinkError {
 	return new PairlinkError(
 		"fingerprint-changed",
-		`WARNING: THE IDENTITY OF ${device.name.toUpperCase()} HAS CHANGED! ${host} presented certificate ${formatFingerprint(seen)}, but ${device.name} is trusted as ${formatFingerprint(device.fingerprint)}. Someone may be impersonating it; refusing to connect`,
+		`WARNING: THE IDENTITY OF ${device.name.toUpperCase()} HAS CHANGED! ${host} presented certificate ${formatFingerprint(seen)}, but ${device.name} is trusted as ${formatFingerprint(device.fingerprint)}; refusing to connect`,
+		{ device: device.name },
 	);
 }

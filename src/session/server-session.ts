@@ -148,6 +148,9 @@ export class ServerSession {
 	private unsentData = 0;
 	private readonly roomWaiters: (() => void)[] = [];
 	private buffered = 0;
+	/** Listings being built (PEER_LIMITS.listingsAtOnce), and the ones waiting their turn. */
+	private listings = 0;
+	private readonly listingWaiters: (() => void)[] = [];
 	private paused = false;
 	private closed = false;
 	private readonly openFiles = new Set<FileHandle>();
@@ -271,31 +274,51 @@ export class ServerSession {
 		upload.chain = upload.chain.catch((e) => this.failUpload(stream, upload, e));
 	}
 
-	/** The connection is gone: keep partial uploads for resume, close open files. */
-	async onClose(): Promise<void> {
+	/**
+	 * The connection is gone: keep partial uploads for resume, close open files.
+	 * Resolves with the uploads it cut short that left bytes to resume from.
+	 */
+	async onClose(): Promise<{ path: string; kept: number }[]> {
+		const cut: { path: string; kept: number }[] = [];
 		this.closed = true;
 		this.getQueue.length = 0;
+		// Waiting listings wake to find the connection closed and do nothing:
+		// a stopping server has no queued work left to run (attack 1, finding 2).
 		for (const wake of this.roomWaiters.splice(0)) wake();
+		for (const wake of this.listingWaiters.splice(0)) wake();
 		for (const fh of this.openFiles) await fh.close().catch(() => undefined);
 		for (const upload of this.uploads.values()) {
 			await upload.chain.catch(() => undefined);
-			// An empty part file resumes nothing, nor does a stream (it is never resumed).
-			if (upload.part?.received === 0 || upload.stream) await upload.part?.discard();
-			else await upload.part?.keep();
+			if (!resumable(upload)) await upload.part?.discard();
+			else if (upload.part) {
+				await upload.part.keep();
+				if (!upload.failed) cut.push({ path: upload.path, kept: upload.part.received });
+			}
 		}
 		this.uploads.clear();
+		return cut;
 	}
 
 	// ---- handlers
 
+	/**
+	 * Entries are looked up one message's worth at a time, and each message
+	 * is sent (taken by the socket) before the next is looked up: a peer
+	 * that does not read its replies holds this listing at one batch.
+	 */
 	private async list(m: MessageOf<"list">): Promise<void> {
 		this.check({ op: "list", path: m.path });
-		const batches = new EntryBatches<Entry>();
-		for (const entry of await this.deps.root.list(m.path)) {
-			const full = batches.add(entry);
-			if (full) await this.channel.send({ t: "entries", id: m.id, entries: full, done: false });
-		}
-		await this.channel.send({ t: "entries", id: m.id, entries: batches.rest(), done: true });
+		await this.listingTurn(async () => {
+			const batches = new EntryBatches<Entry>();
+			for await (const found of this.deps.root.listBatches(m.path, MAX_ENTRIES_PER_MESSAGE)) {
+				for (const entry of found) {
+					if (this.closed) return;
+					const full = batches.add(entry);
+					if (full) await this.channel.send({ t: "entries", id: m.id, entries: full, done: false });
+				}
+			}
+			await this.channel.send({ t: "entries", id: m.id, entries: batches.rest(), done: true });
+		});
 	}
 
 	private async stat(m: MessageOf<"stat">): Promise<void> {
@@ -311,12 +334,32 @@ export class ServerSession {
 		this.check({ op: "walk", path: m.path });
 		const batches = new EntryBatches<WalkEntry>();
 		const top = m.path.split("/").filter(Boolean).at(-1) ?? "";
-		for await (const entry of this.deps.root.walk(m.path, excluder(m.exclude ?? [], top))) {
-			if (this.closed) return;
-			const full = batches.add(entry);
-			if (full) await this.channel.send(walkMessage(m.id, full, false));
+		await this.listingTurn(async () => {
+			for await (const entry of this.deps.root.walk(m.path, excluder(m.exclude ?? [], top))) {
+				if (this.closed) return;
+				const full = batches.add(entry);
+				if (full) await this.channel.send(walkMessage(m.id, full, false));
+			}
+			await this.channel.send(walkMessage(m.id, batches.rest(), true));
+		});
+	}
+
+	/**
+	 * Run one listing (list or walk) once fewer than PEER_LIMITS.listingsAtOnce
+	 * of this connection's are being built; skipped if the connection closes
+	 * while it waits. 128 listings asked at once cost two, not 128 (finding 2).
+	 */
+	private async listingTurn(build: () => Promise<void>): Promise<void> {
+		while (!this.closed && this.listings >= PEER_LIMITS.listingsAtOnce)
+			await new Promise<void>((wake) => this.listingWaiters.push(wake));
+		if (this.closed) return;
+		this.listings++;
+		try {
+			await build();
+		} finally {
+			this.listings--;
+			this.listingWaiters.shift()?.();
 		}
-		await this.channel.send(walkMessage(m.id, batches.rest(), true));
 	}
 
 	/** --checksum: the server hashes a file only when asked, and only that file. */
@@ -612,12 +655,12 @@ export class ServerSession {
 		if (upload.failed) return;
 		this.forgetUpload(id, upload);
 		this.refuse(id, e, { op: "put", path: upload.path });
-		// Bad data is not worth resuming from, nor is a stream; a full disk or a broken pipe is.
+		// Bad data is not worth resuming from; a full disk or a broken pipe is.
 		if (
 			e instanceof PairlinkError &&
 			e.code !== "integrity" &&
 			!(e instanceof Refusal) &&
-			!upload.stream
+			resumable(upload)
 		)
 			await upload.part?.keep();
 		else await upload.part?.discard();
@@ -700,6 +743,17 @@ export class ServerSession {
 	private send(message: Message): void {
 		void this.channel.send(message).catch(() => undefined);
 	}
+}
+
+/**
+ * Whether an unfinished upload's part file is kept for a later attempt.
+ * An empty one resumes nothing; a stream is never resumed; nor is a file
+ * sent whole (hash up front, one frame): it always starts over at 0, so
+ * its part file is never recorded and, kept, would be an orphan no sweep
+ * finds (attack 1, finding 7: 50 × 1 MB of them from one connection).
+ */
+function resumable(upload: Upload): boolean {
+	return !upload.stream && upload.sha256 === undefined && (upload.part?.received ?? 0) > 0;
 }
 
 /**

@@ -18,7 +18,7 @@ import path from "node:path";
 import { fingerprintOf } from "../crypto/fingerprint";
 import { PairlinkError } from "../errors";
 import { createFileExclusive, ensureStateDir, readJsonFile, writeFileAtomic } from "./state-dir";
-import { sanitizeDeviceName, validateDeviceName } from "./trust-store";
+import { deviceNameProblem, sanitizeDeviceName, validateDeviceName } from "./trust-store";
 
 export const IDENTITY_FILE = "identity.json";
 const FORMAT_VERSION = 1;
@@ -129,7 +129,9 @@ function parseIdentityFile(value: unknown): IdentityFile {
 	if (v.version !== FORMAT_VERSION) throw new Error(`unknown version ${JSON.stringify(v.version)}`);
 	const { name, key, cert } = v;
 	if (typeof name !== "string") throw new Error("name is missing");
-	validateDeviceName(name);
+	// The lenient rule: a name saved before the address rule still loads.
+	const problem = deviceNameProblem(name);
+	if (problem !== undefined) throw new Error(problem);
 	if (
 		typeof key !== "string" ||
 		!/^-----BEGIN PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PRIVATE KEY-----\r?\n?$/.test(

@@ -135,11 +135,10 @@ export async function ensureStateDir(dir: string): Promise<StateDirStatus> {
 		);
 	});
 	if (!st.isDirectory()) {
-		throw new PairlinkError(
-			"state-corrupt",
-			`The state directory ${dir} exists but is not a directory.`,
-			{ advice: "state-dir" },
-		);
+		// A setting to correct (PAIRLINK_HOME names a file), not a bug: exit 2.
+		throw new PairlinkError("usage", `The state directory ${dir} exists but is not a directory.`, {
+			advice: "state-dir",
+		});
 	}
 	if (isWindows) return { private: true };
 
@@ -425,7 +424,12 @@ function describe(e: unknown): string {
 export async function withFileLock<T>(
 	file: string,
 	change: () => Promise<T>,
-	options: { timeoutMs?: number; staleMs?: number } = {},
+	options: {
+		timeoutMs?: number;
+		staleMs?: number;
+		/** false: a directory that is gone stays gone (ENOENT), rather than being made again. */
+		createDir?: boolean;
+	} = {},
 ): Promise<T> {
 	const lock = `${file}.lock`;
 	const staleMs = options.staleMs ?? 10_000;
@@ -438,7 +442,7 @@ export async function withFileLock<T>(
 			await fh.close();
 			break;
 		} catch (e) {
-			if (errnoCode(e) === "ENOENT") {
+			if (errnoCode(e) === "ENOENT" && options.createDir !== false) {
 				await mkdir(path.dirname(lock), { recursive: true, mode: DIR_MODE });
 				continue;
 			}

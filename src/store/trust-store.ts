@@ -6,8 +6,8 @@
  *
  * Every mutation re-reads the file under its lock, applies the change and
  * writes it back atomically, so concurrent processes never see a torn file
- * nor lose a change. A running server watches the file (src/server/
- * revocation.ts), so a removal ends the device's open sessions at once.
+ * nor lose a change. A running server and an open client session watch
+ * the file (trust-watch.ts), so a removal ends the device's open sessions at once.
  *
  * Device names are chosen by people (`--name`, `devices rename`) or
  * announced by the peer, so they are validated here: 1..64 characters, no
@@ -16,6 +16,7 @@
  * after another's fingerprint capture it in `resolve`).
  */
 
+import { isIP } from "node:net";
 import path from "node:path";
 import {
 	MIN_FINGERPRINT_PREFIX,
@@ -63,9 +64,22 @@ export function deviceNameProblem(name: string): string | undefined {
 	return undefined;
 }
 
-/** Throws PairlinkError "usage" unless `name` is a valid device name. */
+/**
+ * Stricter, for names given from now on: `pairlink ls NAME` looks NAME up as
+ * a device before it reads it as an address, so a device called `::1` or
+ * `printer:47070` would silently take that address's place. Names saved
+ * before this rule still load (deviceNameProblem).
+ */
+export function newDeviceNameProblem(name: string): string | undefined {
+	if (name.includes("/")) return "a device name cannot contain /";
+	if (isIP(name) !== 0 || name.startsWith("[") || /:\d*$/.test(name))
+		return "it looks like an address (HOST, HOST:PORT or [IPv6]), which the name would hide";
+	return deviceNameProblem(name);
+}
+
+/** Throws PairlinkError "usage" unless `name` is a valid name for a device saved now. */
 export function validateDeviceName(name: string): string {
-	const problem = deviceNameProblem(name);
+	const problem = newDeviceNameProblem(name);
 	if (problem !== undefined) {
 		throw new PairlinkError("usage", `Invalid device name ${JSON.stringify(name)}: ${problem}.`);
 	}
@@ -78,11 +92,11 @@ export function validateDeviceName(name: string): string {
  * result is cut to 64 characters; `fallback` if nothing usable remains.
  */
 export function sanitizeDeviceName(raw: string, fallback = "device"): string {
-	const cleaned = [...raw.replace(FORBIDDEN_NAME_CHARS_GLOBAL, "_").trim()]
+	const cleaned = [...raw.replace(FORBIDDEN_NAME_CHARS_GLOBAL, "_").replaceAll("/", "_").trim()]
 		.slice(0, MAX_DEVICE_NAME_LENGTH)
 		.join("")
 		.trim();
-	return deviceNameProblem(cleaned) === undefined ? cleaned : fallback;
+	return newDeviceNameProblem(cleaned) === undefined ? cleaned : fallback;
 }
 
 export class TrustStore {
@@ -213,14 +227,22 @@ export class TrustStore {
 		const fp = tryNormalizeFingerprint(fingerprint);
 		if (fp === undefined) return undefined;
 		const addr = validateAddress(address);
-		return this.mutate((devices) => {
-			const index = devices.findIndex((d) => d.fingerprint === fp);
-			const current = devices[index];
-			if (!current) return { devices, result: undefined, unchanged: true };
-			const updated = { ...current, address: addr, lastSeen: this.now().toISOString() };
-			const next = [...devices];
-			next[index] = updated;
-			return { devices: next, result: updated };
+		// A "last seen" note, sent off without waiting: it must not make a state directory
+		// that was removed meanwhile (a device reset, a test's cleanup) exist again, empty.
+		return this.mutate(
+			(devices) => {
+				const index = devices.findIndex((d) => d.fingerprint === fp);
+				const current = devices[index];
+				if (!current) return { devices, result: undefined, unchanged: true };
+				const updated = { ...current, address: addr, lastSeen: this.now().toISOString() };
+				const next = [...devices];
+				next[index] = updated;
+				return { devices: next, result: updated };
+			},
+			{ existing: true },
+		).catch((e: unknown) => {
+			if ((e as { code?: unknown }).code === "ENOENT") return undefined;
+			throw e;
 		});
 	}
 
@@ -230,19 +252,24 @@ export class TrustStore {
 			result: R;
 			unchanged?: boolean;
 		},
+		opts: { existing?: boolean } = {},
 	): Promise<R> {
-		await ensureStateDir(path.dirname(this.file));
-		return withFileLock(this.file, async () => {
-			const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
-			const { devices, result, unchanged } = change(current);
-			if (!unchanged) {
-				const body = { version: FORMAT_VERSION, devices };
-				await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
-			}
-			// Copies, so callers holding a returned entry cannot alter the cache.
-			this.devices = devices.map((d) => ({ ...d }));
-			return result;
-		});
+		if (!opts.existing) await ensureStateDir(path.dirname(this.file));
+		return withFileLock(
+			this.file,
+			async () => {
+				const current = (await readJsonFile(this.file, parseTrustFile)) ?? [];
+				const { devices, result, unchanged } = change(current);
+				if (!unchanged) {
+					const body = { version: FORMAT_VERSION, devices };
+					await writeFileAtomic(this.file, `${JSON.stringify(body, null, "\t")}\n`);
+				}
+				// Copies, so callers holding a returned entry cannot alter the cache.
+				this.devices = devices.map((d) => ({ ...d }));
+				return result;
+			},
+			{ createDir: !opts.existing },
+		);
 	}
 }
 

@@ -49,6 +49,13 @@ export function listenTls(opts: ListenOptions): Listener {
 		const where = hostname.includes(":")
 			? `[${hostname}]:${opts.port}`
 			: `${hostname}:${opts.port}`;
+		// A typo'd or foreign --host is not a busy port: say which it is.
+		if ((e as { code?: unknown }).code === "EADDRNOTAVAIL")
+			throw new PairlinkError(
+				"listen-failed",
+				`cannot listen on ${where}: this machine has no such address`,
+				{ cause: e, advice: "no-such-address" },
+			);
 		throw new PairlinkError("listen-failed", `cannot listen on ${where}: ${(e as Error).message}`, {
 			cause: e,
 		});

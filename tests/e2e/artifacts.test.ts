@@ -7,7 +7,7 @@
  * under QEMU: tests/e2e/qemu.test.ts). `npm test` builds only dist/pairlink;
  * `bun scripts/build-binaries.ts --all` builds the rest.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { version } from "../../package.json" with { type: "json" };
@@ -18,8 +18,10 @@ import {
 	identifyHead,
 } from "../../scripts/artifact-format.ts";
 import { artifactName, checkArtifact, TARGETS } from "../../scripts/build-binaries.ts";
-import { BINARY, makeTempDir, runPairlink } from "../helpers/cli.ts";
+import { BINARY, makeTempDir, removeTempDirs, runPairlink } from "../helpers/cli.ts";
 import { fileSha256 } from "../helpers/faults.ts";
+
+afterAll(removeTempDirs);
 
 const DIST = join(import.meta.dir, "..", "..", "dist");
 const built = TARGETS.filter((t) => existsSync(join(DIST, artifactName(t))));
@@ -27,6 +29,12 @@ if (built.length < TARGETS.length)
 	console.warn(
 		`artifacts.test.ts: checking ${built.length} of ${TARGETS.length} targets; \`bun scripts/build-binaries.ts --all\` builds them all`,
 	);
+
+/** bun prints no reason for a skip: the test's name carries it. */
+const unbuilt = (t: (typeof TARGETS)[number]) =>
+	built.includes(t)
+		? ""
+		: ` (skipped: not built; \`bun scripts/build-binaries.ts --all\` builds it)`;
 
 /** A 4 KiB header with the given bytes written at the given offsets. */
 function head(fields: [offset: number, bytes: number[]][]): Uint8Array {
@@ -140,7 +148,7 @@ describe("the executable checker", () => {
 describe("release artifacts", () => {
 	for (const t of TARGETS) {
 		test.skipIf(!built.includes(t))(
-			`${artifactName(t)} is a ${t.kind.format} ${t.kind.arch} executable`,
+			`${artifactName(t)} is a ${t.kind.format} ${t.kind.arch} executable${unbuilt(t)}`,
 			() => {
 				expect(identifyExecutable(join(DIST, artifactName(t)))).toEqual(t.kind);
 			},
@@ -148,7 +156,7 @@ describe("release artifacts", () => {
 	}
 
 	test.skipIf(built.length === 0)(
-		"SHA256SUMS lists every built artifact with its real hash (sha256sum -c format)",
+		`SHA256SUMS lists every built artifact with its real hash (sha256sum -c format)${built.length === 0 ? " (skipped: no release artifact built)" : ""}`,
 		async () => {
 			const sums = new Map<string, string>();
 			for (const line of readFileSync(join(DIST, "SHA256SUMS"), "utf8").trim().split("\n")) {

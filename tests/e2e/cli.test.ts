@@ -444,16 +444,18 @@ describe("serve", () => {
 		});
 	}
 
-	test("serve on a missing directory or a file: exit 2", async () => {
+	test("serve on a missing directory or a file: exit 2, saying which", async () => {
 		const home = await makeHome("serve");
 		const missing = join(await makeTempDir(), "does-not-exist");
 		const file = join(await makeTempDir(), "a-file");
 		await Bun.write(file, "x");
-		for (const dir of [missing, file]) {
+		for (const [dir, why] of [
+			[missing, "does not exist"],
+			[file, "is not a directory"],
+		] as const) {
 			const r = await run(["serve", dir, "--host", "127.0.0.1", "--port", "0", "--json"], { home });
 			expect(summary(r)).toMatchObject({ exitCode: 2, stdout: "", timedOut: false });
-			expect(r.stderr).toContain(dir);
-			expect(r.stderr).toContain("not a directory");
+			expect(r.stderr).toContain(`${dir} ${why}`);
 		}
 	});
 

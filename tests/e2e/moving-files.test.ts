@@ -158,6 +158,20 @@ describe.skipIf(missing)("every file accounted for", () => {
 		expect(r.stderr).toContain('"two-bad/x\\\\1"');
 		expect(r.stderr).toContain('"two-bad/x\\\\2"');
 		expect(r.stderr).toContain("2 of 3 files failed");
+		expect(r.stderr).toContain("the others were moved or up to date");
+		// The closing line's advice fits every failure, not just the first one's.
+		expect(r.stderr).toContain("run the same command again: it moves only what is missing");
+	});
+
+	test("when every file failed, the closing line does not claim the others moved", async () => {
+		await mkdir(join(share, "all-bad"), { recursive: true });
+		await writeFile(join(share, "all-bad", "y\\1"), "1\n");
+		await writeFile(join(share, "all-bad", "y\\2"), "2\n");
+		const dest = await makeTempDir("pairlink-dest-");
+		const r = await client(["get", host, "all-bad", "-r", "-o", dest]);
+		expect(r.exitCode).toBe(5);
+		expect(r.stderr).toContain("2 of 2 files failed");
+		expect(r.stderr).not.toContain("the others were moved");
 	});
 });
 

@@ -305,7 +305,8 @@ export interface RawTcpPeer {
 	readonly received: number;
 }
 
-export function rawTcp(port: number): RawTcpPeer {
+/** `localAddress`: the loopback source to connect from (127.0.0.2 …), one "host" of a many-source flood. */
+export function rawTcp(port: number, localAddress?: string): RawTcpPeer {
 	const openedAt = performance.now();
 	let isClosed = false;
 	let received = 0;
@@ -313,7 +314,7 @@ export function rawTcp(port: number): RawTcpPeer {
 	const connected = new Promise<void>((r) => {
 		onConnected = r;
 	});
-	const socket = tcpConnect({ host: "127.0.0.1", port }, () => onConnected());
+	const socket = tcpConnect({ host: "127.0.0.1", port, localAddress }, () => onConnected());
 	const closed = new Promise<number>((resolve) => {
 		socket.on("close", () => {
 			isClosed = true;

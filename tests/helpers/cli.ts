@@ -320,6 +320,15 @@ export class RunningCli {
 		}
 	}
 
+	/** Resolves with the first match of `pattern` in stdout (a text-mode log line), now or later. */
+	waitForText(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
+		return this.until(
+			() => pattern.exec(this.stdout) ?? undefined,
+			`stdout matching ${pattern}`,
+			timeoutMs,
+		);
+	}
+
 	/** Send a signal and wait for the exit (SIGKILL after `timeoutMs`). */
 	async stop(
 		signal: NodeJS.Signals = "SIGTERM",
@@ -497,12 +506,17 @@ export async function startServe(opts: ServeOptions): Promise<StartedServe> {
 // Temp dirs (each device is one), parsing, and leak checks
 // ---------------------------------------------------------------------------
 
+// One list for every helper (devices.ts too), so either removeTempDirs leaves nothing behind.
 const tempDirs: string[] = [];
 
-export async function makeTempDir(prefix = "pairlink-e2e-"): Promise<string> {
-	const dir = await mkdtemp(join(tmpdir(), prefix));
+/** `dir` is removed by the next removeTempDirs. */
+export function trackTempDir(dir: string): string {
 	tempDirs.push(dir);
 	return dir;
+}
+
+export async function makeTempDir(prefix = "pairlink-e2e-"): Promise<string> {
+	return trackTempDir(await mkdtemp(join(tmpdir(), prefix)));
 }
 
 /** A path for a device's state dir that does not exist yet (pairlink must create it 0700). */

@@ -1,6 +1,5 @@
 /** Test devices: each a PAIRLINK_HOME of its own in a temp dir, as SPEC.md promises. */
 import { mkdtempSync, realpathSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConnectOptions, connect } from "../../src/client/connect.ts";
@@ -14,6 +13,7 @@ import {
 } from "../../src/server/server.ts";
 import { type Identity, loadOrCreateIdentity } from "../../src/store/identity.ts";
 import { TrustStore } from "../../src/store/trust-store.ts";
+import { makeTempDir, removeTempDirs, trackTempDir } from "./cli.ts";
 
 export interface TestDevice {
 	home: string;
@@ -21,17 +21,8 @@ export interface TestDevice {
 	trust: TrustStore;
 }
 
-const homes: string[] = [];
-
-export async function tempDir(prefix = "pairlink-test-"): Promise<string> {
-	const dir = await mkdtemp(join(tmpdir(), prefix));
-	homes.push(dir);
-	return dir;
-}
-
-export async function removeTempDirs(): Promise<void> {
-	await Promise.all(homes.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-}
+export const tempDir = (prefix = "pairlink-test-"): Promise<string> => makeTempDir(prefix);
+export { removeTempDirs };
 
 export async function makeDevice(name: string): Promise<TestDevice> {
 	const home = await tempDir(`pairlink-${name}-`);
@@ -69,8 +60,7 @@ export const OPEN_POLICY = { readOnly: false, allowOverwrite: false, allowDelete
 
 /** A fresh shared directory (removed with the other temp dirs). */
 export function tempRoot(): SandboxRoot {
-	const dir = realpathSync(mkdtempSync(join(tmpdir(), "pairlink-root-")));
-	homes.push(dir);
+	const dir = trackTempDir(realpathSync(mkdtempSync(join(tmpdir(), "pairlink-root-"))));
 	return SandboxRoot.fromRealPath(dir);
 }
 

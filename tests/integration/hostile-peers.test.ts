@@ -175,7 +175,10 @@ describe("bad peers on real sockets", () => {
 				expect(lifetime).toBeLessThan(TIMEOUTS.handshakeMs);
 				expect(peer.messages).toEqual([{ t: "error", code: "not-trusted" }]);
 				const ev = await refused();
-				expect(ev).toMatchObject({ event: "refused", reason: "refused an untrusted device" });
+				expect(ev).toMatchObject({
+					event: "refused",
+					reason: "an untrusted device, and pairing is closed",
+				});
 				lasted.push(`${creds.kind} ${ms(lifetime)}`);
 			}
 			await goodClient();

@@ -14,7 +14,7 @@ import {
 	setDefaultTimeout,
 	test,
 } from "bun:test";
-import { mkdir, readdir, stat } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { entryLine } from "../../src/cli/format.ts";
 import type { Connection } from "../../src/client/connect.ts";
@@ -416,6 +416,62 @@ describe("downloads that do not match what the server announced", () => {
 		expect(fake.received.some((m) => m.t === "ack")).toBe(false);
 	});
 
+	test("a file header bigger than the size stat gave: protocol error (exit 3), nothing written, no part file", async () => {
+		// Attack 1, finding 5: stat says 10 bytes (the free-space check passes), the header 400 MiB.
+		const ws = await workspace();
+		const LIE = 400 * 1024 * 1024;
+		let sent = 0;
+		const chunk = new Uint8Array(1024 * 1024);
+		const fake = fakeServer(
+			evil.identity,
+			lyingFile(async (fs, get) => {
+				await send(fs, { t: "file", id: get.id, size: LIE, mtime: 0, offset: 0 });
+				try {
+					while (sent < LIE) {
+						await fs.sendData(get.id, chunk);
+						sent += chunk.length;
+					}
+				} catch {
+					// the client hung up
+				}
+			}, 10),
+		);
+		const e = await expectRefusal(within(WAIT_MS, getOne(fake, ws.dest), "get"), "protocol");
+		expect(e.exitCode).toBe(3);
+		expect(e.message).toContain("listed with 10");
+		await within(WAIT_MS, fake.closed, "the liar's connection to close");
+		expect(await readdir(ws.dest)).toEqual([]);
+		expect(sent).toBeLessThan(LIE);
+		await ws.expectNothingOutside();
+	});
+
+	test("a file header bigger than the free space: disk-full before a byte is written, no part file", async () => {
+		const ws = await workspace();
+		const HUGE = 2 ** 50; // no test machine has a PiB free
+		const fake = fakeServer(
+			evil.identity,
+			lyingFile(async (fs, get) => {
+				await send(fs, { t: "file", id: get.id, size: HUGE, mtime: 0, offset: 0 });
+				await fs.sendData(get.id, content).catch(() => undefined);
+			}, HUGE),
+		);
+		const conn = await connectToFake(fake);
+		// The session's own check, whatever the caller planned: the size told by the header counts.
+		const e = await expectRefusal(
+			within(
+				WAIT_MS,
+				conn.session.download("f.bin", SandboxRoot.fromRealPath(ws.dest), "f.bin", {
+					overwrite: false,
+				}),
+				"get",
+			),
+			"disk-full",
+		);
+		expect(e.exitCode).toBe(6);
+		expect(await readdir(ws.dest)).toEqual([]);
+		await ws.expectNothingOutside();
+	});
+
 	test("(4) an endless stream is cut off at the announced size", async () => {
 		const ws = await workspace();
 		const announced = 1024 * 1024;
@@ -729,7 +785,7 @@ describe("(8) a server that tries to exhaust the client", () => {
 		await ws.expectNothingOutside();
 	});
 
-	test("repeated file headers do not reset the announced size: at most the announced bytes reach the part file", async () => {
+	test("repeated file headers: protocol error, and nothing that came with them is kept", async () => {
 		const ws = await workspace();
 		const announced = 1024 * 1024;
 		const chunk = randomBytes(prng, announced);
@@ -760,12 +816,31 @@ describe("(8) a server that tries to exhaust the client", () => {
 		);
 		expect(err).toBeInstanceOf(PairlinkError);
 		expect((err as PairlinkError).code).toBe("protocol");
-		const files = await snapshot(ws.dest);
-		expect([...files.keys()].filter((p) => !p.endsWith(".pairlink-part"))).toEqual([]);
-		for (const p of await partFiles(ws.dest))
-			expect((await stat(join(ws.dest, p))).size).toBeLessThanOrEqual(announced);
+		// What came with a protocol violation is not kept for resume (attack 1, finding 5).
+		expect(await readdir(ws.dest)).toEqual([]);
 		expect(headers).toBeLessThan(48);
 		await ws.expectNothingOutside();
+	});
+
+	test("empty batches of a listing that goes on are no progress: ls fails at once (protocol), not at the idle limit", async () => {
+		// Attack 1, finding 8: an empty batch every so often kept ls waiting forever.
+		let batches = 0;
+		const fake = fakeServer(evil.identity, async (m, fs) => {
+			if (m.t !== "list") return;
+			for (; batches < 1000; batches++) {
+				try {
+					await fs.send({ t: "entries", id: m.id, entries: [], done: false });
+				} catch {
+					return;
+				}
+			}
+		});
+		const conn = await connectToFake(fake);
+		const e = await expectRefusal(within(WAIT_MS, conn.session.list(""), "ls"), "protocol");
+		expect(e.exitCode).toBe(3);
+		expect(e.message).toContain("empty batch");
+		await within(WAIT_MS, fake.closed, "the liar's connection to close");
+		expect(batches).toBeLessThan(1000);
 	});
 
 	test("a silent server: ls fails with a timeout after the client's idle limit, not never", async () => {

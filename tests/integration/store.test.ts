@@ -92,10 +92,10 @@ describe("state directory", () => {
 		expect(await mode(dir)).toBe(0o1777);
 	});
 
-	test("a file where the directory should be is state-corrupt", async () => {
+	test("a file where the directory should be is a usage error (a setting to fix, not a bug)", async () => {
 		const file = path.join(root, "file");
 		await writeFile(file, "x");
-		await rejectsWith(ensureStateDir(file), "state-corrupt");
+		await rejectsWith(ensureStateDir(file), "usage");
 	});
 
 	test.if(posix)(
@@ -393,6 +393,15 @@ describe("trust store", () => {
 		await store.add({ name: "server", fingerprint: B, address: "[::1]:47070" });
 		return store;
 	}
+
+	test("a late 'last seen' touch does not make a removed state dir exist again (empty)", async () => {
+		const dir = path.join(root, "gone");
+		const store = await TrustStore.load(dir);
+		await store.add({ name: "laptop", fingerprint: A1, address: "10.0.0.1:47070" });
+		await rm(dir, { recursive: true });
+		expect(await store.touch(A1, "10.0.0.9:47070")).toBeUndefined();
+		expect(await stat(dir).catch(() => undefined)).toBeUndefined();
+	});
 
 	test("a missing file is an empty store; the first write creates the state dir", async () => {
 		expect((await TrustStore.load(root)).list()).toEqual([]);

@@ -36,30 +36,49 @@ describe("HalfOpenLedger", () => {
 	test("a source at its cap is refused; others still get in", () => {
 		const ledger = new HalfOpenLedger<string>(100, 3);
 		for (const c of ["a1", "a2", "a3"])
-			expect(ledger.admit("A", c)).toEqual({ admitted: true, shed: undefined });
-		expect(ledger.admit("A", "a4")).toEqual({ admitted: false, shed: undefined });
-		expect(ledger.admit("B", "b1")).toEqual({ admitted: true, shed: undefined });
+			expect(ledger.admit("A", c, 0)).toEqual({ admitted: true, shed: undefined });
+		expect(ledger.admit("A", "a4", 0)).toEqual({ admitted: false, shed: undefined });
+		expect(ledger.admit("B", "b1", 0)).toEqual({ admitted: true, shed: undefined });
 		ledger.leave("a1");
-		expect(ledger.admit("A", "a5").admitted).toBe(true);
+		expect(ledger.admit("A", "a5", 0).admitted).toBe(true);
 		expect(ledger.size).toBe(4);
 	});
 
-	test("with every slot taken, a newcomer from a small source sheds the oldest of the biggest", () => {
+	test("with every slot taken, a newcomer sheds the oldest, whatever its source", () => {
 		const ledger = new HalfOpenLedger<string>(4, 3);
-		ledger.admit("A", "a1");
-		ledger.admit("A", "a2");
-		ledger.admit("A", "a3");
-		ledger.admit("B", "b1");
-		expect(ledger.admit("C", "c1")).toEqual({ admitted: true, shed: "a1" });
+		ledger.admit("A", "a1", 0);
+		ledger.admit("B", "b1", 0);
+		ledger.admit("A", "a2", 0);
+		ledger.admit("C", "c1", 0);
+		expect(ledger.admit("D", "d1", 1)).toEqual({ admitted: true, shed: "a1" });
+		// One slot per source (a flood from many addresses) is no shield for the oldest.
+		expect(ledger.admit("E", "e1", 2)).toEqual({ admitted: true, shed: "b1" });
 		expect(ledger.size).toBe(4);
-		// Now A holds 2, B 1, C 1: a second from B would leave A and B even, so it waits.
-		expect(ledger.admit("B", "b2")).toEqual({ admitted: false, shed: undefined });
-		expect(ledger.admit("D", "d1")).toEqual({ admitted: true, shed: "a2" });
+		ledger.leave("e1");
+		expect(ledger.size).toBe(3);
+	});
+
+	test("a source that was shed may not shed others during the cooldown: a re-opening flood cannot churn", () => {
+		const ledger = new HalfOpenLedger<string>(2, 2);
+		ledger.admit("A", "a1", 0);
+		ledger.admit("B", "b1", 0);
+		expect(ledger.admit("C", "c1", 1)).toEqual({ admitted: true, shed: "a1" });
+		// A re-opens at once: refused while the server is full, nobody shed.
+		expect(ledger.admit("A", "a2", 2)).toEqual({ admitted: false, shed: undefined });
+		// A newcomer that was never shed still gets in; after the cooldown, so does A.
+		expect(ledger.admit("D", "d1", 3)).toEqual({ admitted: true, shed: "b1" });
+		expect(ledger.admit("A", "a3", 1 + PEER_LIMITS.shedCooldownMs)).toEqual({
+			admitted: true,
+			shed: "c1",
+		});
+		// With a free slot the cooldown does not matter.
+		ledger.leave("d1");
+		expect(ledger.admit("B", "b2", 4)).toEqual({ admitted: true, shed: undefined });
 	});
 
 	test("leave is idempotent and forgets unknown connections", () => {
 		const ledger = new HalfOpenLedger<string>(4, 2);
-		ledger.admit("A", "a1");
+		ledger.admit("A", "a1", 0);
 		ledger.leave("a1");
 		ledger.leave("a1");
 		ledger.leave("never");

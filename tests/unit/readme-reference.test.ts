@@ -52,3 +52,17 @@ describe("README command reference", async () => {
 		});
 	}
 });
+
+describe("README and a fresh clone", () => {
+	test("no path into ../shared, which a clone (and CI) does not have", () => {
+		expect(readme).not.toContain("../shared");
+	});
+
+	test("npm run serve shares the folder with this machine only, as the quick start says", () => {
+		const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "package.json"), "utf8"));
+		expect(pkg.scripts.serve).toMatch(/pairlink serve --host 127\.0\.0\.1$/);
+		expect(readme).toContain(
+			"reachable from this machine only (`--host 127.0.0.1`) with pairing open",
+		);
+	});
+});

@@ -39,7 +39,11 @@ export const codeCommand = defineCommand({
 		description: "Create a one-time pairing code for this device (replaces any pending one)",
 	},
 	args: {
-		words: { type: "string", description: "Number of words (4-8; 11 bits each)", valueHint: "N" },
+		words: {
+			type: "string",
+			description: `Number of words (4-8; 11 bits each; default: ${DEFAULT_CODE_WORDS})`,
+			valueHint: "N",
+		},
 		ttl: {
 			type: "string",
 			description: "How long the code stays valid",
@@ -59,7 +63,7 @@ export const codeCommand = defineCommand({
 			`It works once and expires in ${describeDuration(ttlMs)} (at ${formatLocalTime(expiresAt, true)}).`,
 		);
 		out(
-			"Run `pairlink serve` here, then `pairlink pair HOST` on the other device and type the code.",
+			"`pairlink serve` must run here without --no-pair (start it if it does not); then run `pairlink pair HOST` on the other device and type the code.",
 		);
 	},
 });

@@ -31,8 +31,12 @@ const hostArg = {
 const fileLine = (f: FileDone) =>
 	`${safe(f.path)}  ${formatBytes(f.bytes)}${f.resumedFrom > 0 ? ` (resumed at ${formatBytes(f.resumedFrom)})` : ""}`;
 
-export const summaryLine = (s: Summary) =>
-	`${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s (${formatRate(s.bytes, s.seconds)})${s.upToDate > 0 ? `, ${s.upToDate} up to date` : ""}${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+/** `resumed`: bytes already verified here, counted in `s.bytes` but not sent again. */
+export const summaryLine = (s: Summary, resumed = 0) => {
+	const sent = s.bytes - resumed;
+	const rest = resumed > 0 ? `, resumed (${formatBytes(resumed)} were already there)` : "";
+	return `${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(sent)} in ${s.seconds.toFixed(2)} s (${formatRate(sent, s.seconds)})${rest}${s.upToDate > 0 ? `, ${s.upToDate} up to date` : ""}${s.failed.length > 0 ? `, ${s.failed.length} failed` : ""}`;
+};
 
 /** --dry-run, for people: what would happen to each file. */
 const PLANNED: Record<Action, string> = {
@@ -93,9 +97,12 @@ function failureOf(s: Summary): PairlinkError {
 	const worst = failed.find((e) => e.exitCode === EXIT.transfer) ?? (failed[0] as PairlinkError);
 	if (failed.length === 1) return worst;
 	const asked = s.files + s.upToDate + failed.length;
+	const others = s.files + s.upToDate > 0 ? "; the others were moved or up to date" : "";
+	// Not the first failure's own advice: it need not fit the others.
 	return new PairlinkError(
 		worst.code,
-		`${failed.length} of ${asked} files failed, each named with its reason; the others were moved`,
+		`${failed.length} of ${asked} files failed, each named above with its reason${others}`,
+		{ advice: "several-failed" },
 	);
 }
 
@@ -112,12 +119,20 @@ export async function reportTransfer(
 	const progress = progressFor(json);
 	// Without --json a lone failure is held back: it becomes the command's own error message.
 	let held: FileFailed | undefined;
+	let resumed = 0;
 	let reportedEach = false;
-	const tell = (f: FileFailed) => logger.error(`${sentence(safe(f.error.message))}`);
+	// Files that failed for one reason (a destination directory that could not be made) name it once.
+	const told = new Set<string>();
+	const tell = (f: FileFailed) => {
+		const line = sentence(safe(f.error.message));
+		logger.error(told.has(line) ? `${safe(f.path)} failed for the same reason.` : line);
+		told.add(line);
+	};
 	try {
 		const summary = await run({
 			...progress.hooks,
 			onFile: (f) => {
+				if (!f.skipped) resumed += f.resumedFrom;
 				if (json && f.skipped)
 					outJson({
 						path: f.path,
@@ -171,7 +186,7 @@ export async function reportTransfer(
 				seconds: Number(summary.seconds.toFixed(3)),
 			});
 		} else if (summary.files + summary.upToDate > 0 || summary.failed.length !== 1)
-			out(summaryLine(summary)); // a lone failure is all there is to say: it is the error
+			out(summaryLine(summary, resumed)); // a lone failure is all there is to say: it is the error
 		if (summary.failed.length > 0) throw failureOf(summary);
 		return summary;
 	} finally {
@@ -256,8 +271,9 @@ export const putCommand = Object.assign(
 			},
 			to: {
 				type: "string",
-				description: "Remote directory to put them in (default: the top)",
-				valueHint: "REMOTE_DIR",
+				description:
+					"Where on the device: a directory when it exists there, ends with /, or several sources or -r are given (created if needed); else the file to write (default: the top)",
+				valueHint: "REMOTE",
 			},
 			recursive: {
 				type: "boolean",
@@ -299,8 +315,21 @@ export const mkdirCommand = defineCommand({
 		path: { type: "positional", description: "Remote path of the new directory", required: true },
 	},
 	async run({ args }) {
+		const path = normalizeRemote(args.path);
 		await withSession(args.host, {}, (c) =>
-			c.session.mkdir(normalizeRemote(args.path)).catch(adviseOn("exists", "dir-exists")),
+			c.session
+				.mkdir(path)
+				.catch(adviseOn("exists", "dir-exists"))
+				.catch((e: unknown) => {
+					// The server says the path is "not found": it is the parent that is missing.
+					if (!(e instanceof PairlinkError) || e.code !== "not-found" || !path.includes("/"))
+						throw e;
+					throw new PairlinkError(
+						"not-found",
+						`The parent directory of ${JSON.stringify(path)} does not exist on the server`,
+						{ advice: "mkdir-parents", cause: e },
+					);
+				}),
 		);
 	},
 });
@@ -320,8 +349,12 @@ export const rmCommand = defineCommand({
 		},
 	},
 	async run({ args }) {
-		await withSession(args.host, {}, (c) =>
-			c.session.rm(normalizeRemote(args.path), args.recursive === true),
-		);
+		const path = normalizeRemote(args.path);
+		// Refused here: the server would only say it has no permission, which is not why.
+		if (path === "")
+			throw new PairlinkError("refused", "The top of the shared directory cannot be removed", {
+				advice: "rm-top",
+			});
+		await withSession(args.host, {}, (c) => c.session.rm(path, args.recursive === true));
 	},
 });

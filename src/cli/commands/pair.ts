@@ -1,10 +1,9 @@
 import { defineCommand } from "citty";
 import type { FoundServer } from "../../client/discover.ts";
 import { formatAddress } from "../../client/target.ts";
-import { formatFingerprint } from "../../crypto/fingerprint.ts";
 import { PairlinkError } from "../../errors.ts";
 import { ask, codeStdinArg } from "../code-input.ts";
-import { openConnection, type Picked } from "../open-connection.ts";
+import { AlreadyPaired, openConnection, type Picked, pairedLine } from "../open-connection.ts";
 import { out, safe } from "../terminal.ts";
 import { DEFAULT_FIND_TIMEOUT, describeServer, discover, findTimeout } from "./find.ts";
 
@@ -32,9 +31,13 @@ export const pairCommand = defineCommand({
 			codeStdin: args["code-stdin"] === true,
 			wantPair: true,
 			saveAs: args.name,
+		}).catch((e: unknown) => {
+			if (!(e instanceof AlreadyPaired)) throw e;
+			out(`${safe(e.message)}. ${safe(e.hint)}`);
 		});
+		if (!conn) return;
 		conn.close();
-		out(`Paired with ${safe(conn.peer.name)} (${formatFingerprint(conn.peer.fingerprint)}).`);
+		out(pairedLine(conn));
 	},
 });
 

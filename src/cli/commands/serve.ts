@@ -86,7 +86,16 @@ export const serveCommand = defineCommand({
 	async run({ args }) {
 		const dir = resolve(args.dir ?? ".");
 		const info = await stat(dir).catch(() => undefined);
-		if (!info?.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
+		if (!info) throw new PairlinkError("usage", `${dir} does not exist`);
+		if (!info.isDirectory()) throw new PairlinkError("usage", `${dir} is not a directory`);
+		// Refused rather than guessed: which of the two did the owner mean?
+		for (const allow of ["allow-delete", "allow-overwrite"] as const)
+			if (args["read-only"] && args[allow])
+				throw new PairlinkError(
+					"usage",
+					`--read-only refuses every change, so --${allow} contradicts it`,
+					{ advice: "read-only-contradiction" },
+				);
 		const port = wholeNumber(args.port, "--port", 0, 65535);
 		const maxClients = wholeNumber(args["max-clients"], "--max-clients", 1, 10_000);
 		const noPair = args.pair === false;
@@ -159,7 +168,6 @@ export const serveCommand = defineCommand({
 		const stopped = stopOnSignals(
 			() => Promise.all([server.stop(), announcer?.stop()]).then(() => {}),
 			log,
-			json,
 		);
 		const addresses = reachableAddresses(server.hostname, server.port);
 		if (json)
@@ -251,11 +259,7 @@ const CODE_POLL_MS = 1000;
  * gracefully and end with a `stopped` event; a second signal stops at once,
  * still logging `stopped`.
  */
-async function stopOnSignals(
-	stop: () => Promise<void>,
-	log: (e: LogEvent) => void,
-	json: boolean,
-): Promise<void> {
+async function stopOnSignals(stop: () => Promise<void>, log: (e: LogEvent) => void): Promise<void> {
 	let first: NodeJS.Signals | undefined;
 	let finished!: () => void;
 	const done = new Promise<void>((r) => {
@@ -267,11 +271,7 @@ async function stopOnSignals(
 			process.exit(EXIT.ok);
 		}
 		first = signal;
-		if (json) log({ event: "stopping", signal, graceMs: DEFAULT_STOP_GRACE_MS });
-		else
-			logger.info(
-				`Stopping (${signal}): letting running transfers finish for up to ${DEFAULT_STOP_GRACE_MS / 1000} seconds${signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : ""}.`,
-			);
+		log({ event: "stopping", signal, graceMs: DEFAULT_STOP_GRACE_MS });
 		void stop().then(finished);
 	};
 	const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -308,10 +308,13 @@ function describeEvent(e: LogEvent): string | undefined {
 			return e.refused
 				? `refused       ${e.op} ${safe(e.path || "/")} by ${safe(e.device)}: ${e.refused}`
 				: `${e.op.padEnd(14)}${safe(e.path)} by ${safe(e.device)}`;
+		case "interrupted":
+			return `interrupted   put ${safe(e.path)} by ${safe(e.device)} (${formatBytes(e.kept)} kept to resume from)`;
 		case "stopped":
 			return "stopped";
 		case "stopping":
-			return undefined; // said on stderr, with what a second Ctrl-C does
+			// A log line like the others (timestamped, on stdout), saying what a second Ctrl-C does.
+			return `stopping      (${e.signal}): letting running transfers finish for up to ${e.graceMs / 1000} seconds${e.signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : ""}`;
 		case "code":
 			return `pairing code ${e.code}  (replaced; works once, expires at ${formatLocalTime(e.expiresAt, true)})`;
 		case "listening":

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
-import { EXIT, type ExitCode, PairlinkError } from "../../errors.ts";
+import { ADVICE, EXIT, type ExitCode, isPairlinkError, PairlinkError } from "../../errors.ts";
 import { writeFileAtomic } from "../../store/state-dir.ts";
 import { stateDir } from "../context.ts";
 import { reportError } from "../error-report.ts";
@@ -32,11 +32,9 @@ export async function runLine(
 		if (!first) return EXIT.ok;
 		const command = COMMANDS[first.text];
 		if (!command)
-			throw new PairlinkError(
-				"usage",
-				`unknown command ${JSON.stringify(safe(first.text))}: type help for the commands`,
-				{ advice: "shell-help" },
-			);
+			throw new PairlinkError("usage", `unknown command ${JSON.stringify(safe(first.text))}`, {
+				advice: "shell-help",
+			});
 		// `ls --help` as on the command line: the usage, not an unknown option.
 		if (words.some((w) => !w.literal && (w.text === "--help" || w.text === "-h"))) {
 			out(commandHelp(command));
@@ -48,8 +46,14 @@ export async function runLine(
 		// The user's own Ctrl-C closed the connection: say that, not "the server closed it".
 		const error = state.cancelled
 			? new PairlinkError("interrupted", "Cancelled by Ctrl-C", { advice: "user-cancelled" })
-			: e;
-		return reportError(error, debug, where === undefined ? {} : { prefix: where });
+			: inShell(e);
+		// There is no --help in a session: its own help command says the usage.
+		const usageHint = ADVICE["shell-help"];
+		return reportError(
+			error,
+			debug,
+			where === undefined ? { usageHint } : { prefix: where, usageHint },
+		);
 	} finally {
 		state.cancelled = false;
 	}
@@ -204,3 +208,9 @@ async function saveHistory(rl: Interface): Promise<void> {
 export function newState(link: RemoteLink): ReplState {
 	return { link, cwd: "", done: false, cancelled: false };
 }
+
+/** A command-line hint that names `pairlink ls` becomes the session's own `ls`. */
+const inShell = (e: unknown): unknown =>
+	isPairlinkError(e) && e.code === "not-found" && !e.advice
+		? new PairlinkError("not-found", e.message, { advice: "shell-ls", cause: e })
+		: e;

@@ -1,15 +1,15 @@
-/** Revocation that takes effect at once, for sessions already open. */
+/** Revocation that takes effect at once, for sessions already open (server and client side). */
 import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
-import type { TrustStore } from "../store/trust-store.ts";
+import type { TrustStore } from "./trust-store.ts";
 
 /**
  * `pairlink devices remove` in another process must end the removed
- * device's open sessions at once (SPEC): watch the trust store's directory
+ * device's open sessions at once (SPEC), on either side: watch the trust store's directory
  * (the file is replaced on every write, so watching the file itself would
  * lose it) and re-read it on every change.
  */
-export function watchRevocations(trust: TrustStore, onChange: () => void): FSWatcher | undefined {
+export function watchTrustStore(trust: TrustStore, onChange: () => void): FSWatcher | undefined {
 	let reloading: Promise<void> | undefined;
 	let again = false;
 	const reload = (): void => {
