@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ResourceUsage } from "bun";
 
-/** PIN=1 in the environment (as in ../shared/bench) or `--pin`. */
+/** PIN=1 in the environment (as in the shared bench harness) or `--pin`. */
 export const PIN = process.env.PIN === "1" || process.argv.includes("--pin");
 
 /** The client on CPU 0, the daemon on CPU 1 — when pinning. */
