@@ -8,6 +8,10 @@
  *                                       and a no-change re-run of the tree (vs rsync -a over ssh)
  *   bun run bench -- --quick            64 MiB, 1,000 files, 2 runs (CI smoke: correctness only)
  *   bun run bench -- --file-mib 256 --files 2000 --runs 3 --big-rss
+ *   PIN=1 bun run bench                 pin clients to CPU 0, serve to CPU 1 (bench/cpu.ts)
+ *
+ * Besides wall time it reports each side's CPU seconds (user + system) next
+ * to the floor measured in the same run, and four clients at once.
  *
  * Needs dist/pairlink (npm run build). Data and destinations live under
  * /dev/shm when it exists (RAM-backed, as in ../shared/bench), else $TMPDIR.
@@ -19,7 +23,19 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { loadOrCreateIdentity } from "../src/store/identity.ts";
 import { TrustStore } from "../src/store/trust-store.ts";
+import {
+	type Cpu,
+	cpuOf,
+	cpuOfExited,
+	cpuSince,
+	measureFloor,
+	medianCpu,
+	PIN,
+	pinned,
+} from "./cpu.ts";
+import { cpuReport } from "./cpu-report.ts";
 import { type HostileRow, hostileRows } from "./hostile.ts";
+import { manyClients } from "./many-clients.ts";
 import { pairlinkRerunRows, type RerunRow, rsyncRerunRows } from "./rerun.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -35,6 +51,7 @@ const { values: opt } = parseArgs({
 		runs: { type: "string" },
 		"big-rss": { type: "boolean", default: false },
 		"latency-runs": { type: "string" },
+		pin: { type: "boolean", default: false },
 	},
 });
 const QUICK = opt.quick === true;
@@ -108,12 +125,13 @@ async function treeDigest(dir: string): Promise<string> {
 interface Run {
 	seconds: number;
 	peakRssKb: number;
+	cpu: Cpu;
 }
 
 /** Run a command to completion; wall time and peak RSS (VmHWM, sampled until exit). */
 async function timed(cmd: string[], env: Record<string, string> = {}): Promise<Run> {
 	const started = performance.now();
-	const p = Bun.spawn(cmd, {
+	const p = Bun.spawn(pinned(cmd, "client"), {
 		env: { ...process.env, ...env, NO_COLOR: "1" },
 		stdout: "ignore",
 		stderr: "pipe",
@@ -130,13 +148,15 @@ async function timed(cmd: string[], env: Record<string, string> = {}): Promise<R
 	const seconds = (performance.now() - started) / 1000;
 	if (code !== 0)
 		throw new Error(`${cmd.join(" ")} failed (${code}): ${await new Response(p.stderr).text()}`);
-	return { seconds, peakRssKb: peak };
+	return { seconds, peakRssKb: peak, cpu: cpuOfExited(p) };
 }
 
 interface Daemon {
 	port: number;
 	pid: number;
 	peakRssKb(): Promise<number>;
+	rssKb(): Promise<number>;
+	cpu(): Promise<Cpu>;
 	stop(): Promise<void>;
 }
 
@@ -145,7 +165,7 @@ async function startDaemon(
 	env: Record<string, string>,
 	portOf: (line: string) => number | undefined,
 ): Promise<Daemon> {
-	const p = Bun.spawn(cmd, {
+	const p = Bun.spawn(pinned(cmd, "server"), {
 		env: { ...process.env, ...env, NO_COLOR: "1" },
 		stdout: "pipe",
 		stderr: "inherit",
@@ -168,6 +188,11 @@ async function startDaemon(
 			const m = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, "utf8"));
 			return Number(m?.[1] ?? 0);
 		},
+		async rssKb() {
+			const m = /VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${p.pid}/status`, "utf8"));
+			return Number(m?.[1] ?? 0);
+		},
+		cpu: () => cpuOf(p.pid),
 		async stop() {
 			p.kill("SIGTERM");
 			await p.exited;
@@ -234,6 +259,9 @@ interface Row {
 	median: number;
 	clientPeakRssKb: number;
 	serverPeakRssKb: number;
+	/** Medians of CPU seconds per run, each side. */
+	clientCpu: Cpu;
+	serverCpu: Cpu;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -255,10 +283,13 @@ async function measure(
 ): Promise<Row> {
 	const daemon = await start();
 	const runs: Run[] = [];
+	const serverCpu: Cpu[] = [];
 	try {
 		for (let i = 0; i < RUNS; i++) {
 			await clean();
+			const before = await daemon.cpu();
 			runs.push(await once(daemon.port));
+			serverCpu.push(cpuSince(before, await daemon.cpu()));
 			await verify();
 		}
 		return {
@@ -268,6 +299,8 @@ async function measure(
 			median: median(runs.map((r) => r.seconds)),
 			clientPeakRssKb: Math.max(...runs.map((r) => r.peakRssKb)),
 			serverPeakRssKb: await daemon.peakRssKb(),
+			clientCpu: medianCpu(runs.map((r) => r.cpu)),
+			serverCpu: medianCpu(serverCpu),
 		};
 	} finally {
 		await daemon.stop();
@@ -364,6 +397,34 @@ for (const [tool, start] of [
 		),
 	);
 }
+
+// ---------------------------------------------------------------- four clients at once, and the CPU floor
+
+const floor = await measureFloor();
+const EACH_MIB = QUICK ? 16 : 256;
+const many = await (async () => {
+	const names = [0, 1, 2, 3].map((i) => `many-${i}.bin`);
+	for (const name of names) await makeFile(join(served, name), EACH_MIB);
+	try {
+		return await manyClients({
+			runs: Math.min(RUNS, 3),
+			mibEach: EACH_MIB,
+			names,
+			median,
+			serve: pairlinkServe,
+			async get(port, name, i) {
+				const into = join(dest, `many-${i}`);
+				await rm(into, { recursive: true, force: true });
+				await mkdir(into, { recursive: true });
+				return (await timed(pl(["get", `127.0.0.1:${port}`, name, "-o", into]), asClient)).seconds;
+			},
+			verify: (name, i) =>
+				expectSame(join(served, name), join(dest, `many-${i}`, name), `${name} (four clients)`),
+		});
+	} finally {
+		for (const name of names) await rm(join(served, name), { force: true });
+	}
+})();
 
 // ---------------------------------------------------------------- re-run of an unchanged tree, against rsync -a over ssh
 
@@ -485,9 +546,16 @@ for (const scenario of ["get tree again", "put tree again"]) {
 }
 const latMs = median(latency) * 1000;
 console.log(
-	`\npairlink bench: ${FILE_MIB} MiB file, ${TREE_FILES} x 4 KiB files in 100 dirs, medians of ${RUNS} runs, loopback, ${base.startsWith("/dev/shm") ? "RAM-backed" : "disk"} files\n`,
+	`\npairlink bench${PIN ? " (PIN=1)" : ""}: ${FILE_MIB} MiB file, ${TREE_FILES} x 4 KiB files in 100 dirs, medians of ${RUNS} runs, loopback, ${base.startsWith("/dev/shm") ? "RAM-backed" : "disk"} files\n`,
 );
 console.log(lines.join("\n"));
+console.log(
+	`\nCPU seconds per side (medians; ${PIN ? "PIN=1: client on CPU 0, serve on CPU 1" : "unpinned"}):\n`,
+);
+console.log(cpuReport(rows, floor, FILE_MIB * 2 ** 20, TREE_FILES * 4096).join("\n"));
+console.log(
+	`\n${many.clients} clients at once, each getting a different ${many.mibEach} MiB file: ${many.allSeconds.toFixed(2)} s for all vs ${many.singleSeconds.toFixed(2)} s for one alone — total throughput ${many.throughputRatio.toFixed(2)}x one client's; serve RSS ${mb(many.serveRssKb.afterSingle)} after single runs, ${mb(many.serveRssKb.afterMany)} after the four (peak ${mb(many.serveRssKb.peak)})`,
+);
 console.log(
 	`\nwarm \`pairlink ls\` against a trusted server (whole process): median ${latMs.toFixed(1)} ms of ${latency.length}`,
 );
@@ -510,7 +578,10 @@ const results = {
 	fileMib: FILE_MIB,
 	treeFiles: TREE_FILES,
 	runs: RUNS,
+	pinned: PIN,
 	rows,
+	floor,
+	manyClients: many,
 	rerun,
 	latencyMs: latency.map((s) => s * 1000),
 	flatMemory: flat,

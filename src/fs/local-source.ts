@@ -6,6 +6,7 @@
 import { open, stat } from "node:fs/promises";
 import { MAX_DATA_PAYLOAD } from "../protocol/limits.ts";
 import { fsError } from "./root.ts";
+import { readPath } from "./small-io.ts";
 
 export const statLocal = (path: string) => stat(path);
 
@@ -17,7 +18,7 @@ export async function readIfSmall(path: string): Promise<Uint8Array | undefined>
 	const file = Bun.file(path);
 	try {
 		if (file.size > MAX_DATA_PAYLOAD) return undefined;
-		const data = await file.bytes();
+		const data = await readPath(path, file.size);
 		// Grown past one frame since the size was read: take the streaming path.
 		return data.length <= MAX_DATA_PAYLOAD ? data : undefined;
 	} catch (e) {

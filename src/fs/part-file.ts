@@ -23,6 +23,7 @@ import { applyMeta, type FileMeta } from "./metadata.ts";
 import { partName } from "./part-name.ts";
 import { placeNoReplace, placeReplacing } from "./place.ts";
 import { display, errno, fsError, type SandboxRoot } from "./root.ts";
+import { ON_THREAD_BELOW, readSmallSync } from "./small-io.ts";
 
 /** Who a part file belongs to: the record store, and the peer device whose transfer it holds. */
 export interface PartOwner {
@@ -101,7 +102,7 @@ export class PartFile {
 			try {
 				// Hash what an earlier attempt left, so the sender can check it against its own prefix.
 				const hasher = new Bun.CryptoHasher("sha256");
-				for await (const chunk of readChunks(fh, 0, size)) hasher.update(chunk);
+				for await (const chunk of readChunks(fh, 0, size, true)) hasher.update(chunk);
 				const prefix = size > 0 ? hasher.copy().digest("hex") : undefined;
 				return new PartFile(
 					fh,
@@ -402,20 +403,30 @@ function ours(s: Stats): boolean {
 }
 
 /**
- * Read [start, end) in chunks of at most MAX_DATA_PAYLOAD; each chunk is a
- * fresh buffer the caller may keep. The next read is already in flight while
- * the caller hashes and sends the current chunk, and buffers are not
- * zero-filled first (every byte is overwritten by the read).
+ * Read [start, end) in chunks of at most MAX_DATA_PAYLOAD. The next read is
+ * already in flight while the caller hashes and sends the current chunk, and
+ * buffers are not zero-filled first (every byte is overwritten by the read).
+ *
+ * By default each chunk is a fresh buffer the caller may keep. With `reuse`,
+ * two buffers take turns: a chunk is valid only until the caller asks for
+ * the next one. A streaming sender is done with a chunk by then (hashed, and
+ * taken by the socket), and a fresh 1 MiB buffer per chunk costs the kernel
+ * a page fault and a zeroed page per 4 KiB — a quarter of a million per GiB.
  */
 export async function* readChunks(
 	fh: FileHandle,
 	start: number,
 	end: number,
+	reuse = false,
 ): AsyncGenerator<Uint8Array> {
+	const ring = reuse
+		? [Buffer.allocUnsafe(MAX_DATA_PAYLOAD), Buffer.allocUnsafe(MAX_DATA_PAYLOAD)]
+		: [];
+	let turn = 0;
 	const readAt = async (pos: number): Promise<Uint8Array | undefined> => {
 		if (pos >= end) return undefined;
 		const want = Math.min(MAX_DATA_PAYLOAD, end - pos);
-		const buf = Buffer.allocUnsafe(want);
+		const buf = reuse ? (ring[turn++ % 2] as Buffer).subarray(0, want) : Buffer.allocUnsafe(want);
 		let got = 0;
 		while (got < want) {
 			const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
@@ -436,4 +447,12 @@ export async function* readChunks(
 		next.catch(() => undefined);
 		yield chunk;
 	}
+}
+
+/** All `size` bytes of an open file (at most one data frame), in one buffer the caller may keep. */
+export async function readWhole(fh: FileHandle, size: number): Promise<Uint8Array> {
+	if (size < ON_THREAD_BELOW) return readSmallSync(fh, size);
+	let whole: Uint8Array = new Uint8Array(0);
+	for await (const chunk of readChunks(fh, 0, size)) whole = chunk;
+	return whole;
 }

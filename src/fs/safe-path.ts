@@ -14,6 +14,7 @@
  * Pure. Local paths the user typed are not wire paths and never come here.
  */
 import { PairlinkError } from "../errors.ts";
+import { CONTROL_CHARS, TERMINAL_UNSAFE_ALL } from "../protocol/characters.ts";
 
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
@@ -22,8 +23,6 @@ const MAX_DEPTH = 64;
 /** The suffix of in-progress files: never served, listed or accepted as a name. */
 export const PART_SUFFIX = ".pairlink-part";
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const encoder = new TextEncoder();
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
@@ -129,18 +128,13 @@ export function normalizeRemote(p: string): string {
 	return p.replace(/^\/+/, "").replace(/\/+$/, "");
 }
 
-// Bidi marks and controls (U+061C, U+200E/F, U+202A-E, U+2066-9), separators and the BOM.
-const UNSAFE_ON_TERMINAL =
-	// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
-	/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
-
 /**
  * Peer-controlled text (device and file names) with every control character
  * escaped, so a name cannot move the cursor, change colours or rewrite the
  * screen (croc issue #595); bidi controls too, so it cannot pose as another.
  */
 export function escapeForTerminal(text: string): string {
-	return text.replace(UNSAFE_ON_TERMINAL, (c) => {
+	return text.replace(TERMINAL_UNSAFE_ALL, (c) => {
 		const code = c.charCodeAt(0);
 		return code <= 0xff
 			? `\\x${code.toString(16).padStart(2, "0")}`

@@ -8,6 +8,7 @@ import type { WireErrorCode } from "./wire-errors.ts";
 
 export interface Channel {
 	send(message: Message, stream?: number): Promise<void>;
+	/** Resolves once the transport holds no reference to `bytes`: the caller may then reuse the buffer. */
 	sendData(stream: number, bytes: Uint8Array): Promise<void>;
 	/** Tell the peer a wire code, then close; `error` is what this side reports. */
 	fail(error: PairlinkError, wire?: WireErrorCode): void;

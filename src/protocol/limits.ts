@@ -105,4 +105,11 @@ export const PEER_LIMITS = {
 	listingEntries: 250_000,
 	/** Bytes of names and paths one listing may carry, as a client receives it. */
 	listingBytes: 64 * 1024 * 1024,
+	/**
+	 * Part files kept for one peer device's resumes, across all its
+	 * connections. Past it the oldest go when one of its connections ends: a
+	 * device that keeps starting and abandoning uploads cannot fill the disk
+	 * with hidden files until the age sweep (part-sweep.ts).
+	 */
+	keptPartFiles: 128,
 } as const;

@@ -5,12 +5,10 @@
  */
 import * as v from "valibot";
 import { PairlinkError } from "../errors.ts";
+import { CONTROL_CHARS } from "./characters.ts";
 import { type Frame, frameBytes } from "./frame.ts";
 import { MAX_EXCLUDE_BYTES, MAX_EXCLUDES, MAX_NAME_LENGTH } from "./limits.ts";
 import { WIRE_ERROR_CODES } from "./wire-errors.ts";
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 export const DeviceNameSchema = v.pipe(
 	v.string(),

@@ -87,7 +87,7 @@ export async function uploadFile(
 		if (!r) return await result;
 		if (r.offset > 0 && r.offset <= size && r.prefix) {
 			const h = newHasher();
-			for await (const c of readChunks(fh, 0, r.offset)) h.update(c);
+			for await (const c of readChunks(fh, 0, r.offset, true)) h.update(c);
 			if (h.copy().digest("hex") === r.prefix) {
 				start = r.offset;
 				hasher = h;
@@ -96,7 +96,7 @@ export async function uploadFile(
 		await link.channel.send({ t: "put-start", id, offset: start });
 		opts.onProgress?.(start, size);
 		let done = start;
-		for await (const chunk of readChunks(fh, start, size)) {
+		for await (const chunk of readChunks(fh, start, size, true)) {
 			if (aborted) break;
 			hasher.update(chunk);
 			await link.channel.sendData(id, chunk);

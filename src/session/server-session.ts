@@ -9,7 +9,7 @@ import { PairlinkError } from "../errors.ts";
 import { excluder } from "../fs/exclude.ts";
 import { newHasher, sha256Hex } from "../fs/hasher.ts";
 import { changedWhileRead, snapshot } from "../fs/metadata.ts";
-import { readChunks } from "../fs/part-file.ts";
+import { readChunks, readWhole } from "../fs/part-file.ts";
 import { type Entry, fsError, type SandboxRoot, type WalkEntry } from "../fs/root.ts";
 import { checkReceivable } from "../fs/safe-path.ts";
 import type { Channel, PeerInfo } from "../protocol/channel.ts";
@@ -303,7 +303,7 @@ export class ServerSession {
 		this.openFiles.add(file.fh);
 		try {
 			const h = newHasher();
-			for await (const chunk of readChunks(file.fh, 0, file.size)) h.update(chunk);
+			for await (const chunk of readChunks(file.fh, 0, file.size, true)) h.update(chunk);
 			await this.channel.send({ t: "hash-ok", id: m.id, size: file.size, sha256: h.digest("hex") });
 		} finally {
 			this.openFiles.delete(file.fh);
@@ -360,8 +360,7 @@ export class ServerSession {
 				const mode = before.mode & 0o7777;
 				if (file.size <= MAX_DATA_PAYLOAD && !(m.offset > 0 && m.prefix)) {
 					// Small: read and hash it whole, announce the hash up front, no file-end.
-					let whole: Uint8Array = new Uint8Array(0);
-					for await (const chunk of readChunks(file.fh, 0, file.size)) whole = chunk;
+					const whole = await readWhole(file.fh, file.size);
 					if (await changedWhileRead(file.fh, before, again)) throw changedSource();
 					const sha256 = sha256Hex(whole);
 					this.awaitingAck.set(m.id, { path: m.path, bytes: file.size, sha256, resumedFrom: 0 });
@@ -385,7 +384,7 @@ export class ServerSession {
 				if (m.offset > 0 && m.offset <= file.size && m.prefix) {
 					// Resume only from bytes the client proves it holds: the same prefix hash.
 					const prefix = newHasher();
-					for await (const c of readChunks(file.fh, 0, m.offset)) prefix.update(c);
+					for await (const c of readChunks(file.fh, 0, m.offset, true)) prefix.update(c);
 					if (prefix.copy().digest("hex") === m.prefix) {
 						offset = m.offset;
 						h = prefix;
@@ -399,7 +398,7 @@ export class ServerSession {
 					mode,
 					offset,
 				});
-				for await (const chunk of readChunks(file.fh, offset, file.size)) {
+				for await (const chunk of readChunks(file.fh, offset, file.size, true)) {
 					if (this.closed) return;
 					h.update(chunk);
 					await this.channel.sendData(m.id, chunk);

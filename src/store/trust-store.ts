@@ -24,6 +24,7 @@ import {
 	tryNormalizeFingerprint,
 } from "../crypto/fingerprint";
 import { PairlinkError } from "../errors";
+import { DEVICE_NAME_UNSAFE, DEVICE_NAME_UNSAFE_ALL } from "../protocol/characters";
 import { ensureStateDir, readJsonFile, withFileLock, writeFileAtomic } from "./state-dir";
 
 export const TRUST_FILE = "trusted.json";
@@ -47,18 +48,13 @@ export interface TrustStoreOptions {
 	now?: () => Date;
 }
 
-// Cc: C0/C1 controls; Cf: format characters incl. bidi overrides (names are
-// printed to terminals); Zl/Zp: line and paragraph separators.
-const FORBIDDEN_NAME_CHARS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
-const FORBIDDEN_NAME_CHARS_GLOBAL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
-
 /** Why `name` is not acceptable as a device name, or undefined if it is. */
 export function deviceNameProblem(name: string): string | undefined {
 	const length = [...name].length;
 	if (length === 0) return "a device name cannot be empty";
 	if (length > MAX_DEVICE_NAME_LENGTH)
 		return `a device name has at most ${MAX_DEVICE_NAME_LENGTH} characters`;
-	if (FORBIDDEN_NAME_CHARS.test(name)) return "a device name cannot contain control characters";
+	if (DEVICE_NAME_UNSAFE.test(name)) return "a device name cannot contain control characters";
 	if (name.trim() !== name) return "a device name cannot start or end with whitespace";
 	if (tryNormalizeFingerprint(name) !== undefined) return "a device name cannot be a fingerprint";
 	return undefined;
@@ -92,7 +88,7 @@ export function validateDeviceName(name: string): string {
  * result is cut to 64 characters; `fallback` if nothing usable remains.
  */
 export function sanitizeDeviceName(raw: string, fallback = "device"): string {
-	const cleaned = [...raw.replace(FORBIDDEN_NAME_CHARS_GLOBAL, "_").replaceAll("/", "_").trim()]
+	const cleaned = [...raw.replace(DEVICE_NAME_UNSAFE_ALL, "_").replaceAll("/", "_").trim()]
 		.slice(0, MAX_DEVICE_NAME_LENGTH)
 		.join("")
 		.trim();
@@ -327,7 +323,7 @@ function validateAddress(address: string): string {
 	if (
 		address.length === 0 ||
 		address.length > MAX_ADDRESS_LENGTH ||
-		FORBIDDEN_NAME_CHARS.test(address)
+		DEVICE_NAME_UNSAFE.test(address)
 	) {
 		throw new PairlinkError(
 			"internal",
@@ -367,7 +363,7 @@ function parseDevice(raw: unknown, i: number): TrustedDevice {
 		typeof address !== "string" ||
 		address.length === 0 ||
 		address.length > MAX_ADDRESS_LENGTH ||
-		FORBIDDEN_NAME_CHARS.test(address)
+		DEVICE_NAME_UNSAFE.test(address)
 	) {
 		throw new Error(`${where}.address is invalid`);
 	}

@@ -11,7 +11,6 @@
  * data, put-end), and one TLS record and syscall each made sending many
  * small files slow.
  */
-import { concatBytes } from "@noble/hashes/utils.js";
 import { PairlinkError } from "../errors.ts";
 
 export interface WritableSink {
@@ -115,10 +114,12 @@ export class SocketWriter {
 		if (this.batch.length === 0 || this.failure) return;
 		const parts = this.batch;
 		const waiters = this.batchWaiters;
+		const size = this.batchBytes;
 		this.batch = [];
 		this.batchWaiters = [];
 		this.batchBytes = 0;
-		const data = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(...parts);
+		// Buffer.concat is one native copy; a checked JS concat cost 4x as much per batch.
+		const data = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, size);
 		this.writeNow(data).then(
 			() => {
 				for (const w of waiters) w.resolve();

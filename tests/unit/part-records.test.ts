@@ -97,3 +97,24 @@ describe("sweep by the record's age", () => {
 		expect(await records.all()).toEqual([]);
 	});
 });
+
+describe("sweep by the number a peer keeps", () => {
+	test("past the cap, a peer's oldest part files go and its newest stay", async () => {
+		const { share, records, interrupted } = await setup();
+		for (const name of ["a.bin", "b.bin", "c.bin", "d.bin"]) await interrupted(name);
+		const now = Date.now();
+		// Creation order a < b < c < d, all young.
+		const all = await records.all();
+		for (const r of all) {
+			const order = ["a.bin", "b.bin", "c.bin", "d.bin"].findIndex((n) => r.path.includes(n));
+			await records.put({ ...r, createdAt: now - 1000 + order });
+		}
+		const removed = await sweepAbandonedParts(records, now, PART_MAX_AGE_MS, 2);
+		expect(removed.map((p) => p.split("/").at(-1)).sort()).toEqual([
+			".a.bin.pairlink-part",
+			".b.bin.pairlink-part",
+		]);
+		expect((await readdir(share)).sort()).toEqual([".c.bin.pairlink-part", ".d.bin.pairlink-part"]);
+		expect((await records.all()).length).toBe(2);
+	});
+});

@@ -105,8 +105,9 @@ export const serveCommand = defineCommand({
 		const sandbox = await SandboxRoot.openShare(dir, stateDir());
 		const root = sandbox.dir;
 		const partRecords = new FilePartRecords(stateDir());
-		// Abandoned part files go by their records' age: now, then hourly.
-		const sweep = () => void sweepAbandonedParts(partRecords).catch(() => undefined);
+		// Abandoned part files go by their records' age (now, then hourly), and past
+		// a peer's cap when one of its connections ends; sweeps never overlap.
+		const sweep = coalesced(() => sweepAbandonedParts(partRecords).catch(() => undefined));
 		sweep();
 		setInterval(sweep, 3600_000).unref();
 		const name = args.name === undefined ? identity.name : validateDeviceName(args.name);
@@ -146,6 +147,7 @@ export const serveCommand = defineCommand({
 			onEvent: (e) => {
 				// Pairing just closed: the announcement stops showing name and fingerprint.
 				if (e.event === "paired") void announcer?.refresh();
+				if (e.event === "disconnected") sweep();
 				log(e);
 			},
 		});
@@ -209,6 +211,27 @@ export const serveCommand = defineCommand({
 		clearInterval(watch);
 	},
 });
+
+/** `run` at most once at a time; a call while it runs asks for one more run after it. */
+function coalesced(run: () => Promise<unknown>): () => void {
+	let running = false;
+	let again = false;
+	const go = (): void => {
+		if (running) {
+			again = true;
+			return;
+		}
+		running = true;
+		void run().finally(() => {
+			running = false;
+			if (again) {
+				again = false;
+				go();
+			}
+		});
+	};
+	return go;
+}
 
 /** What serve logs: the server's events, and what only the command knows. */
 type LogEvent =
