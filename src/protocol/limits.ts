@@ -112,4 +112,12 @@ export const PEER_LIMITS = {
 	 * with hidden files until the age sweep (part-sweep.ts).
 	 */
 	keptPartFiles: 128,
+	/**
+	 * A listing still going after `listingGraceMs` must have averaged at least
+	 * `listingMinRate` entries a second: a server that trickles one entry per
+	 * idle period cannot hold a client for months (250,000 entries × the idle
+	 * timeout). A real server lists thousands a second.
+	 */
+	listingGraceMs: 60_000,
+	listingMinRate: 100,
 } as const;

@@ -16,7 +16,12 @@ import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
 import { type DownloadLink, downloadFile, downloadTo } from "./client-downloads.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
-import { checkListingProgress, type ListingBudget, takeListing } from "./peer-limits.ts";
+import {
+	checkListingPace,
+	checkListingProgress,
+	type ListingBudget,
+	takeListing,
+} from "./peer-limits.ts";
 
 export interface TransferResult {
 	bytes: number;
@@ -121,12 +126,14 @@ export class ClientSession {
 		if (refused) return refused;
 		const entries: Entry[] = [];
 		let budget: ListingBudget = { entries: 0, bytes: 0 };
+		const started = this.clock.now();
 		return this.request<Entry[]>(
 			(id) => ({ t: "list", id, path }),
 			(m, resolve) => {
 				if (m.t !== "entries") return false;
 				checkListingProgress(m.entries.length, m.done);
 				budget = takeListing(budget, m.entries);
+				checkListingPace(this.clock.now() - started, budget.entries, m.done);
 				entries.push(...m.entries);
 				if (m.done) resolve(entries);
 				return true;
@@ -158,6 +165,7 @@ export class ClientSession {
 		if (refused) return refused;
 		const walk: Walk = { entries: [], refused: [] };
 		let budget: ListingBudget = { entries: 0, bytes: 0 };
+		const started = this.clock.now();
 		return this.request<Walk>(
 			(id) => ({ t: "walk", id, path, ...(exclude.length > 0 ? { exclude: [...exclude] } : {}) }),
 			(m, resolve) => {
@@ -170,6 +178,7 @@ export class ClientSession {
 					budget,
 					refusals.map((r) => ({ name: r.why, path: r.path })),
 				);
+				checkListingPace(this.clock.now() - started, budget.entries, m.done);
 				for (const e of m.entries) {
 					if (peerPath(e.path).at(-1) !== e.name)
 						throw new PeerNameError(

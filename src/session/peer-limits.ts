@@ -190,3 +190,18 @@ export function checkListingProgress(items: number, done: boolean): void {
 	if (items === 0 && !done)
 		throw new PairlinkError("protocol", "the server sent an empty batch of a listing that goes on");
 }
+
+/**
+ * A listing that has run past its grace time at less than the minimum rate
+ * is given up (PEER_LIMITS.listingMinRate): checked as each batch arrives,
+ * so a trickling server is cut off at its next batch, and silence runs into
+ * the idle timeout.
+ */
+export function checkListingPace(elapsedMs: number, entries: number, done: boolean): void {
+	if (done || elapsedMs <= PEER_LIMITS.listingGraceMs) return;
+	if (entries < (elapsedMs / 1000) * PEER_LIMITS.listingMinRate)
+		throw new PairlinkError(
+			"timeout",
+			`the server listed ${entries} entries in ${Math.round(elapsedMs / 1000)} s, slower than ${PEER_LIMITS.listingMinRate} a second`,
+		);
+}

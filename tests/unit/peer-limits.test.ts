@@ -1,8 +1,12 @@
 /** The per-peer limit rules of src/session/peer-limits.ts, without sockets. */
 import { describe, expect, test } from "bun:test";
 import { PairlinkError } from "../../src/errors.ts";
+import type { Channel } from "../../src/protocol/channel.ts";
 import { PEER_LIMITS } from "../../src/protocol/limits.ts";
+import type { Message } from "../../src/protocol/messages.ts";
+import { ClientSession } from "../../src/session/client-session.ts";
 import {
+	checkListingPace,
 	checkUnacked,
 	HalfOpenLedger,
 	keepReading,
@@ -141,5 +145,58 @@ describe("takeListing", () => {
 			}
 		}).toThrow(PairlinkError);
 		expect(n).toBeLessThan(PEER_LIMITS.listingEntries / 10);
+	});
+});
+
+describe("listing pace (a trickling server)", () => {
+	const grace = PEER_LIMITS.listingGraceMs;
+	const rate = PEER_LIMITS.listingMinRate;
+
+	test("within the grace time any pace is fine; a finished listing always is", () => {
+		expect(() => checkListingPace(grace, 1, false)).not.toThrow();
+		expect(() => checkListingPace(grace * 100, 1, true)).not.toThrow();
+	});
+
+	test("past the grace time, fewer entries than the minimum rate is a timeout", () => {
+		const elapsed = grace + 1000;
+		const needed = Math.ceil((elapsed / 1000) * rate);
+		expect(() => checkListingPace(elapsed, needed, false)).not.toThrow();
+		let caught: unknown;
+		try {
+			checkListingPace(elapsed, needed - 1, false);
+		} catch (e) {
+			caught = e;
+		}
+		expect(caught).toBeInstanceOf(PairlinkError);
+		expect((caught as PairlinkError).code).toBe("timeout");
+	});
+
+	test("a ClientSession listing fed one entry per idle period is given up at its first late batch", async () => {
+		let now = 0;
+		const sent: Message[] = [];
+		const channel: Channel = {
+			send: async (m) => {
+				sent.push(m);
+			},
+			sendData: async () => {},
+			fail: () => {},
+			close: () => {},
+			pause: () => {},
+			resume: () => {},
+		};
+		const session = new ClientSession(channel, { now: () => now });
+		const listing = session.list("big");
+		const request = sent[0];
+		if (request?.t !== "list") throw new Error("no list request sent");
+		const entry = (i: number) => ({ name: `f${i}`, type: "file" as const, size: 1, mtime: 0 });
+		// One entry per 119 s (just under the idle timeout): the second batch arrives past the grace time.
+		session.onMessage({ t: "entries", id: request.id, entries: [entry(1)], done: false });
+		now += 119_000;
+		session.onMessage({ t: "entries", id: request.id, entries: [entry(2)], done: false });
+		const outcome = await listing.then(
+			() => "resolved",
+			(e: PairlinkError) => e.code,
+		);
+		expect(outcome).toBe("timeout");
 	});
 });
