@@ -16,25 +16,27 @@ import type { TransferOptions, TransferResult } from "./client-session.ts";
 import { type DownloadEvent, REQUESTED, step as stepDownload } from "./download-machine.ts";
 
 /** What a download needs of the session: requests routed by id, and its read backpressure. */
+/** How a request's answers reach it: true when the message was its answer. */
+export type OnAnswer<T> = (
+	m: Message,
+	resolve: (v: T) => void,
+	reject: (e: PairlinkError) => void,
+	id: number,
+) => boolean;
+
+/** How a request's data frames reach it. */
+export type OnData = (
+	parts: Uint8Array[],
+	length: number,
+	reject: (e: PairlinkError) => void,
+	id: number,
+) => void;
+
 export interface DownloadLink {
 	channel: Channel;
 	/** Whose part files downloads create. */
 	partOwner: Partial<PartOwner>;
-	request<T>(
-		build: (id: number) => Message,
-		onAnswer: (
-			m: Message,
-			resolve: (v: T) => void,
-			reject: (e: PairlinkError) => void,
-			id: number,
-		) => boolean,
-		onData?: (
-			parts: Uint8Array[],
-			length: number,
-			reject: (e: PairlinkError) => void,
-			id: number,
-		) => void,
-	): Promise<T>;
+	request<T>(build: (id: number) => Message, onAnswer: OnAnswer<T>, onData?: OnData): Promise<T>;
 	/** Bytes taken in and not yet written: past a mark the socket is paused. */
 	hold(n: number): void;
 	release(n: number): void;

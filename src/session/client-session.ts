@@ -14,7 +14,13 @@ import { parseWirePath } from "../fs/safe-path.ts";
 import type { Channel } from "../protocol/channel.ts";
 import type { Message, MessageOf } from "../protocol/messages.ts";
 import { errorFromWire } from "../protocol/wire-errors.ts";
-import { type DownloadLink, downloadFile, downloadTo } from "./client-downloads.ts";
+import {
+	type DownloadLink,
+	downloadFile,
+	downloadTo,
+	type OnAnswer,
+	type OnData,
+} from "./client-downloads.ts";
 import { type UploadLink, uploadFile, uploadStream } from "./client-uploads.ts";
 import {
 	checkListingPace,
@@ -333,18 +339,8 @@ export class ClientSession {
 
 	private request<T>(
 		build: (id: number) => Message,
-		onAnswer: (
-			m: Message,
-			resolve: (v: T) => void,
-			reject: (e: PairlinkError) => void,
-			id: number,
-		) => boolean,
-		onData?: (
-			parts: Uint8Array[],
-			length: number,
-			reject: (e: PairlinkError) => void,
-			id: number,
-		) => void,
+		onAnswer: OnAnswer<T>,
+		onData?: OnData,
 	): Promise<T> {
 		if (this.closedWith) return Promise.reject(this.closedWith);
 		const id = this.nextId++;
