@@ -255,6 +255,34 @@ describe.skipIf(missing)("streams", () => {
 		expect(new Uint8Array(bytes)).toEqual(data);
 	});
 
+	test.each([65_537, 100_000, 200_000])(
+		"%i bytes through a shell pipe into sha256sum: byte-exact (a short write to a full pipe is continued, not repeated)",
+		async (size) => {
+			const data = crypto.getRandomValues(new Uint8Array(size));
+			const name = `pipes/${size}.bin`;
+			await mkdir(join(share, "pipes"), { recursive: true });
+			await writeFile(join(share, name), data);
+			const proc = Bun.spawn(
+				[
+					"/bin/bash",
+					"-c",
+					`set -o pipefail; "$0" get "$1" "$2" -o - | sha256sum`,
+					BINARY,
+					host,
+					name,
+				],
+				{
+					env: { PATH: process.env.PATH ?? "", PAIRLINK_HOME: paired.clientHome, NO_COLOR: "1" },
+					stdout: "pipe",
+					stderr: "pipe",
+				},
+			);
+			const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+			expect(code).toBe(0);
+			expect(out.split(" ")[0]).toBe(new Bun.CryptoHasher("sha256").update(data).digest("hex"));
+		},
+	);
+
 	test("a reader that goes away: exit 6, the output said to be incomplete", async () => {
 		await writeBigFile(join(share, "streams", "big.bin"), 8 * MIB);
 		const script = `"$0" get "$1" streams/big.bin -o - | head -c 10 >/dev/null; echo "rc=\${PIPESTATUS:-$?}" >&2`;
